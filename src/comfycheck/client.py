@@ -1,0 +1,415 @@
+"""ComfyClient: the only code in comfycheck that speaks ComfyUI's HTTP and WebSocket API."""
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import uuid
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.sync.client import ClientConnection, connect
+
+TERMINAL = ("execution_success", "execution_error", "execution_interrupted")
+
+
+class ComfyError(Exception):
+    """Anything that went wrong talking to ComfyUI; the message says what and where."""
+
+
+class ComfyUnreachable(ComfyError):
+    pass
+
+
+class ComfyHTTPError(ComfyError):
+    def __init__(self, message: str, status: int, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class PromptRejected(ComfyHTTPError):
+    """POST /prompt answered 400: the workflow failed validation; the message lists node_errors."""
+
+
+class RunTimeout(ComfyError):
+    pass
+
+
+def format_prompt_error(body: Any, workflow: dict | None = None) -> str:
+    """ComfyUI's 400 body (error + node_errors) as lines a person can act on."""
+    if not isinstance(body, dict):
+        return f"prompt rejected: {body!r}"
+    err = body.get("error") or {}
+    if isinstance(err, str):
+        err = {"message": err}
+    head = f"prompt rejected: {err.get('type', '?')}: {err.get('message', '')}"
+    if err.get("details"):
+        head += f" ({err['details']})"
+    lines = [head]
+    for node_id, info in (body.get("node_errors") or {}).items():
+        class_type = info.get("class_type") or (workflow or {}).get(node_id, {}).get("class_type", "?")
+        for e in info.get("errors", []):
+            detail = f": {e['details']}" if e.get("details") else ""
+            lines.append(f"  node {node_id} ({class_type}): {e.get('type')}: {e.get('message')}{detail}")
+    return "\n".join(lines)
+
+
+@dataclass
+class WsMessage:
+    t_ms: float  # client receive time, ms after POST /prompt was sent
+    type: str
+    data: dict
+
+
+@dataclass
+class RunResult:
+    prompt_id: str
+    number: int
+    client_id: str
+    status: str  # "success" | "error" | "interrupted"
+    messages: list[WsMessage]
+    outputs: dict[str, Any]
+    server_ms: dict[str, int]  # ComfyUI's own ms timestamps: create_time, execution_start, the terminal one
+    client_post_ms: float  # wall ms from sending POST /prompt to its response
+    client_terminal_ms: float  # wall ms from sending POST /prompt to the terminal WS message
+    error: dict | None = None
+    history: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def message_types(self) -> list[str]:
+        return [m.type for m in self.messages]
+
+    @property
+    def cached_nodes(self) -> list[str]:
+        for m in self.messages:
+            if m.type == "execution_cached":
+                return list(m.data.get("nodes", []))
+        return []
+
+    @property
+    def executed_nodes(self) -> list[str]:
+        return [m.data["node"] for m in self.messages if m.type == "executing" and m.data.get("node")]
+
+    @property
+    def server_execution_ms(self) -> int | None:
+        """Execution start to the terminal event, by ComfyUI's own clock."""
+        end = self.server_ms.get(f"execution_{self.status}")
+        start = self.server_ms.get("execution_start")
+        return end - start if end is not None and start is not None else None
+
+    @property
+    def server_total_ms(self) -> int | None:
+        """Prompt creation (queued) to the terminal event, by ComfyUI's own clock."""
+        end = self.server_ms.get(f"execution_{self.status}")
+        create = self.server_ms.get("create_time")
+        return end - create if end is not None and create is not None else None
+
+    def images(self) -> list[dict]:
+        found = []
+        for out in self.outputs.values():
+            found.extend(out.get("images", []))
+        return found
+
+    def failure_message(self) -> str:
+        if self.ok:
+            return ""
+        e = self.error or {}
+        if self.status == "error":
+            return (
+                f"generation {self.prompt_id} failed: execution_error at node {e.get('node_id')} "
+                f"({e.get('node_type')}): {e.get('exception_type')}: "
+                f"{str(e.get('exception_message', '')).strip()}"
+            )
+        return (
+            f"generation {self.prompt_id} was interrupted at node {e.get('node_id')} ({e.get('node_type')})"
+        )
+
+
+class ComfyClient:
+    """A ComfyUI endpoint: the backend directly, or the public URL through the proxy.
+
+    Errors come back as ComfyError subclasses whose messages name the URL; a token (if any) is sent as
+    a bearer header and never appears in messages or repr.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_prefix: str = "",
+        token: str | None = None,
+        timeout: float = 10.0,
+        ca_bundle: str | Path | None = None,
+        origin: str | None = None,
+    ):
+        parts = urlsplit(base_url)
+        self.base_url = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        self.api_prefix = api_prefix
+        self.timeout = timeout
+        self.origin = origin
+        self._ssl = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(timeout=timeout, verify=self._ssl, headers=self._headers)
+
+    @classmethod
+    def from_profile(cls, profile, *, public: bool = False, origin: str | None = None) -> "ComfyClient":
+        c = profile.comfyui
+        url = profile.public_url if public else c.url
+        return cls(
+            url,
+            api_prefix=c.api_prefix,
+            token=c.token,
+            timeout=c.timeout_s,
+            ca_bundle=profile.ca_bundle,
+            origin=origin,
+        )
+
+    def __repr__(self) -> str:
+        return f"ComfyClient({self.base_url!r}, api_prefix={self.api_prefix!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ComfyClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- HTTP ------------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{self.api_prefix}{path}"
+
+    def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), **kw) -> httpx.Response:
+        url = self.url(path)
+        headers = dict(kw.pop("headers", {}) or {})
+        if self.origin and method != "GET":
+            headers.setdefault("Origin", self.origin)
+        try:
+            resp = self._http.request(method, url, headers=headers, **kw)
+        except httpx.TimeoutException as exc:
+            raise ComfyUnreachable(f"{method} {url}: no answer within {self.timeout:g} s ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise ComfyUnreachable(f"cannot reach ComfyUI at {url}: {type(exc).__name__}: {exc}") from None
+        if expect and resp.status_code not in expect:
+            body = _body(resp)
+            hint = ""
+            if resp.status_code == 403:
+                hint = " (ComfyUI answers 403 when Host and Origin differ: is a proxy rewriting Host?)"
+            raise ComfyHTTPError(
+                f"{method} {url}: HTTP {resp.status_code}{hint}: {str(body)[:300]}", resp.status_code, body
+            )
+        return resp
+
+    def get_json(self, path: str, **params) -> Any:
+        resp = self.request("GET", path, params=params or None)
+        try:
+            return resp.json()
+        except ValueError:
+            raise ComfyHTTPError(
+                f"GET {self.url(path)}: expected JSON, got {resp.headers.get('content-type')!r}: "
+                f"{resp.text[:200]!r}",
+                resp.status_code,
+            ) from None
+
+    def timed_get(self, path: str) -> float:
+        """Seconds for one GET (status checked), for latency sampling."""
+        t0 = time.perf_counter()
+        self.request("GET", path)
+        return time.perf_counter() - t0
+
+    def system_stats(self) -> dict:
+        return self.get_json("/system_stats")
+
+    def queue(self) -> dict:
+        return self.get_json("/queue")
+
+    def object_info(self, node_class: str | None = None) -> dict:
+        return self.get_json(f"/object_info/{node_class}" if node_class else "/object_info")
+
+    def features(self) -> dict:
+        return self.get_json("/features")
+
+    def models(self, folder: str | None = None) -> list:
+        return self.get_json(f"/models/{folder}" if folder else "/models")
+
+    def history(self, prompt_id: str | None = None, max_items: int | None = None) -> dict:
+        path = f"/history/{prompt_id}" if prompt_id else "/history"
+        return self.get_json(path, **({"max_items": max_items} if max_items else {}))
+
+    def upload_image(
+        self, image: bytes | Path, filename: str | None = None, *, subfolder: str = "", overwrite: bool = False
+    ) -> dict:
+        if isinstance(image, Path):
+            filename = filename or image.name
+            image = image.read_bytes()
+        fields = {"overwrite": "true" if overwrite else "false", "type": "input", "subfolder": subfolder}
+        files = {"image": (filename or "upload.png", image, "image/png")}
+        return self.request("POST", "/upload/image", data=fields, files=files).json()
+
+    def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
+        resp = self.request("GET", "/view", params={"filename": filename, "subfolder": subfolder, "type": type})
+        return resp.content
+
+    def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
+        self.request("POST", "/free", json={"unload_models": unload_models, "free_memory": free_memory})
+
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        self.request("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
+
+    def submit(self, workflow: dict, client_id: str | None = None) -> dict:
+        body: dict[str, Any] = {"prompt": workflow}
+        if client_id:
+            body["client_id"] = client_id
+        resp = self.request("POST", "/prompt", json=body, expect=())
+        if resp.status_code == 400:
+            parsed = _body(resp)
+            raise PromptRejected(format_prompt_error(parsed, workflow), 400, parsed)
+        if resp.status_code != 200:
+            raise ComfyHTTPError(
+                f"POST {self.url('/prompt')}: HTTP {resp.status_code}: {resp.text[:300]}", resp.status_code, resp.text
+            )
+        return resp.json()
+
+    # --- WebSocket -------------------------------------------------------------------------------
+    def ws_url(self, client_id: str) -> str:
+        scheme = "wss" if self.base_url.startswith("https") else "ws"
+        return f"{scheme}{self.base_url[self.base_url.index(':'):]}{self.api_prefix}/ws?clientId={client_id}"
+
+    @contextmanager
+    def websocket(self, client_id: str | None = None) -> Iterator["EventStream"]:
+        """Connect /ws and read the greeting `status` message (which carries the session id)."""
+        client_id = client_id or uuid.uuid4().hex
+        url = self.ws_url(client_id)
+        headers = dict(self._headers)
+        if self.origin:
+            headers["Origin"] = self.origin
+        with ExitStack() as opened:
+            try:
+                ws = opened.enter_context(connect(
+                    url,
+                    additional_headers=headers,
+                    ssl=self._ssl if url.startswith("wss") else None,
+                    open_timeout=self.timeout,
+                    max_size=None,
+                ))
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                hint = " (Host/Origin mismatch?)" if status == 403 else ""
+                raise ComfyError(f"WebSocket {url} refused: HTTP {status}{hint}") from None
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                raise ComfyUnreachable(f"WebSocket {url}: cannot connect: {type(exc).__name__}: {exc}") from None
+            stream = EventStream(ws, url)
+            greeting = stream.next(self.timeout)
+            if greeting is None or greeting.get("type") != "status":
+                raise ComfyError(f"WebSocket {url}: expected a 'status' greeting, got {greeting!r}")
+            stream.sid = greeting["data"].get("sid")
+            stream.greeting = greeting
+            yield stream
+
+    def run(self, workflow: dict, *, timeout: float = 300.0) -> RunResult:
+        """Submit a workflow and wait on the WebSocket until *its* prompt finishes (or the deadline)."""
+        client_id = uuid.uuid4().hex
+        with self.websocket(client_id) as ws:
+            t0 = time.perf_counter()
+            deadline = t0 + timeout
+            queued = self.submit(workflow, client_id)
+            post_ms = (time.perf_counter() - t0) * 1000
+            prompt_id = queued["prompt_id"]
+            messages: list[WsMessage] = []
+            status = error = None
+            terminal_ms = None
+            server_ms: dict[str, int] = {}
+            while True:
+                remaining = deadline - time.perf_counter()
+                msg = ws.next(remaining) if remaining > 0 else None
+                if msg is None:
+                    if status:
+                        break  # terminal seen; the closing `executing` never came: nothing more to wait for
+                    seen = ", ".join(m.type for m in messages[-8:]) or "nothing"
+                    raise RunTimeout(
+                        f"prompt {prompt_id} did not finish within {timeout:g} s (last messages: {seen})"
+                    )
+                data = msg.get("data") or {}
+                if data.get("prompt_id") not in (None, prompt_id):
+                    continue
+                t_ms = (ws.last_received - t0) * 1000
+                messages.append(WsMessage(t_ms, msg["type"], data))
+                if "timestamp" in data and msg["type"].startswith("execution_"):
+                    server_ms.setdefault(msg["type"], data["timestamp"])
+                if msg["type"] in TERMINAL and status is None:
+                    status = msg["type"].removeprefix("execution_")
+                    terminal_ms = t_ms
+                    error = data if status != "success" else None
+                    deadline = min(deadline, time.perf_counter() + 5.0)
+                if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+                    if status:
+                        break
+        history = self.history(prompt_id).get(prompt_id, {})
+        extra = (history.get("prompt") or [None] * 4)[3] or {}
+        if "create_time" in extra:
+            server_ms["create_time"] = extra["create_time"]
+        outputs = history.get("outputs") or {
+            m.data["node"]: m.data.get("output") for m in messages if m.type == "executed"
+        }
+        return RunResult(
+            prompt_id=prompt_id,
+            number=queued.get("number", -1),
+            client_id=client_id,
+            status=status,
+            messages=messages,
+            outputs=outputs,
+            server_ms=server_ms,
+            client_post_ms=post_ms,
+            client_terminal_ms=terminal_ms,
+            error=error,
+            history=history,
+        )
+
+
+class EventStream:
+    """The JSON messages of one /ws connection; binary preview frames are skipped."""
+
+    def __init__(self, ws: ClientConnection, url: str):
+        self._ws = ws
+        self.url = url
+        self.sid: str | None = None
+        self.greeting: dict | None = None
+        self.last_received = 0.0
+
+    def next(self, timeout: float) -> dict | None:
+        """The next JSON message, or None when `timeout` seconds pass without one."""
+        end = time.perf_counter() + timeout
+        while True:
+            remaining = end - time.perf_counter()
+            if remaining <= 0:
+                return None
+            try:
+                raw = self._ws.recv(timeout=remaining)
+            except TimeoutError:
+                return None
+            except ConnectionClosed as exc:
+                raise ComfyError(f"WebSocket {self.url} closed by the server: {exc}") from None
+            self.last_received = time.perf_counter()
+            if isinstance(raw, str):
+                return json.loads(raw)
+
+    def send(self, message: dict) -> None:
+        self._ws.send(json.dumps(message))
+
+
+def _body(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text

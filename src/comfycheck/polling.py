@@ -1,0 +1,40 @@
+"""The one way the suite waits: poll a condition until it holds or a deadline passes."""
+from __future__ import annotations
+
+import time
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class DeadlineExceeded(TimeoutError):
+    pass
+
+
+def wait_until(
+    probe: Callable[[], T],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    what: str,
+) -> tuple[T, float]:
+    """Call `probe` until it returns something truthy; return (that value, seconds waited).
+
+    Exceptions from `probe` count as "not yet"; the last one is named if the deadline passes.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    last: str = "never checked"
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value, time.monotonic() - start
+            last = f"last result: {value!r}"
+        except Exception as exc:  # noqa: BLE001 - any failure of the probe means "not yet"
+            last = f"last error: {type(exc).__name__}: {exc}"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded(f"{what}: not reached within {timeout:g} s ({last})")
+        # Waiting between probes, bounded by the deadline, is the polling itself, not a fixed sleep.
+        time.sleep(min(interval, remaining))

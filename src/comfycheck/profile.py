@@ -1,0 +1,273 @@
+"""Profiles: one TOML file carries a deployment's endpoints, expectations and targets.
+
+Every key is validated before any test runs; an error names the file, the key and what was expected.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .targets import DEFAULT_TARGETS, Target
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PROFILE = PROJECT_ROOT / "profiles" / "local.toml"
+WORKFLOWS_DIR = PROJECT_ROOT / "fixtures" / "workflows"
+PROFILE_ENV = "COMFYCHECK_PROFILE"
+
+
+class ProfileError(Exception):
+    """A profile that cannot be used; the message names the file and every bad key."""
+
+
+# --- schema ---------------------------------------------------------------------------------------
+# Each key: (kind, default). kind is one of the checkers below; REQUIRED marks a key without default.
+REQUIRED = object()
+
+
+def _str(v):
+    return isinstance(v, str)
+
+
+def _bool(v):
+    return isinstance(v, bool)
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _str_list(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _models(v):
+    return isinstance(v, dict) and all(_str_list(x) for x in v.values())
+
+
+def _url(v):
+    if not isinstance(v, str):
+        return False
+    parts = urlsplit(v)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _prefix(v):
+    return v in ("", "/api")
+
+
+KINDS = {
+    _str: "a string",
+    _bool: "true or false",
+    _int: "an integer",
+    _num: "a number",
+    _str_list: "a list of strings",
+    _models: "a table of folder = [file names]",
+    _url: "an http:// or https:// URL with a host",
+    _prefix: '"" or "/api"',
+}
+
+SCHEMA: dict[str, Any] = {
+    "name": (_str, REQUIRED),
+    "description": (_str, ""),
+    "allow_destructive": (_bool, False),
+    "comfyui": {
+        "url": (_url, REQUIRED),
+        "api_prefix": (_prefix, ""),
+        "token_env": (_str, ""),
+        "timeout_s": (_num, 10.0),
+        "generation_timeout_s": (_num, 300.0),
+        "latency_samples": (_int, 30),
+        "required_nodes": (_str_list, []),
+        "required_models": (_models, {}),
+        "models_installed": (_bool, False),
+        "smoke_workflow": (_str, "smoke_modelfree.json"),
+        "generation_workflow": (_str, "qwen_image_edit_2509.json"),
+        "edit_image": (_str, "fixtures/images/edit_input.png"),
+    },
+    "public": {
+        "url": (_url, REQUIRED),
+        "ca_bundle": (_str, ""),
+    },
+    "forge": {
+        "url": (_url, REQUIRED),
+    },
+    "gpus": {
+        "comfyui": (_str, ""),
+        "forge": (_str, ""),
+    },
+    "stack": {
+        "embedded": (_bool, False),
+        "control_url": (_url, REQUIRED),
+        "startup_delay_s": (_num, 0.0),
+        "model_step_s": (_num, 0.05),
+        "vram_total_gb": (_num, 24.0),
+        "vram_idle_gb": (_num, 0.4),
+        "startup_timeout_s": (_num, 60.0),
+    },
+    "targets": {key: (_num, None) for key in DEFAULT_TARGETS},
+}
+OPTIONAL_TABLES = {"public", "forge", "gpus", "stack", "targets"}
+
+
+def _validate(data: dict, schema: dict, where: str, errors: list[str]) -> dict:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            errors.append(f"{where}{key}: unknown key (known keys here: {known})")
+            continue
+        spec = schema[key]
+        if isinstance(spec, dict):
+            if not isinstance(value, dict):
+                errors.append(f"{where}{key}: expected a table [{key}], got {type(value).__name__}")
+                continue
+            out[key] = _validate(value, spec, f"{where}{key}.", errors)
+            continue
+        check, _default = spec
+        if not check(value):
+            errors.append(f"{where}{key}: expected {KINDS[check]}, got {value!r}")
+            continue
+        out[key] = value
+    for key, spec in schema.items():
+        if key in out or key in data:
+            continue
+        if isinstance(spec, dict):
+            if key in OPTIONAL_TABLES:
+                continue
+            errors.append(f"{where}{key}: missing table [{key}]")
+            out[key] = {}
+            continue
+        check, default = spec
+        if default is REQUIRED:
+            errors.append(f"{where}{key}: missing, expected {KINDS[check]}")
+        else:
+            out[key] = default
+    return out
+
+
+# --- the profile object ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComfySettings:
+    url: str
+    api_prefix: str
+    token_env: str
+    timeout_s: float
+    generation_timeout_s: float
+    latency_samples: int
+    required_nodes: list[str]
+    required_models: dict[str, list[str]]
+    models_installed: bool
+    smoke_workflow: str
+    generation_workflow: str
+    edit_image: str
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token, read from the environment only (never stored in a profile or a report)."""
+        return os.environ.get(self.token_env) or None if self.token_env else None
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    embedded: bool
+    control_url: str
+    startup_delay_s: float
+    model_step_s: float
+    vram_total_gb: float
+    vram_idle_gb: float
+    startup_timeout_s: float
+
+
+@dataclass(frozen=True)
+class Profile:
+    path: Path
+    name: str
+    description: str
+    allow_destructive: bool
+    comfyui: ComfySettings
+    targets: dict[str, Target]
+    public_url: str | None = None
+    ca_bundle: Path | None = None
+    forge_url: str | None = None
+    gpus: dict[str, str] = field(default_factory=dict)
+    stack: StackSettings | None = None
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def embedded(self) -> bool:
+        return self.stack is not None and self.stack.embedded
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the profile: absolute, or relative to the project root."""
+        p = Path(relative)
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+    def workflow_path(self, name: str) -> Path:
+        p = Path(name)
+        if p.is_absolute() or p.parent != Path("."):
+            return self.resolve(name)
+        return WORKFLOWS_DIR / name
+
+    def hosts(self) -> set[str]:
+        """The hosts this profile allows the suite to contact."""
+        urls = [self.comfyui.url, self.public_url, self.forge_url]
+        if self.stack:
+            urls.append(self.stack.control_url)
+        return {urlsplit(u).hostname for u in urls if u}
+
+
+def load_profile(path: str | os.PathLike | None = None) -> Profile:
+    """Load and validate a profile: `path`, else $COMFYCHECK_PROFILE, else profiles/local.toml."""
+    chosen = Path(path or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE)
+    if not chosen.is_file():
+        raise ProfileError(f"profile {chosen}: no such file")
+    try:
+        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"profile {chosen}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"profile {chosen}: not UTF-8 text: {exc}") from None
+
+    errors: list[str] = []
+    v = _validate(data, SCHEMA, "", errors)
+    if errors:
+        lines = "\n  ".join(errors)
+        raise ProfileError(f"profile {chosen} has {len(errors)} error(s):\n  {lines}")
+
+    targets = dict(DEFAULT_TARGETS)
+    for key, value in v.get("targets", {}).items():
+        targets[key] = targets[key].with_threshold(value)
+
+    stack = StackSettings(**v["stack"]) if "stack" in v else None
+    public = v.get("public")
+    ca = public.get("ca_bundle") if public else ""
+    profile = Profile(
+        path=chosen,
+        name=v["name"],
+        description=v["description"],
+        allow_destructive=v["allow_destructive"],
+        comfyui=ComfySettings(**v["comfyui"]),
+        targets=targets,
+        public_url=public["url"] if public else None,
+        ca_bundle=(chosen.parent / ca).resolve() if ca else None,
+        forge_url=v["forge"]["url"] if "forge" in v else None,
+        gpus=v.get("gpus", {}),
+        stack=stack,
+        raw=data,
+    )
+    if stack and stack.embedded:
+        for url, key in ((profile.comfyui.url, "comfyui.url"), (stack.control_url, "stack.control_url")):
+            host = urlsplit(url).hostname or ""
+            if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+                raise ProfileError(
+                    f"profile {chosen}: {key}: the embedded stack runs on loopback only, got {url!r}"
+                )
+    return profile

@@ -1,0 +1,175 @@
+"""The pytest plugin: --profile, the deployment fixtures, and the targets table of the HTML report."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pytest
+
+from .client import ComfyClient, ComfyError
+from .profile import Profile, ProfileError, load_profile
+from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
+from .targets import Measurement
+
+PROFILE_KEY = pytest.StashKey[Profile]()
+MEASUREMENTS_KEY = pytest.StashKey[list]()
+ITEM_MEASUREMENTS_KEY = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("comfycheck")
+    group.addoption("--profile", default=None,
+                    help="deployment profile (TOML); default $COMFYCHECK_PROFILE, else profiles/local.toml")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        profile = load_profile(config.getoption("--profile"))
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[PROFILE_KEY] = profile
+    config.stash[MEASUREMENTS_KEY] = []
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:
+        return
+    config.stash[metadata_key]["Profile"] = f"{profile.name} ({profile.path})"
+    config.stash[metadata_key]["ComfyUI"] = profile.comfyui.url
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    p = config.stash[PROFILE_KEY]
+    stack = " (embedded stack)" if p.embedded else ""
+    return f"comfycheck profile: {p.name} from {p.path}; ComfyUI {p.comfyui.url}{stack}"
+
+
+@pytest.fixture(scope="session")
+def profile(pytestconfig: pytest.Config) -> Profile:
+    return pytestconfig.stash[PROFILE_KEY]
+
+
+@pytest.fixture(scope="session")
+def deployment(profile: Profile):
+    """The deployment under test; for the local profile, the embedded stack (started once, reused if running)."""
+    if not profile.embedded:
+        yield None
+        return
+    stack = EmbeddedStack(profile)
+    try:
+        info = stack.up()
+    except StackError as exc:
+        pytest.fail(f"embedded stack: {exc}", pytrace=False)
+    yield info
+    if info.owned:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def comfy(profile: Profile, deployment: StackInfo | None):
+    """ComfyClient on the backend; fails every test at once, with the URL, when ComfyUI cannot be reached."""
+    client = ComfyClient.from_profile(profile)
+    try:
+        client.system_stats()
+    except ComfyError as exc:
+        client.close()
+        pytest.fail(f"ComfyUI backend of profile {profile.name!r} is not usable: {exc}", pytrace=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fault_switch(profile: Profile, deployment):
+    """The embedded stand-in's fault switches; every fault is switched off again after the test."""
+    if not profile.embedded:
+        pytest.skip(f"fault injection needs the embedded stack; profile {profile.name!r} has none")
+    switch = FaultSwitch(profile.stack.control_url)
+    switch.reset()
+    yield switch
+    switch.reset()
+
+
+class Recorder:
+    """Records measurements for the report; a measurement against a target fails the test when missed."""
+
+    def __init__(self, profile: Profile, store: list, item: pytest.Item):
+        self.profile = profile
+        self.store = store
+        self.nodeid = item.nodeid
+        self.item = item
+
+    def __call__(self, target_key: str, value: float, *, name: str | None = None, **details) -> Measurement:
+        target = self.profile.targets[target_key]
+        m = Measurement(name or target.label, round(float(value), 4), target.unit, target, self.nodeid, details)
+        self._keep(m)
+        if m.verdict == "FAIL":
+            pytest.fail(m.failure_message(), pytrace=False)
+        return m
+
+    def info(self, name: str, value, unit: str = "", **details) -> Measurement:
+        m = Measurement(name, value, unit, None, self.nodeid, details)
+        self._keep(m)
+        return m
+
+    def _keep(self, m: Measurement) -> None:
+        self.store.append(m)
+        self.item.stash.setdefault(ITEM_MEASUREMENTS_KEY, []).append(m)
+        self.item.user_properties.append(("measurement", m.as_dict()))
+
+
+@pytest.fixture
+def measure(request: pytest.FixtureRequest, profile: Profile) -> Recorder:
+    return Recorder(profile, request.config.stash[MEASUREMENTS_KEY], request.node)
+
+
+# --- report ---------------------------------------------------------------------------------------
+def _rows(measurements: list[Measurement]) -> str:
+    rows = []
+    for m in measurements:
+        style = {"pass": "color:#2a7d2a", "FAIL": "color:#b00020;font-weight:bold"}.get(m.verdict, "color:#555")
+        rows.append(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
+                m.name, m.value, m.unit, f"{m.target.describe()} ({m.target.label})" if m.target else "")) +
+            f'<td style="{style}">{m.verdict}</td><td>{html.escape(m.test)}</td></tr>'
+        )
+    return "".join(rows)
+
+
+def targets_table(measurements: list[Measurement]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in ("measurement", "value", "unit", "target", "verdict", "test"))
+    return (f'<h2>Targets</h2><table class="comfycheck-targets" border="1" cellpadding="4" '
+            f'style="border-collapse:collapse"><tr>{head}</tr>{_rows(measurements)}</table>')
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(prefix, summary, postfix, session):
+    measurements = session.config.stash.get(MEASUREMENTS_KEY, [])
+    profile = session.config.stash.get(PROFILE_KEY, None)
+    if profile is not None:
+        prefix.append(f"<p>Profile <b>{html.escape(profile.name)}</b>: {html.escape(profile.description)}</p>")
+    prefix.append(targets_table(measurements) if measurements else "<p>No measurements were recorded.</p>")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call":
+        return
+    measured = item.stash.get(ITEM_MEASUREMENTS_KEY, [])
+    if measured:
+        try:
+            from pytest_html import extras
+        except ImportError:
+            return
+        report.extras = getattr(report, "extras", []) + [extras.html(targets_table(measured))]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    measurements = session.config.stash.get(MEASUREMENTS_KEY, None)
+    html_path = session.config.getoption("htmlpath", None)
+    if not measurements or not html_path:
+        return
+    out = Path(html_path).with_name("measurements.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([m.as_dict() for m in measurements], indent=1, default=str))

@@ -1,0 +1,189 @@
+"""The embedded reference stack: started on loopback, found again by its state file, stopped cleanly."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+
+from ..client import ComfyClient, ComfyError
+from ..polling import DeadlineExceeded, wait_until
+from ..profile import PROJECT_ROOT, Profile
+
+STATE_ROOT = PROJECT_ROOT / ".comfycheck"
+
+
+class StackError(Exception):
+    pass
+
+
+@dataclass
+class StackInfo:
+    backend_url: str
+    control_url: str
+    pid: int
+    started_at: float
+    startup_s: float
+    log: str
+    owned: bool = False  # this process started it, so this process stops it
+
+
+def _hostport(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _port_open(url: str) -> bool:
+    try:
+        with socket.create_connection(_hostport(url), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class EmbeddedStack:
+    def __init__(self, profile: Profile):
+        if not profile.embedded:
+            raise StackError(f"profile {profile.path} has no embedded stack ([stack] embedded = true)")
+        self.profile = profile
+        self.settings = profile.stack
+        self.state_dir = STATE_ROOT / f"stack-{_hostport(profile.comfyui.url)[1]}"
+        self.state_file = self.state_dir / "state.json"
+
+    # --- state ----------------------------------------------------------------------------------
+    def _read_state(self) -> StackInfo | None:
+        try:
+            return StackInfo(**json.loads(self.state_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _alive(self, info: StackInfo) -> bool:
+        try:
+            proc = psutil.Process(info.pid)
+            return proc.is_running() and "comfycheck.standin" in " ".join(proc.cmdline())
+        except psutil.Error:
+            return False
+
+    def _healthy(self) -> bool:
+        with ComfyClient(self.profile.comfyui.url, timeout=2.0) as c:
+            return bool(c.system_stats().get("system"))
+
+    def running(self) -> StackInfo | None:
+        info = self._read_state()
+        if info and self._alive(info):
+            try:
+                if self._healthy():
+                    return info
+            except ComfyError:
+                return None
+        return None
+
+    # --- up / down ------------------------------------------------------------------------------
+    def up(self) -> StackInfo:
+        """Start the stack, or reuse the one already running for this profile's ports."""
+        existing = self.running()
+        if existing:
+            existing.owned = False
+            return existing
+        stale = self._read_state()
+        if stale and self._alive(stale):
+            self._stop(stale.pid)
+        for url in (self.profile.comfyui.url, self.settings.control_url):
+            if _port_open(url):
+                raise StackError(
+                    f"cannot start the embedded stack: {url} is already in use by another program "
+                    f"(stop it, or choose other ports in {self.profile.path})"
+                )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = self.state_dir / "standin.log"
+        host, port = _hostport(self.profile.comfyui.url)
+        _, control_port = _hostport(self.settings.control_url)
+        models = [f"{folder}/{name}" for folder, names in self.profile.comfyui.required_models.items()
+                  for name in names]
+        cmd = [sys.executable, "-m", "comfycheck.standin", "--host", host, "--port", str(port),
+               "--control-port", str(control_port), "--data-dir", str(self.state_dir / "comfyui"),
+               "--startup-delay", str(self.settings.startup_delay_s),
+               "--model-step-s", str(self.settings.model_step_s),
+               "--vram-total-gb", str(self.settings.vram_total_gb),
+               "--vram-idle-gb", str(self.settings.vram_idle_gb)]
+        for m in models:
+            cmd += ["--model", m]
+        started = time.time()
+        t0 = time.monotonic()
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=PROJECT_ROOT)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise StackError(f"stand-in ComfyUI exited with {proc.returncode}; see {log}:\n{_tail(log)}")
+            return self._healthy()
+
+        try:
+            wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.1,
+                       what=f"stand-in ComfyUI at {self.profile.comfyui.url} answering /system_stats")
+        except DeadlineExceeded as exc:
+            self._stop(proc.pid)
+            raise StackError(f"{exc}; see {log}:\n{_tail(log)}") from None
+        except StackError:
+            raise
+        info = StackInfo(self.profile.comfyui.url, self.settings.control_url, proc.pid, started,
+                         time.monotonic() - t0, str(log), owned=True)
+        self.state_file.write_text(json.dumps(asdict(info), indent=1))
+        return info
+
+    def down(self) -> bool:
+        info = self._read_state()
+        if info is None:
+            return False
+        if self._alive(info):
+            self._stop(info.pid)
+        self.state_file.unlink(missing_ok=True)
+        return True
+
+    @staticmethod
+    def _stop(pid: int) -> None:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+                       timeout=10, interval=0.05, what=f"stand-in (pid {pid}) stopping")
+        except DeadlineExceeded:
+            os.killpg(pid, signal.SIGKILL)
+
+
+class FaultSwitch:
+    """The stand-in's fault switches (its control port, not ComfyUI's API)."""
+
+    def __init__(self, control_url: str):
+        self.url = control_url.rstrip("/") + "/faults"
+
+    def set(self, **faults) -> dict:
+        r = httpx.post(self.url, json=faults, timeout=5)
+        if r.status_code != 200:
+            raise StackError(f"setting faults {faults} failed: {r.text}")
+        return r.json()
+
+    def reset(self) -> dict:
+        return httpx.delete(self.url, timeout=5).json()
+
+    def current(self) -> dict:
+        return httpx.get(self.url, timeout=5).json()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

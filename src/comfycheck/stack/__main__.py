@@ -1,0 +1,37 @@
+"""python -m comfycheck.stack up|down|status [--profile PATH]: run the embedded reference stack by hand."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..profile import ProfileError, load_profile
+from . import EmbeddedStack, StackError
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m comfycheck.stack", description=__doc__)
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--profile", help="profile TOML (default: $COMFYCHECK_PROFILE or profiles/local.toml)")
+    args = p.parse_args(argv)
+    try:
+        stack = EmbeddedStack(load_profile(args.profile))
+        if args.action == "up":
+            info = stack.up()
+            how = f"started in {info.startup_s:.2f} s" if info.owned else "already running"
+            print(f"embedded stack {how}: ComfyUI {info.backend_url} (pid {info.pid}), faults {info.control_url}")
+        elif args.action == "down":
+            print("embedded stack stopped" if stack.down() else "embedded stack was not running")
+        else:
+            info = stack.running()
+            if info is None:
+                print("embedded stack: not running")
+                return 3
+            print(f"embedded stack: running, ComfyUI {info.backend_url} (pid {info.pid}), log {info.log}")
+    except (ProfileError, StackError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The stand-in ComfyUI of the embedded reference stack."""

@@ -1,0 +1,64 @@
+"""Run the stand-in ComfyUI: python -m comfycheck.standin --port 28188 --control-port 28189 --data-dir DIR."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from .server import FAULTS, StandIn
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m comfycheck.standin", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8188)
+    p.add_argument("--control-port", type=int, required=True, help="loopback port for the fault switches")
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--model", action="append", default=[], metavar="FOLDER/FILE",
+                   help="a model file the loaders offer, e.g. vae/qwen_image_vae.safetensors")
+    p.add_argument("--startup-delay", type=float, default=0.0, help="seconds before the port is bound")
+    p.add_argument("--model-step-s", type=float, default=0.05, help="simulated seconds per model step")
+    p.add_argument("--vram-total-gb", type=float, default=24.0)
+    p.add_argument("--vram-idle-gb", type=float, default=0.4)
+    p.add_argument("--faults", default="{}", help=f"JSON of fault switches to start with: {sorted(FAULTS)}")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    for spec in args.model:
+        path = args.data_dir / "models" / spec
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    standin = StandIn(args.data_dir, host=args.host, port=args.port, model_step_s=args.model_step_s,
+                      vram_total_gb=args.vram_total_gb, vram_idle_gb=args.vram_idle_gb,
+                      faults=json.loads(args.faults))
+    runners = []
+    for app, port in ((standin.control_app(), args.control_port), (standin.app(), args.port)):
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, args.host, port).start()
+        runners.append(runner)
+    print(f"stand-in ComfyUI ready on http://{args.host}:{args.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    # Real ComfyUI binds its port only after importing every node; a startup delay imitates that.
+    time.sleep(args.startup_delay)
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

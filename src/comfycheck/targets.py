@@ -1,0 +1,91 @@
+"""The documented targets, in one place, and the verdict on a measurement against one of them."""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    threshold: float
+    unit: str
+    op: str = "<"
+
+    def met_by(self, value: float) -> bool:
+        return _OPS[self.op](value, self.threshold)
+
+    def describe(self) -> str:
+        return f"{self.op} {_fmt(self.threshold)} {self.unit}".strip()
+
+    def with_threshold(self, threshold: float) -> "Target":
+        return Target(self.key, self.label, float(threshold), self.unit, self.op)
+
+
+# The defaults of the deployment's documented targets; a profile's [targets] table overrides any of them.
+DEFAULT_TARGETS: dict[str, Target] = {
+    t.key: t
+    for t in [
+        Target("startup_s", "ComfyUI startup", 30, "s"),
+        Target("restart_s", "ComfyUI restart after crash", 30, "s"),
+        Target("vram_idle_pct", "VRAM idle", 10, "%"),
+        Target("vram_generation_pct", "VRAM during a 512x512 generation", 80, "%"),
+        Target("vram_generation_gb", "VRAM during a 512x512 generation", 18, "GB"),
+        Target("generation_s", "one 512x512 generation", 30, "s"),
+        Target("gpu_temp_idle_c", "GPU temperature idle", 40, "°C"),
+        Target("gpu_temp_load_c", "GPU temperature under load", 85, "°C"),
+        Target("latency_local_ms", "API latency local (p95)", 20, "ms"),
+        Target("latency_proxy_ms", "API latency through the proxy (p95)", 100, "ms"),
+        Target("consecutive_generations", "consecutive generations that succeed", 10, "runs", ">="),
+        Target("generation_time_cv_pct", "generation time stability (coefficient of variation)", 20, "%"),
+        Target("vram_released_gb", "VRAM left above the idle baseline after /free", 0.5, "GB"),
+        Target("availability_pct", "availability", 99.9, "%", ">="),
+    ]
+}
+
+
+@dataclass
+class Measurement:
+    """One line of the targets table: what was measured, against which target, and the verdict."""
+
+    name: str
+    value: float | str
+    unit: str = ""
+    target: Target | None = None
+    test: str = ""
+    details: dict = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        if self.target is None or not isinstance(self.value, (int, float)):
+            return "info"
+        return "pass" if self.target.met_by(self.value) else "FAIL"
+
+    def failure_message(self) -> str:
+        t = self.target
+        assert t is not None
+        return (
+            f"{self.name}: measured {_fmt(self.value)} {self.unit}, target {t.describe()} "
+            f"(target '{t.key}')"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "target": self.target.key if self.target else None,
+            "threshold": self.target.describe() if self.target else None,
+            "verdict": self.verdict,
+            "test": self.test,
+            "details": self.details,
+        }
+
+
+def _fmt(v: float | str) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)

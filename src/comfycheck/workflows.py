@@ -1,0 +1,95 @@
+"""API-format workflows: loading with clear errors, per-run uniqueness, and a preflight against /object_info."""
+from __future__ import annotations
+
+import copy
+import json
+import random
+import uuid
+from pathlib import Path
+
+
+class WorkflowError(Exception):
+    """A workflow file that cannot be used; the message names the file."""
+
+
+class PreflightError(Exception):
+    """The server lacks node classes or model files a workflow needs; the message lists all of them."""
+
+
+def load_workflow(path: Path) -> dict:
+    if not path.is_file():
+        raise WorkflowError(f"workflow {path}: no such file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WorkflowError(f"workflow {path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if isinstance(data, dict) and "nodes" in data and "links" in data:
+        raise WorkflowError(
+            f"workflow {path}: this is the UI format; export it with 'Save (API Format)' (or 'Export (API)')"
+        )
+    if not isinstance(data, dict) or not data:
+        raise WorkflowError(f"workflow {path}: expected a JSON object of nodes {{id: {{class_type, inputs}}}}")
+    for node_id, node in data.items():
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str) or not isinstance(
+            node.get("inputs"), dict
+        ):
+            raise WorkflowError(f"workflow {path}: node {node_id!r} needs a 'class_type' string and an 'inputs' object")
+    return data
+
+
+# Inputs that feed randomness into a run; changing them makes ComfyUI's cache miss.
+SEED_INPUTS = ("seed", "noise_seed")
+
+
+def make_unique(workflow: dict, rng: random.Random | None = None) -> dict:
+    """A copy that ComfyUI's cache cannot answer: new seeds, a fresh EmptyImage colour, unique file prefixes."""
+    rng = rng or random.Random()
+    tag = uuid.uuid4().hex[:8]
+    wf = copy.deepcopy(workflow)
+    for node in wf.values():
+        inputs = node["inputs"]
+        for name in SEED_INPUTS:
+            if isinstance(inputs.get(name), int):
+                inputs[name] = rng.randrange(2**50)
+        if node["class_type"] == "EmptyImage" and isinstance(inputs.get("color"), int):
+            inputs["color"] = rng.randrange(0x1000000)
+        if isinstance(inputs.get("filename_prefix"), str):
+            inputs["filename_prefix"] = f"{inputs['filename_prefix']}_{tag}"
+    return wf
+
+
+def _combo(spec: list) -> tuple[list | None, dict]:
+    extra = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if isinstance(spec[0], list):
+        return spec[0], extra
+    if spec[0] == "COMBO":
+        return extra.get("options", []), extra
+    return None, extra
+
+
+def preflight(workflow: dict, object_info: dict) -> list[str]:
+    """Every node class the server lacks and every file/option its loaders do not offer."""
+    problems = []
+    for node_id, node in workflow.items():
+        class_type = node["class_type"]
+        info = object_info.get(class_type)
+        if info is None:
+            problems.append(f"node {node_id}: class {class_type} is not installed on the server (missing custom node?)")
+            continue
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        for name, value in node["inputs"].items():
+            if isinstance(value, list) or name not in specs:
+                continue
+            options, extra = _combo(specs[name])
+            if options is None or extra.get("image_upload") or value in options:
+                continue
+            kind = "model file" if str(value).endswith((".safetensors", ".ckpt", ".pt", ".pth", ".gguf")) else "value"
+            offered = ", ".join(map(str, options[:10])) or "nothing"
+            problems.append(f"node {node_id}: {kind} {value!r} is not offered by {class_type}.{name} (offered: {offered})")
+    return problems
+
+
+def check_preflight(workflow: dict, object_info: dict, name: str) -> None:
+    problems = preflight(workflow, object_info)
+    if problems:
+        raise PreflightError(f"workflow {name} cannot run on this server:\n  " + "\n  ".join(problems))
