@@ -148,7 +148,7 @@ def _validate(data: dict, schema: dict, where: str, errors: list[str]) -> dict:
         check, default = spec
         if default is REQUIRED:
             errors.append(f"{where}{key}: missing, expected {KINDS[check]}")
-        else:
+        elif default is not None:  # None: an optional key that stays absent (a target not overridden)
             out[key] = default
     return out
 

@@ -118,7 +118,7 @@ def _validate_inputs(prompt, node_id, validated, defs, custom):
                 })
                 continue
             origin = val[0]
-            received = defs[prompt[origin]["class_type"]]["output"][val[1]]
+            received = tuple(defs[prompt[origin]["class_type"]]["output"])[val[1]]  # RETURN_TYPES is a tuple
             if not _types_match(received, input_type):
                 errors.append({
                     "type": "return_type_mismatch", "message": "Return type mismatch between linked nodes",

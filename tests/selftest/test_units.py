@@ -1,0 +1,129 @@
+"""Unit tests of the support package: profiles, targets, workflows, errors, polling."""
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import pytest
+
+from comfycheck.client import format_prompt_error
+from comfycheck.polling import DeadlineExceeded, wait_until
+from comfycheck.profile import DEFAULT_PROFILE, ProfileError, load_profile
+from comfycheck.targets import DEFAULT_TARGETS, Measurement
+from comfycheck.workflows import WorkflowError, load_workflow, make_unique, preflight
+from conftest import recording
+
+
+def test_local_profile_is_the_default_and_valid():
+    p = load_profile()
+    assert p.path == DEFAULT_PROFILE and p.embedded and p.comfyui.url.startswith("http://127.0.0.1:")
+
+
+def test_production_example_models_the_reference_deployment():
+    p = load_profile(DEFAULT_PROFILE.with_name("production.example.toml"))
+    assert p.public_url == "https://qwen-image-edit.myia.io" and p.forge_url.endswith(":7860")
+    assert p.gpus == {"comfyui": "NVIDIA GeForce RTX 3090", "forge": "NVIDIA GeForce RTX 3080 Ti"}
+    assert not p.allow_destructive and not p.embedded
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"comfyui": {"urll": "x"}}, "comfyui.urll: unknown key"),
+    ({"comfyui": {"timeout_s": "ten"}}, "comfyui.timeout_s: expected a number, got 'ten'"),
+    ({"comfyui": {"url": "ftp://host"}}, "comfyui.url: expected an http:// or https:// URL"),
+    ({"targets": {"generation_s": True}}, "targets.generation_s: expected a number"),
+    ({"targets": {"no_such_target": 1}}, "targets.no_such_target: unknown key"),
+    ({"stack": {"embedded": "yes"}}, "stack.embedded: expected true or false"),
+])
+def test_profile_errors_name_file_and_key(make_profile, overrides, expected):
+    path = make_profile(overrides)
+    with pytest.raises(ProfileError) as exc:
+        load_profile(path)
+    assert str(path) in str(exc.value) and expected in str(exc.value)
+
+
+def test_profile_missing_url_is_named(make_profile):
+    path = make_profile(raw='name = "x"\n[comfyui]\ntimeout_s = 3\n')
+    with pytest.raises(ProfileError, match=r"comfyui.url: missing, expected an http"):
+        load_profile(path)
+
+
+def test_profile_not_toml_is_named(make_profile):
+    path = make_profile(raw="name = [unclosed\n")
+    with pytest.raises(ProfileError, match=r"not valid TOML"):
+        load_profile(path)
+
+
+def test_embedded_stack_refuses_non_loopback(make_profile):
+    with pytest.raises(ProfileError, match="loopback only"):
+        load_profile(make_profile({"comfyui": {"url": "http://example.com:8188"}}))
+
+
+def test_profile_overrides_a_target(make_profile):
+    p = load_profile(make_profile({"targets": {"generation_s": 45}}))
+    assert p.targets["generation_s"].threshold == 45
+    assert p.targets["latency_local_ms"] == DEFAULT_TARGETS["latency_local_ms"]
+
+
+def test_token_comes_from_the_environment(make_profile, monkeypatch):
+    p = load_profile(make_profile({"comfyui": {"token_env": "COMFYCHECK_TEST_TOKEN"}}))
+    monkeypatch.setenv("COMFYCHECK_TEST_TOKEN", "s3cret")
+    assert p.comfyui.token == "s3cret" and "s3cret" not in repr(p)
+
+
+def test_measurement_verdicts():
+    t = DEFAULT_TARGETS["latency_local_ms"]
+    assert Measurement(t.label, 19.9, "ms", t).verdict == "pass"
+    missed = Measurement(t.label, 20.0, "ms", t)
+    assert missed.verdict == "FAIL" and "measured 20 ms, target < 20 ms" in missed.failure_message()
+    avail = DEFAULT_TARGETS["availability_pct"]
+    assert Measurement(avail.label, 99.95, "%", avail).verdict == "pass"
+    assert Measurement(avail.label, 99.8, "%", avail).verdict == "FAIL"
+
+
+def test_make_unique_changes_what_the_cache_keys_on():
+    wf = json.loads(recording("workflow_modelfree_api.json").read_text())
+    a, b = make_unique(wf, random.Random(1)), make_unique(wf, random.Random(2))
+    assert a["1"]["inputs"]["color"] != b["1"]["inputs"]["color"]
+    assert a["3"]["inputs"]["filename_prefix"] != b["3"]["inputs"]["filename_prefix"]
+    assert wf["1"]["inputs"]["color"] == 0, "the original must stay untouched"
+
+
+def test_preflight_names_every_missing_class_and_model():
+    info = json.loads(recording("object_info_subset.json").read_text())
+    wf = {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": "qwen.safetensors", "weight_dtype": "default"}},
+          "2": {"class_type": "NoSuchNode", "inputs": {}},
+          "3": {"class_type": "LoadImage", "inputs": {"image": "uploaded-later.png"}}}
+    problems = preflight(wf, info)
+    assert len(problems) == 2
+    assert "model file 'qwen.safetensors' is not offered by UNETLoader.unet_name" in problems[0]
+    assert "class NoSuchNode is not installed" in problems[1]
+
+
+def test_load_workflow_errors(tmp_path):
+    with pytest.raises(WorkflowError, match="no such file"):
+        load_workflow(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"1": {"class_type": ')
+    with pytest.raises(WorkflowError, match=r"bad.json: invalid JSON at line 1"):
+        load_workflow(bad)
+    ui = tmp_path / "ui.json"
+    ui.write_text('{"nodes": [], "links": []}')
+    with pytest.raises(WorkflowError, match="UI format"):
+        load_workflow(ui)
+
+
+def test_prompt_error_is_readable():
+    body = json.loads(recording("prompt_error_value_below_min.json").read_text())["body"]
+    text = format_prompt_error(body)
+    assert "prompt_outputs_failed_validation" in text
+    assert "node 1 (EmptyImage): value_smaller_than_min: Value 0 smaller than min of 1: width" in text
+
+
+def test_wait_until_gives_up_at_the_deadline_with_the_last_error():
+    def probe():
+        raise ConnectionRefusedError("nobody home")
+    t0 = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match="nobody home"):
+        wait_until(probe, timeout=0.3, interval=0.05, what="a server")
+    assert time.monotonic() - t0 < 2
