@@ -1,0 +1,71 @@
+"""Fault injection: each fault switched on in the stand-in makes the named acceptance test fail, clearly."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import free_port, run_pytest
+
+pytestmark = pytest.mark.selftest
+BACKEND = "tests/acceptance/test_backend.py"
+
+
+def assert_fails(result, test: str, *phrases: str) -> None:
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, f"expected a test failure (exit 1), got {result.returncode}:\n{out}"
+    assert f"FAILED {BACKEND}::{test}" in out, out
+    for phrase in phrases:
+        assert phrase in out, f"{phrase!r} not in the failure message:\n{out}"
+
+
+def test_healthy_stack_passes_the_checks_used_below(deployment, fault_switch):
+    result = run_pytest(BACKEND)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_missing_custom_node_is_named(fault_switch):
+    fault_switch.set(missing_node="TextEncodeQwenImageEditPlus")
+    result = run_pytest(f"{BACKEND}::test_required_custom_nodes_present")
+    assert_fails(result, "test_required_custom_nodes_present",
+                 "node classes missing on the server: TextEncodeQwenImageEditPlus")
+
+
+def test_missing_model_file_is_named(fault_switch):
+    fault_switch.set(missing_model="qwen_image_vae.safetensors")
+    result = run_pytest(f"{BACKEND}::test_required_model_files_present", f"{BACKEND}::test_qwen_edit_generation_512")
+    assert_fails(result, "test_required_model_files_present",
+                 "model files missing on the server: vae/qwen_image_vae.safetensors")
+    assert_fails(result, "test_qwen_edit_generation_512",
+                 "model file 'qwen_image_vae.safetensors' is not offered by VAELoader.vae_name")
+
+
+def test_failing_generation_is_reported_with_comfyui_error(fault_switch):
+    fault_switch.set(generation_fails=True)
+    result = run_pytest(f"{BACKEND}::test_smoke_generation_end_to_end")
+    assert_fails(result, "test_smoke_generation_end_to_end",
+                 "failed: execution_error at node 1 (EmptyImage): torch.OutOfMemoryError: Allocation on device")
+
+
+def test_slow_generation_misses_the_time_target(fault_switch, make_profile):
+    fault_switch.set(slow_generation_s=1.5)
+    profile = make_profile({"targets": {"generation_s": 1.0}})
+    result = run_pytest(f"{BACKEND}::test_smoke_generation_end_to_end", profile=profile)
+    assert_fails(result, "test_smoke_generation_end_to_end",
+                 "smoke generation (model-free): measured 1.5", "target < 1 s (target 'generation_s')")
+
+
+def test_vram_not_released_misses_the_idle_target(fault_switch):
+    fault_switch.set(vram_not_released=True)
+    result = run_pytest(f"{BACKEND}::test_qwen_edit_generation_512", f"{BACKEND}::test_vram_released_after_free")
+    assert_fails(result, "test_vram_released_after_free", "VRAM idle: measured", "target < 10 %")
+    assert "1 failed, 1 passed" in result.stdout, result.stdout
+
+
+def test_startup_delay_misses_the_startup_target(make_profile):
+    port, control = free_port(), free_port()
+    profile = make_profile({
+        "comfyui": {"url": f"http://127.0.0.1:{port}"},
+        "stack": {"control_url": f"http://127.0.0.1:{control}", "startup_delay_s": 1.5},
+        "targets": {"startup_s": 1.0},
+    })
+    result = run_pytest(f"{BACKEND}::test_startup_within_target", profile=profile)
+    assert_fails(result, "test_startup_within_target", "ComfyUI startup: measured 1.", "target < 1 s")
