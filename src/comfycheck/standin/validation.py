@@ -43,22 +43,11 @@ def validate_prompt(prompt: dict, defs: dict[str, dict], custom: dict[str, Valid
     outputs = []
     for node_id, node in prompt.items():
         if "class_type" not in node:
-            title = _title(node, node_id)
-            return False, {
-                "type": "missing_node_type",
-                "message": f"Node '{title}' has no class_type. The workflow may be corrupted or a custom node is missing.",
-                "details": f"Node ID '#{node_id}'",
-                "extra_info": {"node_id": node_id, "class_type": None, "node_title": title},
-            }, [], {}
+            return _missing_type(node, node_id, None, "has no class_type. The workflow may be corrupted or a "
+                                 "custom node is missing.")
         class_type = node["class_type"]
         if class_type not in defs:
-            title = _title(node, node_id)
-            return False, {
-                "type": "missing_node_type",
-                "message": f"Node '{title}' not found. The custom node may not be installed.",
-                "details": f"Node ID '#{node_id}'",
-                "extra_info": {"node_id": node_id, "class_type": class_type, "node_title": title},
-            }, [], {}
+            return _missing_type(node, node_id, class_type, "not found. The custom node may not be installed.")
         if defs[class_type].get("output_node"):
             outputs.append(node_id)
     if not outputs:
@@ -80,6 +69,16 @@ def validate_prompt(prompt: dict, defs: dict[str, dict], custom: dict[str, Valid
     if not good:
         return False, _simple("prompt_outputs_failed_validation", "Prompt outputs failed validation"), [], node_errors
     return True, None, good, node_errors
+
+
+def _missing_type(node: dict, node_id: str, class_type: str | None, problem: str):
+    title = _title(node, node_id)
+    return False, {
+        "type": "missing_node_type",
+        "message": f"Node '{title}' {problem}",
+        "details": f"Node ID '#{node_id}'",
+        "extra_info": {"node_id": node_id, "class_type": class_type, "node_title": title},
+    }, [], {}
 
 
 def _simple(type_: str, message: str) -> dict:
