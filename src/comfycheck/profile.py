@@ -199,7 +199,6 @@ class Profile:
     forge_url: str | None = None
     gpus: dict[str, str] = field(default_factory=dict)
     stack: StackSettings | None = None
-    raw: dict = field(default_factory=dict, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -215,13 +214,6 @@ class Profile:
         if p.is_absolute() or p.parent != Path("."):
             return self.resolve(name)
         return WORKFLOWS_DIR / name
-
-    def hosts(self) -> set[str]:
-        """The hosts this profile allows the suite to contact."""
-        urls = [self.comfyui.url, self.public_url, self.forge_url]
-        if self.stack:
-            urls.append(self.stack.control_url)
-        return {urlsplit(u).hostname for u in urls if u}
 
 
 def load_profile(path: str | os.PathLike | None = None) -> Profile:
@@ -261,7 +253,6 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
         forge_url=v["forge"]["url"] if "forge" in v else None,
         gpus=v.get("gpus", {}),
         stack=stack,
-        raw=data,
     )
     if stack and stack.embedded:
         for url, key in ((profile.comfyui.url, "comfyui.url"), (stack.control_url, "stack.control_url")):

@@ -134,8 +134,6 @@ class EmbeddedStack:
         except DeadlineExceeded as exc:
             self._stop(proc.pid)
             raise StackError(f"{exc}; see {log}:\n{_tail(log)}") from None
-        except StackError:
-            raise
         info = StackInfo(self.profile.comfyui.url, self.settings.control_url, proc.pid, started,
                          time.monotonic() - t0, str(log), owned=True)
         self.state_file.write_text(json.dumps(asdict(info), indent=1))
@@ -177,9 +175,6 @@ class FaultSwitch:
 
     def reset(self) -> dict:
         return httpx.delete(self.url, timeout=5).json()
-
-    def current(self) -> dict:
-        return httpx.get(self.url, timeout=5).json()
 
 
 def _tail(path: Path, lines: int = 20) -> str:
