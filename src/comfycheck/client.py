@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import time
 import uuid
@@ -157,6 +158,8 @@ class ComfyClient:
         self.api_prefix = api_prefix
         self.timeout = timeout
         self.origin = origin
+        if ca_bundle and not Path(ca_bundle).is_file():
+            raise ComfyError(f"CA bundle {ca_bundle} (the profile's public.ca_bundle) does not exist")
         self._ssl = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(timeout=timeout, verify=self._ssl, headers=self._headers)
@@ -164,11 +167,13 @@ class ComfyClient:
     @classmethod
     def from_profile(cls, profile, *, public: bool = False, origin: str | None = None) -> "ComfyClient":
         c = profile.comfyui
-        url = profile.public_url if public else c.url
+        if public and profile.public is None:
+            raise ComfyError(f"profile {profile.name!r} has no [public] table: no public URL to test")
+        url = profile.public.url if public else c.url
         return cls(
             url,
             api_prefix=c.api_prefix,
-            token=c.token,
+            token=profile.public.token if public else c.token,
             timeout=c.timeout_s,
             ca_bundle=profile.ca_bundle,
             origin=origin,
@@ -257,6 +262,65 @@ class ComfyClient:
         files = {"image": (filename or "upload.png", image, "image/png")}
         return self.request("POST", "/upload/image", data=fields, files=files).json()
 
+    def upload_early_answer(self, nbytes: int, *, wait: float = 3.0) -> int | None:
+        """Announce an upload of `nbytes` with `Expect: 100-continue` and send no body.
+
+        A proxy checks its body limit against Content-Length before reading anything: it answers 413 at once
+        when the upload is too large and `100 Continue` (or nothing yet) when it would take it. Returns that
+        status, or None when no answer came within `wait` seconds. Nothing reaches the server's disk.
+        """
+        parts = urlsplit(self.url("/upload/image"))
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        head = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}",
+                "Content-Type: multipart/form-data; boundary=comfycheck-probe",
+                f"Content-Length: {nbytes}", "Expect: 100-continue", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in self._headers.items()]
+        if self.origin:
+            head.append(f"Origin: {self.origin}")
+        try:
+            raw = socket.create_connection((parts.hostname, port), timeout=self.timeout)
+        except OSError as exc:
+            raise ComfyUnreachable(f"cannot reach {parts.netloc} for an upload probe: {exc}") from None
+        try:
+            sock = self._ssl.wrap_socket(raw, server_hostname=parts.hostname) if parts.scheme == "https" else raw
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+            sock.settimeout(wait)
+            try:
+                line = sock.recv(64).split(b"\r\n", 1)[0].decode("latin-1")
+            except TimeoutError:
+                return None
+            return int(line.split()[1]) if line.startswith("HTTP/") else None
+        except (OSError, ssl.SSLError) as exc:
+            raise ComfyUnreachable(f"upload probe to {self.url('/upload/image')} failed: {exc}") from None
+        finally:
+            raw.close()
+
+    def upload_filler(self, nbytes: int) -> httpx.Response:
+        """POST /upload/image with a body of exactly `nbytes` that carries no `image` field.
+
+        It travels the whole path (proxy, then ComfyUI reads it all) and ComfyUI answers 400 without writing
+        anything, so a limit can be proven with a full-size body and leave no file behind.
+        """
+        boundary = "comfycheck-filler"
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"comfycheck_filler\"; "
+                f"filename=\"filler.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        fill = nbytes - len(head) - len(tail)
+        if fill < 0:
+            raise ValueError(f"an upload filler needs at least {len(head) + len(tail)} bytes")
+
+        def body():
+            yield head
+            chunk = b"\0" * (1 << 20)
+            left = fill
+            while left:
+                yield chunk[:min(left, len(chunk))]
+                left -= min(left, len(chunk))
+            yield tail
+
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(nbytes)}
+        return self.request("POST", "/upload/image", content=body(), headers=headers, expect=())
+
     def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
         resp = self.request("GET", "/view", params={"filename": filename, "subfolder": subfolder, "type": type})
         return resp.content
@@ -305,7 +369,9 @@ class ComfyClient:
                 ))
             except InvalidStatus as exc:
                 status = exc.response.status_code
-                hint = " (Host/Origin mismatch?)" if status == 403 else ""
+                hint = {403: " (ComfyUI answers 403 when Host and Origin differ: is a proxy rewriting Host?)",
+                        400: " (ComfyUI got no Upgrade header: the proxy does not pass WebSocket upgrades)",
+                        }.get(status, "")
                 raise ComfyError(f"WebSocket {url} refused: HTTP {status}{hint}") from None
             except (OSError, TimeoutError, WebSocketException) as exc:
                 raise ComfyUnreachable(f"WebSocket {url}: cannot connect: {type(exc).__name__}: {exc}") from None

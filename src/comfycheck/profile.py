@@ -59,6 +59,10 @@ def _url(v):
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def _url_or_empty(v):
+    return v == "" or _url(v)
+
+
 def _prefix(v):
     return v in ("", "/api")
 
@@ -71,6 +75,7 @@ KINDS = {
     _str_list: "a list of strings",
     _models: "a table of folder = [file names]",
     _url: "an http:// or https:// URL with a host",
+    _url_or_empty: 'an http:// URL with a host, or "" for none',
     _prefix: '"" or "/api"',
 }
 
@@ -91,10 +96,17 @@ SCHEMA: dict[str, Any] = {
         "smoke_workflow": (_str, "smoke_modelfree.json"),
         "generation_workflow": (_str, "qwen_image_edit_2509.json"),
         "edit_image": (_str, "fixtures/images/edit_input.png"),
+        "must_not_be_public": (_bool, False),
     },
     "public": {
         "url": (_url, REQUIRED),
+        "http_url": (_url_or_empty, None),  # None: http://<host of url>; "": no plain-HTTP listener
         "ca_bundle": (_str, ""),
+        "token_env": (_str, ""),
+        "upload_limit_mb": (_num, 100),
+        "cors_origins": (_str_list, []),
+        "hsts_min_age_s": (_int, 15768000),
+        "min_days_left": (_num, None),  # None: the renewal point, a third of the certificate's lifetime
     },
     "forge": {
         "url": (_url, REQUIRED),
@@ -168,10 +180,42 @@ class ComfySettings:
     smoke_workflow: str
     generation_workflow: str
     edit_image: str
+    must_not_be_public: bool
 
     @property
     def token(self) -> str | None:
         """The bearer token, read from the environment only (never stored in a profile or a report)."""
+        return os.environ.get(self.token_env) or None if self.token_env else None
+
+
+@dataclass(frozen=True)
+class PublicSettings:
+    """The public HTTPS entry: the reverse proxy in front of ComfyUI, and what its certificate must be."""
+
+    url: str
+    http_url: str | None  # plain-HTTP address that must redirect to `url`; None: no such listener
+    ca_bundle: Path | None  # None: the system trust store
+    token_env: str
+    upload_limit_mb: float
+    cors_origins: list[str]
+    hsts_min_age_s: int
+    min_days_left: float | None
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 443
+
+    @property
+    def origin(self) -> str:
+        """What a browser on the public page sends as Origin."""
+        return f"https://{urlsplit(self.url).netloc}"
+
+    @property
+    def token(self) -> str | None:
         return os.environ.get(self.token_env) or None if self.token_env else None
 
 
@@ -194,11 +238,22 @@ class Profile:
     allow_destructive: bool
     comfyui: ComfySettings
     targets: dict[str, Target]
-    public_url: str | None = None
-    ca_bundle: Path | None = None
+    public: PublicSettings | None = None
     forge_url: str | None = None
     gpus: dict[str, str] = field(default_factory=dict)
     stack: StackSettings | None = None
+
+    def secrets(self) -> list[str]:
+        """Every token this profile reads from the environment (to keep them out of reports)."""
+        return [t for t in (self.comfyui.token, self.public.token if self.public else None) if t]
+
+    @property
+    def public_url(self) -> str | None:
+        return self.public.url if self.public else None
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        return self.public.ca_bundle if self.public else None
 
     @property
     def embedded(self) -> bool:
@@ -239,8 +294,16 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
         targets[key] = targets[key].with_threshold(value)
 
     stack = StackSettings(**v["stack"]) if "stack" in v else None
-    public = v.get("public")
-    ca = public.get("ca_bundle") if public else ""
+    public = None
+    if "public" in v:
+        pub = dict(v["public"])
+        if "http_url" not in pub:
+            pub["http_url"] = f"http://{urlsplit(pub['url']).hostname}"
+        pub["http_url"] = pub["http_url"] or None
+        ca = pub.get("ca_bundle")
+        pub["ca_bundle"] = (PROJECT_ROOT / ca) if ca and not Path(ca).is_absolute() else (Path(ca) if ca else None)
+        pub.setdefault("min_days_left", None)
+        public = PublicSettings(**pub)
     profile = Profile(
         path=chosen,
         name=v["name"],
@@ -248,14 +311,16 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
         allow_destructive=v["allow_destructive"],
         comfyui=ComfySettings(**v["comfyui"]),
         targets=targets,
-        public_url=public["url"] if public else None,
-        ca_bundle=(chosen.parent / ca).resolve() if ca else None,
+        public=public,
         forge_url=v["forge"]["url"] if "forge" in v else None,
         gpus=v.get("gpus", {}),
         stack=stack,
     )
     if stack and stack.embedded:
-        for url, key in ((profile.comfyui.url, "comfyui.url"), (stack.control_url, "stack.control_url")):
+        urls = [(profile.comfyui.url, "comfyui.url"), (stack.control_url, "stack.control_url")]
+        if public:
+            urls += [(public.url, "public.url")] + ([(public.http_url, "public.http_url")] if public.http_url else [])
+        for url, key in urls:
             host = urlsplit(url).hostname or ""
             if not (host == "localhost" or host.startswith("127.") or host == "::1"):
                 raise ProfileError(

@@ -10,7 +10,7 @@ import pytest
 from .client import ComfyClient, ComfyError
 from .profile import Profile, ProfileError, load_profile
 from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
-from .targets import Measurement
+from .targets import Measurement, Target
 
 PROFILE_KEY = pytest.StashKey[Profile]()
 MEASUREMENTS_KEY = pytest.StashKey[list]()
@@ -78,6 +78,29 @@ def comfy(profile: Profile, deployment: StackInfo | None):
     client.close()
 
 
+@pytest.fixture(scope="session")
+def public_comfy(profile: Profile, deployment: StackInfo | None):
+    """ComfyClient on the public HTTPS URL, sending the Origin a browser on that page sends."""
+    if profile.public is None:
+        pytest.skip(f"profile {profile.name!r} has no [public] table: no reverse proxy to check")
+    try:
+        client = ComfyClient.from_profile(profile, public=True, origin=profile.public.origin)
+    except ComfyError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def proxy_faults(profile: Profile, deployment):
+    """Switch faults on in the embedded stack's nginx (see comfycheck.stack.proxy.PROXY_FAULTS)."""
+    if not (profile.embedded and profile.public):
+        pytest.skip(f"proxy fault injection needs the embedded stack's proxy; profile {profile.name!r} has none")
+    stack = EmbeddedStack(profile)
+    yield stack.set_proxy_faults
+    stack.set_proxy_faults()
+
+
 @pytest.fixture
 def fault_switch(profile: Profile, deployment):
     """The embedded stand-in's fault switches; every fault is switched off again after the test."""
@@ -99,7 +122,10 @@ class Recorder:
         self.item = item
 
     def __call__(self, target_key: str, value: float, *, name: str | None = None, **details) -> Measurement:
-        target = self.profile.targets[target_key]
+        return self.against(self.profile.targets[target_key], value, name=name, **details)
+
+    def against(self, target: Target, value: float, *, name: str | None = None, **details) -> Measurement:
+        """A measurement against a target computed by the test (e.g. a certificate's renewal point)."""
         m = Measurement(name or target.label, round(float(value), 4), target.unit, target, self.nodeid, details)
         self._keep(m)
         if m.verdict == "FAIL":
@@ -150,10 +176,25 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
     prefix.append(targets_table(measurements) if measurements else "<p>No measurements were recorded.</p>")
 
 
+def _redact(report: pytest.TestReport, secrets: list[str]) -> None:
+    """Tokens never reach a report: scrub them from the failure text and captured output."""
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+    if report.longrepr is not None and any(s in str(report.longrepr) for s in secrets):
+        report.longrepr = scrub(str(report.longrepr))
+    report.sections = [(title, scrub(content)) for title, content in report.sections]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    profile = item.config.stash.get(PROFILE_KEY, None)
+    secrets = profile.secrets() if profile else []
+    if secrets:
+        _redact(report, secrets)
     if report.when != "call":
         return
     measured = item.stash.get(ITEM_MEASUREMENTS_KEY, [])

@@ -86,6 +86,8 @@ class Measurement:
 
 
 def _fmt(v: float | str) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 100:
+        return str(int(v))
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 100 else f"{v:.1f}"
     return str(v)

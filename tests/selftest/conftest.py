@@ -49,14 +49,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_pytest(*args: str, profile: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the suite's own pytest in a subprocess (no HTML report), as a user would."""
+def own_ports() -> dict:
+    """Profile overrides giving an embedded stack ports of its own, beside the session's stack."""
+    backend, control, https, http = (free_port() for _ in range(4))
+    return {"comfyui": {"url": f"http://127.0.0.1:{backend}"},
+            "stack": {"control_url": f"http://127.0.0.1:{control}"},
+            "public": {"url": f"https://localhost:{https}", "http_url": f"http://localhost:{http}",
+                       "cors_origins": [f"https://localhost:{https}"]}}
+
+
+def run_pytest(*args: str, profile: Path | None = None, timeout: float = 120,
+               env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the suite's own pytest in a subprocess (no HTML report unless asked), as a user would."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "-rfEs",
            "--no-header", *args]
     if profile:
         cmd += ["--profile", str(profile)]
-    env = {k: v for k, v in os.environ.items() if k != "COMFYCHECK_PROFILE"}
-    return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    full_env = {k: v for k, v in os.environ.items() if k != "COMFYCHECK_PROFILE"} | (env or {})
+    return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def assert_fails(result, nodeid: str, *phrases: str) -> None:
+    """The run failed (exit 1), `nodeid` is among the failures, and its message says each phrase."""
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, f"expected a test failure (exit 1), got {result.returncode}:\n{out}"
+    assert f"FAILED {nodeid}" in out, out
+    for phrase in phrases:
+        assert phrase in out, f"{phrase!r} not in the failure message:\n{out}"
 
 
 def recording(name: str):

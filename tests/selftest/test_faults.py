@@ -3,18 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import free_port, run_pytest
+from conftest import assert_fails as _assert_fails
+from conftest import _merge, own_ports, run_pytest
 
 pytestmark = pytest.mark.selftest
 BACKEND = "tests/acceptance/test_backend.py"
 
 
 def assert_fails(result, test: str, *phrases: str) -> None:
-    out = result.stdout + result.stderr
-    assert result.returncode == 1, f"expected a test failure (exit 1), got {result.returncode}:\n{out}"
-    assert f"FAILED {BACKEND}::{test}" in out, out
-    for phrase in phrases:
-        assert phrase in out, f"{phrase!r} not in the failure message:\n{out}"
+    _assert_fails(result, f"{BACKEND}::{test}", *phrases)
 
 
 def test_healthy_stack_passes_the_checks_used_below(deployment, fault_switch):
@@ -61,11 +58,6 @@ def test_vram_not_released_misses_the_idle_target(fault_switch):
 
 
 def test_startup_delay_misses_the_startup_target(make_profile):
-    port, control = free_port(), free_port()
-    profile = make_profile({
-        "comfyui": {"url": f"http://127.0.0.1:{port}"},
-        "stack": {"control_url": f"http://127.0.0.1:{control}", "startup_delay_s": 1.5},
-        "targets": {"startup_s": 1.0},
-    })
+    profile = make_profile(_merge(own_ports(), {"stack": {"startup_delay_s": 1.5}, "targets": {"startup_s": 1.0}}))
     result = run_pytest(f"{BACKEND}::test_startup_within_target", profile=profile)
     assert_fails(result, "test_startup_within_target", "ComfyUI startup: measured", "target < 1 s (target 'startup_s')")

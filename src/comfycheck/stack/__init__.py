@@ -18,8 +18,11 @@ import psutil
 from ..client import ComfyClient, ComfyError
 from ..polling import DeadlineExceeded, wait_until
 from ..profile import PROJECT_ROOT, Profile
+from . import certs
+from .proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, ProxyError, ports_of
 
 STATE_ROOT = PROJECT_ROOT / ".comfycheck"
+PKI_DIR = STATE_ROOT / "pki"  # the stack's CA, shared by every embedded stack; profiles/local.toml trusts it
 
 
 class StackError(Exception):
@@ -35,6 +38,8 @@ class StackInfo:
     startup_s: float
     log: str
     owned: bool = False  # this process started it, so this process stops it
+    proxy_pid: int = 0
+    public_url: str = ""
 
 
 def _hostport(url: str) -> tuple[str, int]:
@@ -58,6 +63,8 @@ class EmbeddedStack:
         self.settings = profile.stack
         self.state_dir = STATE_ROOT / f"stack-{_hostport(profile.comfyui.url)[1]}"
         self.state_file = self.state_dir / "state.json"
+        self.proxy = NginxProxy(self.state_dir / "nginx")
+        self.proxy_faults_file = self.state_dir / "proxy-faults.json"
 
     # --- state ----------------------------------------------------------------------------------
     def _read_state(self) -> StackInfo | None:
@@ -81,10 +88,12 @@ class EmbeddedStack:
         info = self._read_state()
         if info and self._alive(info):
             try:
-                if self._healthy():
-                    return info
+                healthy = self._healthy()
             except ComfyError:
                 return None
+            if healthy and self.profile.public and not NginxProxy.alive(info.proxy_pid):
+                info = self._start_proxy(info)  # the proxy died on its own: bring it back
+            return info if healthy else None
         return None
 
     # --- up / down ------------------------------------------------------------------------------
@@ -97,7 +106,10 @@ class EmbeddedStack:
         stale = self._read_state()
         if stale and self._alive(stale):
             self._stop(stale.pid)
-        for url in (self.profile.comfyui.url, self.settings.control_url):
+        urls = [self.profile.comfyui.url, self.settings.control_url]
+        if self.profile.public:
+            urls += [u for u in (self.profile.public.url, self.profile.public.http_url) if u]
+        for url in urls:
             if _port_open(url):
                 raise StackError(
                     f"cannot start the embedded stack: {url} is already in use by another program "
@@ -136,17 +148,64 @@ class EmbeddedStack:
             raise StackError(f"{exc}; see {log}:\n{_tail(log)}") from None
         info = StackInfo(self.profile.comfyui.url, self.settings.control_url, proc.pid, started,
                          time.monotonic() - t0, str(log), owned=True)
-        self.state_file.write_text(json.dumps(asdict(info), indent=1))
+        self.proxy_faults_file.unlink(missing_ok=True)  # a fresh stack starts healthy
+        if self.profile.public:
+            try:
+                info = self._start_proxy(info)
+            except ProxyError as exc:
+                self._stop(proc.pid)
+                raise StackError(f"reverse proxy: {exc}") from None
+        self._write_state(info)
         return info
 
     def down(self) -> bool:
         info = self._read_state()
         if info is None:
             return False
+        NginxProxy.stop(info.proxy_pid)
         if self._alive(info):
             self._stop(info.pid)
         self.state_file.unlink(missing_ok=True)
         return True
+
+    def _write_state(self, info: StackInfo) -> None:
+        self.state_file.write_text(json.dumps(asdict(info), indent=1))
+
+    # --- the reverse proxy ----------------------------------------------------------------------
+    def proxy_faults(self) -> dict:
+        try:
+            return json.loads(self.proxy_faults_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def set_proxy_faults(self, **faults) -> StackInfo:
+        """Restart nginx with these faults (see PROXY_FAULTS); no arguments: a healthy proxy again."""
+        unknown = sorted(set(faults) - set(PROXY_FAULTS))
+        if unknown:
+            raise StackError(f"unknown proxy fault(s) {unknown}; known: {sorted(PROXY_FAULTS)}")
+        info = self._read_state()
+        if info is None or not self.profile.public:
+            raise StackError("proxy faults need a running embedded stack with a [public] proxy")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.proxy_faults_file.write_text(json.dumps(faults))
+        NginxProxy.stop(info.proxy_pid)
+        info = self._start_proxy(info)
+        self._write_state(info)
+        return info
+
+    def _start_proxy(self, info: StackInfo) -> StackInfo:
+        pub = self.profile.public
+        faults = self.proxy_faults()
+        https_port, http_port = ports_of(pub.url, pub.http_url)
+        files = certs.mint(PKI_DIR, self.state_dir / "tls", [pub.host, "127.0.0.1"], faults.get("cert"))
+        cfg = ProxyConfig(backend=self.profile.comfyui.url, https_port=https_port, http_port=http_port,
+                          upload_limit_mb=int(pub.upload_limit_mb), cors_origins=pub.cors_origins,
+                          hsts_max_age_s=max(31536000, pub.hsts_min_age_s), faults=faults)
+        self.proxy.write_config(cfg, files)
+        info.proxy_pid = self.proxy.start([p for p in (https_port, http_port) if p])
+        info.public_url = pub.url
+        self._write_state(info)
+        return info
 
     @staticmethod
     def _stop(pid: int) -> None:

@@ -19,6 +19,9 @@ def main(argv=None) -> int:
             info = stack.up()
             how = f"started in {info.startup_s:.2f} s" if info.owned else "already running"
             print(f"embedded stack {how}: ComfyUI {info.backend_url} (pid {info.pid}), faults {info.control_url}")
+            if info.public_url:
+                print(f"  public {info.public_url} through nginx (pid {info.proxy_pid}); "
+                      f"CA to trust: {stack.profile.ca_bundle}")
         elif args.action == "down":
             print("embedded stack stopped" if stack.down() else "embedded stack was not running")
         else:
@@ -27,6 +30,9 @@ def main(argv=None) -> int:
                 print("embedded stack: not running")
                 return 3
             print(f"embedded stack: running, ComfyUI {info.backend_url} (pid {info.pid}), log {info.log}")
+            if info.public_url:
+                print(f"  public {info.public_url} through nginx (pid {info.proxy_pid}), "
+                      f"proxy faults {stack.proxy_faults() or 'none'}")
     except (ProfileError, StackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,12 +7,15 @@ port carries the fault switches, so the ComfyUI route table stays the real one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
+import ipaddress
 import json
 import mimetypes
 import os
 import platform
+import socket
 import sys
 import time
 import uuid
@@ -44,10 +47,25 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@functools.lru_cache(maxsize=64)
 def _is_loopback(host: str | None) -> bool:
+    """As ComfyUI's server.is_loopback: an IP literal, else every address the name resolves to."""
     if not host:
         return False
-    return host == "localhost" or host.startswith("127.") or host == "::1"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    loopback = False
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            for *_, sockaddr in socket.getaddrinfo(host, None, family, socket.SOCK_STREAM):
+                if not ipaddress.ip_address(sockaddr[0]).is_loopback:
+                    return loopback
+                loopback = True
+        except socket.gaierror:
+            pass
+    return loopback
 
 
 @web.middleware

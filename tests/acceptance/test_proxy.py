@@ -1,0 +1,259 @@
+"""Proxy checklist: the public HTTPS address really publishes ComfyUI (redirect, WebSocket, Host, uploads, CORS)."""
+from __future__ import annotations
+
+import io
+import ipaddress
+import socket
+import statistics
+from urllib.parse import urlsplit
+
+import psutil
+import pytest
+from PIL import Image
+
+from comfycheck.client import ComfyClient, ComfyError
+from comfycheck.workflows import load_workflow, make_unique
+
+pytestmark = pytest.mark.acceptance
+MiB = 1024 * 1024
+FOREIGN_ORIGIN = "https://comfycheck-foreign-origin.invalid"
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+@pytest.fixture(scope="module")
+def backend_max_upload(comfy) -> int:
+    size = comfy.features().get("max_upload_size")
+    if not isinstance(size, int):
+        pytest.skip("the backend's /features has no max_upload_size (ComfyUI older than the recordings)")
+    return size
+
+
+@pytest.mark.smoke
+def test_http_redirects_to_https(profile, deployment, measure):
+    pub = profile.public
+    if pub is None or pub.http_url is None:
+        pytest.skip("the profile declares no plain-HTTP address (public.http_url = \"\")")
+    with ComfyClient(pub.http_url, timeout=profile.comfyui.timeout_s) as plain:
+        resp = plain.request("GET", "/system_stats?comfycheck=1", expect=())
+    location = resp.headers.get("location", "")
+    assert resp.status_code in (301, 302, 307, 308), (
+        f"{pub.http_url}/system_stats answered {resp.status_code} over plain HTTP instead of redirecting "
+        f"to {pub.url}: add an HTTP -> HTTPS redirect rule on the proxy")
+    target = urlsplit(location)
+    assert target.scheme == "https" and target.hostname == pub.host and (target.port or 443) == pub.port, (
+        f"{pub.http_url} redirects to {location!r}, not to {pub.url}")
+    assert target.path == "/system_stats" and target.query == "comfycheck=1", (
+        f"the redirect drops the path or query: {location!r}")
+    measure.info("HTTP redirect", resp.status_code, location=location)
+
+
+@pytest.mark.smoke
+def test_system_stats_through_proxy_match_backend(comfy, public_comfy):
+    direct, proxied = comfy.system_stats(), public_comfy.system_stats()
+    assert sorted(proxied) == sorted(direct), f"keys differ: proxy {sorted(proxied)}, backend {sorted(direct)}"
+    for key in ("comfyui_version", "required_frontend_version", "python_version", "pytorch_version"):
+        assert proxied["system"].get(key) == direct["system"].get(key), (
+            f"system.{key} through the proxy is {proxied['system'].get(key)!r}, directly "
+            f"{direct['system'].get(key)!r}: the proxy is publishing another ComfyUI")
+    assert [d["name"] for d in proxied["devices"]] == [d["name"] for d in direct["devices"]]
+
+
+def test_object_info_through_proxy_matches_backend(comfy, public_comfy):
+    direct, proxied = set(comfy.object_info()), set(public_comfy.object_info())
+    assert proxied == direct, (
+        f"node classes differ through the proxy: only direct {sorted(direct - proxied)[:10]}, "
+        f"only proxied {sorted(proxied - direct)[:10]}")
+
+
+@pytest.mark.smoke
+def test_websocket_through_proxy_with_browser_origin(public_comfy, measure):
+    with public_comfy.websocket() as ws:
+        assert ws.sid, f"the greeting through the proxy carries no sid: {ws.greeting}"
+        assert "exec_info" in ws.greeting["data"].get("status", {}), ws.greeting
+    measure.info("WebSocket through the proxy", "status greeting received", origin=public_comfy.origin)
+
+
+@pytest.mark.smoke
+@pytest.mark.generation
+def test_smoke_generation_through_proxy(public_comfy, profile, measure):
+    workflow = make_unique(load_workflow(profile.workflow_path(profile.comfyui.smoke_workflow)))
+    result = public_comfy.run(workflow, timeout=profile.comfyui.generation_timeout_s)
+    assert result.ok, result.failure_message()
+    images = result.images()
+    assert images, f"the generation through the proxy produced no image: {result.outputs}"
+    png = public_comfy.view(images[0]["filename"], images[0].get("subfolder", ""), images[0].get("type", "output"))
+    assert png.startswith(b"\x89PNG"), "GET /view through the proxy did not return a PNG"
+    measure.info("smoke generation through the proxy", round(result.client_terminal_ms / 1000, 3), "s")
+
+
+@pytest.mark.smoke
+def test_small_image_upload_through_proxy(public_comfy):
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (40, 120, 200)).save(buf, "PNG")
+    # a fixed name and content: ComfyUI keeps one copy however often this runs
+    answer = public_comfy.upload_image(buf.getvalue(), "comfycheck_proxy_probe.png", overwrite=True)
+    assert answer.get("name") == "comfycheck_proxy_probe.png", f"unexpected upload answer: {answer}"
+
+
+def _proxy_limit(public_comfy, upper: int) -> int | None:
+    """The largest upload the proxy takes, to 1 MiB, from its early answers; None if it never answers early."""
+    if public_comfy.upload_early_answer(upper) != 413:
+        return None
+    lo, hi = 0, upper  # lo accepted, hi refused
+    while hi - lo > MiB:
+        mid = (lo + hi) // 2
+        if public_comfy.upload_early_answer(mid) == 413:
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+@pytest.mark.smoke
+def test_proxy_upload_limit_not_stricter_than_backend(public_comfy, profile, backend_max_upload, measure):
+    expected = int(profile.public.upload_limit_mb * MiB)
+    limit = _proxy_limit(public_comfy, max(expected, backend_max_upload) + MiB)
+    shown = f"{limit / MiB:.0f} MB" if limit is not None else "no early refusal up to the expected size"
+    measure.info("proxy upload limit", round(limit / MiB, 1) if limit is not None else shown, "MB",
+                 backend_max_upload_mb=round(backend_max_upload / MiB, 1), expected_mb=expected / MiB)
+    wanted = min(expected, backend_max_upload) - 64 * 1024
+    answer = public_comfy.upload_early_answer(wanted)
+    assert answer != 413, (
+        f"the proxy refuses a {wanted / MiB:.1f} MB upload (413) but the backend accepts up to "
+        f"{backend_max_upload / MiB:.0f} MB (/features max_upload_size {backend_max_upload}); the proxy's "
+        f"limit is about {shown}: raise it (nginx client_max_body_size, IIS maxAllowedContentLength) "
+        f"to at least {expected / MiB:.0f} MB")
+
+
+def test_upload_just_under_the_limit_passes_through_proxy(public_comfy, profile, backend_max_upload, measure):
+    size = min(int(profile.public.upload_limit_mb * MiB), backend_max_upload) - 64 * 1024
+    resp = public_comfy.upload_filler(size)
+    # ComfyUI read the whole body and answered 400 (no `image` field): the upload crossed the proxy, no file kept
+    assert resp.status_code == 400, (
+        f"a {size / MiB:.1f} MB upload through the proxy got HTTP {resp.status_code} "
+        f"({resp.headers.get('server', '?')}), expected ComfyUI's 400 for a body with no image: "
+        + ("the proxy refused it, its body limit is too small" if resp.status_code == 413 else resp.text[:200]))
+    measure.info("upload through the proxy", round(size / MiB, 1), "MB",
+                 seconds=round(resp.elapsed.total_seconds(), 2))
+
+
+@pytest.mark.smoke
+def test_cors_preflight_and_headers(public_comfy, profile, measure):
+    expected = profile.public.cors_origins
+    for origin in expected:
+        pre = public_comfy.request("OPTIONS", "/prompt", expect=(), headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        allow = pre.headers.get("access-control-allow-origin")
+        assert pre.status_code in (200, 204), f"CORS preflight for {origin} answered {pre.status_code}"
+        assert allow in (origin, "*"), (
+            f"CORS preflight from {origin}: Access-Control-Allow-Origin is {allow!r}, expected {origin!r}")
+        methods = pre.headers.get("access-control-allow-methods", "").upper()
+        assert "POST" in methods, f"CORS preflight from {origin}: POST not in Access-Control-Allow-Methods {methods!r}"
+        headers = pre.headers.get("access-control-allow-headers", "").lower()
+        assert "content-type" in headers or headers == "*", (
+            f"CORS preflight from {origin}: Content-Type not in Access-Control-Allow-Headers {headers!r}")
+        got = public_comfy.request("GET", "/system_stats", headers={"Origin": origin}, expect=())
+        assert got.headers.get("access-control-allow-origin") in (origin, "*"), (
+            f"GET /system_stats from {origin} lacks Access-Control-Allow-Origin")
+        if got.status_code == 403 and origin != profile.public.origin:
+            # ComfyUI refuses cross-origin requests whose Host resolves to loopback. With a public name that
+            # is not loopback, that means the proxy passed the backend's own address as Host.
+            assert _resolves_to_loopback(profile.public.host), (
+                f"ComfyUI refuses GET /system_stats from allowed origin {origin} with 403: the proxy passes a "
+                "loopback Host; pass the original Host header (IIS ARR preserveHostHeader, nginx $http_host)")
+            measure.info(f"cross-origin GET from {origin}", "403 from ComfyUI (public name is loopback)")
+    if "*" not in expected:
+        foreign = public_comfy.request("GET", "/system_stats", headers={"Origin": FOREIGN_ORIGIN}, expect=())
+        granted = foreign.headers.get("access-control-allow-origin")
+        assert granted is None, (
+            f"the proxy grants CORS to an origin the profile does not list ({FOREIGN_ORIGIN}): "
+            f"Access-Control-Allow-Origin {granted!r}")
+    measure.info("CORS origins allowed", ", ".join(expected) or "(none)")
+
+
+@pytest.mark.smoke
+def test_proxy_latency_overhead_within_target(comfy, public_comfy, profile, measure):
+    for client in (comfy, public_comfy):
+        for _ in range(3):
+            client.timed_get("/system_stats")
+    direct, proxied = [], []
+    for _ in range(profile.comfyui.latency_samples):  # interleaved, so both see the same conditions
+        direct.append(comfy.timed_get("/system_stats") * 1000)
+        proxied.append(public_comfy.timed_get("/system_stats") * 1000)
+    overhead_p50 = statistics.median(proxied) - statistics.median(direct)
+    overhead_p95 = _percentile(proxied, 95) - _percentile(direct, 95)
+    measure.info("proxy overhead p50", round(overhead_p50, 2), "ms")
+    measure.info("proxy overhead p95", round(overhead_p95, 2), "ms")
+    measure("latency_proxy_ms", _percentile(proxied, 95), p50_ms=round(statistics.median(proxied), 2),
+            direct_p95_ms=round(_percentile(direct, 95), 2), samples=len(proxied), path="/system_stats")
+
+
+# --- security -----------------------------------------------------------------------------------
+def _resolves_to_loopback(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    return all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def _non_loopback_addresses() -> list[str]:
+    found = []
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                ip = a.address.split("%")[0]
+                if not (ip.startswith("127.") or ip == "::1" or ip.startswith("fe80:")):
+                    found.append(ip)
+    return found
+
+
+def _open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.smoke
+def test_backend_port_not_public(profile, measure):
+    if not profile.comfyui.must_not_be_public:
+        pytest.skip("the profile does not require the backend to be private (comfyui.must_not_be_public)")
+    backend = urlsplit(profile.comfyui.url)
+    port = backend.port or 80
+    if backend.hostname in ("localhost", "127.0.0.1", "::1"):
+        hosts = _non_loopback_addresses()
+        if not hosts:
+            pytest.skip("this host has no non-loopback address to try the backend port on")
+    elif profile.public is not None:
+        hosts = [profile.public.host]
+    else:
+        pytest.skip("the backend is remote and the profile has no public host to try its port on")
+    exposed = [h for h in hosts if _open(h, port)]
+    measure.info("backend port tried on", ", ".join(hosts), port=port)
+    assert not exposed, (
+        f"ComfyUI's port {port} answers on {', '.join(exposed)}: it must only be reachable through the proxy "
+        f"(start ComfyUI with --listen 127.0.0.1, or firewall port {port})")
+
+
+@pytest.mark.smoke
+def test_public_endpoint_refuses_requests_without_token(profile, public_comfy):
+    pub = profile.public
+    if not pub.token_env:
+        pytest.skip("the profile sets no public.token_env: the public endpoint is not meant to need a token")
+    if not pub.token:
+        pytest.fail(f"the profile expects a token in ${pub.token_env}, which is not set", pytrace=False)
+    with ComfyClient(pub.url, ca_bundle=pub.ca_bundle, timeout=profile.comfyui.timeout_s) as anonymous:
+        resp = anonymous.request("GET", "/system_stats", expect=())
+    assert resp.status_code in (401, 403), (
+        f"{pub.url}/system_stats answered {resp.status_code} without a token: the public endpoint is open")
+    try:
+        public_comfy.system_stats()
+    except ComfyError as exc:
+        pytest.fail(f"with the token from ${pub.token_env} the public endpoint still refuses: {exc}", pytrace=False)

@@ -1,0 +1,112 @@
+"""Certificate checklist: the public address presents a trusted, well-formed, current certificate over modern TLS."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from cryptography.x509.verification import VerificationError
+
+from comfycheck import tls
+from comfycheck.targets import Target
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.smoke]
+
+
+@pytest.fixture(scope="module")
+def public(profile, deployment):
+    if profile.public is None:
+        pytest.skip(f"profile {profile.name!r} has no [public] table: no certificate to check")
+    return profile.public
+
+
+@pytest.fixture(scope="module")
+def presented(public) -> tls.Presented:
+    try:
+        return tls.fetch_chain(public.host, public.port, timeout=10)
+    except tls.TLSProbeError as exc:
+        pytest.fail(f"{public.url}: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def roots(public):
+    try:
+        return tls.trust_store(public.ca_bundle)
+    except tls.TLSProbeError as exc:
+        pytest.fail(f"{exc} (public.ca_bundle in the profile)", pytrace=False)
+
+
+def test_certificate_chain_verifies_to_trust_store(public, presented, roots, measure):
+    certs, where = roots
+    try:
+        built = tls.verify_chain(presented.chain, certs, public.host)
+    except VerificationError as exc:
+        pytest.fail(f"the certificate chain of {public.url} does not verify against {where}: {exc}", pytrace=False)
+    measure.info("chain", " <- ".join(tls.describe(c) for c in built), trust_store=where)
+
+
+def test_hostname_matches_certificate(public, presented, measure):
+    names = tls.san_names(presented.chain[0])
+    measure.info("certificate names (SAN)", ", ".join(names) or "(none)")
+    assert names, f"the certificate of {public.url} has no subjectAltName; clients ignore the CN"
+    assert tls.hostname_matches(public.host, names), (
+        f"the certificate of {public.url} is for {', '.join(names)}, not for {public.host}")
+
+
+def test_certificate_renewal_point_not_passed(public, presented, measure):
+    now = dt.datetime.now(dt.timezone.utc)
+    earliest = min(presented.chain, key=lambda c: c.not_valid_after_utc)
+    left = tls.days_left(earliest, now)
+    lifetime = tls.lifetime_days(earliest)
+    threshold = public.min_days_left if public.min_days_left is not None else round(lifetime / 3, 1)
+    assert earliest.not_valid_before_utc <= now, (
+        f"{tls.describe(earliest)} is not valid yet: valid from {earliest.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "
+        "(a clock problem on the server, or a certificate issued for the future)")
+    rule = ("public.min_days_left in the profile" if public.min_days_left is not None
+            else f"renewal point: a third of its {lifetime:.0f}-day lifetime")
+    label = (f"days left on {tls.describe(earliest)} (expires {earliest.not_valid_after_utc:%Y-%m-%d}; {rule})")
+    target = Target("cert_days_left", label, threshold, "days", ">")
+    measure.against(target, round(left, 1), name=label, certificate=tls.describe(earliest))
+
+
+def test_keys_and_signatures_are_strong(presented, measure):
+    weak = []
+    for cert in presented.chain:
+        algo, bits, strong = tls.key_description(cert)
+        measure.info(f"key of {tls.describe(cert)}", f"{algo} {bits} bit")
+        if not strong:
+            weak.append(f"{tls.describe(cert)} has a weak key ({algo} {bits} bit; need RSA >= 2048 or EC >= 256)")
+        if tls.sha1_signed(cert):
+            weak.append(f"{tls.describe(cert)} is signed with SHA-1")
+    assert not weak, "; ".join(weak)
+
+
+def test_modern_tls_negotiated(presented, measure):
+    measure.info("TLS protocol", presented.protocol, cipher=presented.cipher)
+    assert presented.protocol in ("TLSv1.2", "TLSv1.3"), f"negotiated {presented.protocol}, expected TLS 1.2 or 1.3"
+
+
+@pytest.mark.parametrize("version", ["TLSv1", "TLSv1.1"])
+def test_legacy_tls_refused(public, version, measure):
+    try:
+        offered = tls.offers_protocol(public.host, public.port, version)
+    except tls.TLSProbeError as exc:
+        pytest.fail(f"{public.url}: {exc}", pytrace=False)
+    measure.info(f"{version} handshake", "accepted" if offered else "refused")
+    assert not offered, f"{public.url} accepts {version}: disable TLS 1.0 and 1.1 on the proxy"
+
+
+def test_hsts_header_present(public, public_comfy, measure):
+    resp = public_comfy.request("GET", "/system_stats")
+    hsts = resp.headers.get("strict-transport-security")
+    assert hsts, f"{public.url} sends no Strict-Transport-Security header"
+    match = re.search(r"max-age=\"?(\d+)", hsts, re.I)
+    assert match, f"Strict-Transport-Security without max-age: {hsts!r}"
+    target = Target("hsts_max_age_s", "HSTS max-age", public.hsts_min_age_s, "s", ">=")
+    measure.against(target, int(match.group(1)), header=hsts)
+
+
+def test_chain_sent_leaf_first_in_order(presented, measure):
+    measure.info("certificates sent", len(presented.chain))
+    problems = tls.order_problems(presented.chain)
+    assert not problems, "the chain is not sent leaf first, each followed by its issuer: " + "; ".join(problems)
