@@ -59,6 +59,10 @@ def _url(v):
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def _size(v):
+    return isinstance(v, list) and len(v) == 2 and all(_int(x) and x > 0 for x in v)
+
+
 def _url_or_empty(v):
     return v == "" or _url(v)
 
@@ -76,6 +80,7 @@ KINDS = {
     _models: "a table of folder = [file names]",
     _url: "an http:// or https:// URL with a host",
     _url_or_empty: 'an http:// URL with a host, or "" for none',
+    _size: "[width, height] in pixels",
     _prefix: '"" or "/api"',
 }
 
@@ -111,6 +116,15 @@ SCHEMA: dict[str, Any] = {
     "forge": {
         "url": (_url, REQUIRED),
     },
+    "ui": {
+        "browser_path": (_str, ""),  # "": Playwright's own Chromium if installed, else /usr/bin/chromium
+        "timeout_s": (_num, 60.0),
+        "viewport": (_size, [1280, 800]),
+        "baseline_tolerance_pct": (_num, 1.0),
+        "expected_404": (_str_list, []),  # more paths a healthy page may get 404 for (beyond ComfyUI's own)
+        "run_workflow": (_bool, True),  # click Run on the smoke workflow in the page
+        "baselines_dir": (_str, ""),  # "": fixtures/baselines/<profile name>
+    },
     "gpus": {
         "comfyui": (_str, ""),
         "forge": (_str, ""),
@@ -126,7 +140,7 @@ SCHEMA: dict[str, Any] = {
     },
     "targets": {key: (_num, None) for key in DEFAULT_TARGETS},
 }
-OPTIONAL_TABLES = {"public", "forge", "gpus", "stack", "targets"}
+OPTIONAL_TABLES = {"public", "forge", "gpus", "stack", "targets", "ui"}
 
 
 def _validate(data: dict, schema: dict, where: str, errors: list[str]) -> dict:
@@ -220,6 +234,17 @@ class PublicSettings:
 
 
 @dataclass(frozen=True)
+class UISettings:
+    browser_path: str = ""
+    timeout_s: float = 60.0
+    viewport: tuple[int, int] = (1280, 800)
+    baseline_tolerance_pct: float = 1.0
+    expected_404: tuple[str, ...] = ()
+    run_workflow: bool = True
+    baselines_dir: str = ""
+
+
+@dataclass(frozen=True)
 class StackSettings:
     embedded: bool
     control_url: str
@@ -242,6 +267,7 @@ class Profile:
     forge_url: str | None = None
     gpus: dict[str, str] = field(default_factory=dict)
     stack: StackSettings | None = None
+    ui: UISettings = field(default_factory=UISettings)
 
     def secrets(self) -> list[str]:
         """Every token this profile reads from the environment (to keep them out of reports)."""
@@ -269,6 +295,14 @@ class Profile:
         if p.is_absolute() or p.parent != Path("."):
             return self.resolve(name)
         return WORKFLOWS_DIR / name
+
+
+def _ui(table: dict | None) -> UISettings:
+    if not table:
+        return UISettings()
+    t = dict(UISettings().__dict__) | table
+    return UISettings(t["browser_path"], float(t["timeout_s"]), tuple(t["viewport"]), float(t["baseline_tolerance_pct"]),
+                      tuple(t["expected_404"]), t["run_workflow"], t["baselines_dir"])
 
 
 def load_profile(path: str | os.PathLike | None = None) -> Profile:
@@ -312,6 +346,7 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
         comfyui=ComfySettings(**v["comfyui"]),
         targets=targets,
         public=public,
+        ui=_ui(v.get("ui")),
         forge_url=v["forge"]["url"] if "forge" in v else None,
         gpus=v.get("gpus", {}),
         stack=stack,

@@ -21,6 +21,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("comfycheck")
     group.addoption("--profile", default=None,
                     help="deployment profile (TOML); default $COMFYCHECK_PROFILE, else profiles/local.toml")
+    group.addoption("--update-baselines", action="store_true", default=False,
+                    help="UI tests: write each screenshot as the new baseline of this profile")
+    group.addoption("--browser-path", default=None,
+                    help="UI tests: the Chromium to launch (default: [ui] browser_path, Playwright's own, "
+                         "else /usr/bin/chromium)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -51,8 +51,9 @@ def free_port() -> int:
 
 def own_ports() -> dict:
     """Profile overrides giving an embedded stack ports of its own, beside the session's stack."""
-    backend, control, https, http = (free_port() for _ in range(4))
+    backend, control, https, http, forge = (free_port() for _ in range(5))
     return {"comfyui": {"url": f"http://127.0.0.1:{backend}"},
+            "forge": {"url": f"http://127.0.0.1:{forge}"},
             "stack": {"control_url": f"http://127.0.0.1:{control}"},
             "public": {"url": f"https://localhost:{https}", "http_url": f"http://localhost:{http}",
                        "cors_origins": [f"https://localhost:{https}"]}}

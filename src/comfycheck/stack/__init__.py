@@ -40,6 +40,8 @@ class StackInfo:
     owned: bool = False  # this process started it, so this process stops it
     proxy_pid: int = 0
     public_url: str = ""
+    forge_pid: int = 0
+    forge_url: str = ""
 
 
 def _hostport(url: str) -> tuple[str, int]:
@@ -65,6 +67,7 @@ class EmbeddedStack:
         self.state_file = self.state_dir / "state.json"
         self.proxy = NginxProxy(self.state_dir / "nginx")
         self.proxy_faults_file = self.state_dir / "proxy-faults.json"
+        self.forge_stopped_flag = self.state_dir / "forge-stopped"  # stopped on purpose: do not bring it back
 
     # --- state ----------------------------------------------------------------------------------
     def _read_state(self) -> StackInfo | None:
@@ -93,6 +96,9 @@ class EmbeddedStack:
                 return None
             if healthy and self.profile.public and not NginxProxy.alive(info.proxy_pid):
                 info = self._start_proxy(info)  # the proxy died on its own: bring it back
+            if healthy and self.profile.forge_url and not self.forge_stopped_flag.exists() \
+                    and not _alive_with(info.forge_pid, "comfycheck.standin.forge"):
+                info = self.start_forge(info)
             return info if healthy else None
         return None
 
@@ -107,6 +113,8 @@ class EmbeddedStack:
         if stale and self._alive(stale):
             self._stop(stale.pid)
         urls = [self.profile.comfyui.url, self.settings.control_url]
+        if self.profile.forge_url:
+            urls.append(self.profile.forge_url)
         if self.profile.public:
             urls += [u for u in (self.profile.public.url, self.profile.public.http_url) if u]
         for url in urls:
@@ -129,6 +137,8 @@ class EmbeddedStack:
                "--vram-idle-gb", str(self.settings.vram_idle_gb)]
         for m in models:
             cmd += ["--model", m]
+        self.forge_stopped_flag.unlink(missing_ok=True)
+        forge = self._spawn_forge() if self.profile.forge_url else None  # Gradio imports slowly: start it first
         started = time.time()
         t0 = time.monotonic()
         with open(log, "ab") as out:
@@ -143,8 +153,10 @@ class EmbeddedStack:
         try:
             wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.1,
                        what=f"stand-in ComfyUI at {self.profile.comfyui.url} answering /system_stats")
-        except DeadlineExceeded as exc:
+        except (DeadlineExceeded, StackError) as exc:
             self._stop(proc.pid)
+            if forge:
+                self._stop(forge.pid)
             raise StackError(f"{exc}; see {log}:\n{_tail(log)}") from None
         info = StackInfo(self.profile.comfyui.url, self.settings.control_url, proc.pid, started,
                          time.monotonic() - t0, str(log), owned=True)
@@ -154,7 +166,68 @@ class EmbeddedStack:
                 info = self._start_proxy(info)
             except ProxyError as exc:
                 self._stop(proc.pid)
+                if forge:
+                    self._stop(forge.pid)
                 raise StackError(f"reverse proxy: {exc}") from None
+        if forge:
+            try:
+                self._wait_forge(forge)
+            except StackError:
+                self.down_processes(info)
+                raise
+            info.forge_pid, info.forge_url = forge.pid, self.profile.forge_url
+        self._write_state(info)
+        return info
+
+    def down_processes(self, info: StackInfo) -> None:
+        NginxProxy.stop(info.proxy_pid)
+        if info.forge_pid and _alive_with(info.forge_pid, "comfycheck.standin.forge"):
+            self._stop(info.forge_pid)
+        if self._alive(info):
+            self._stop(info.pid)
+
+    # --- Forge ------------------------------------------------------------------------------------
+    def _spawn_forge(self) -> subprocess.Popen:
+        host, port = _hostport(self.profile.forge_url)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / "forge.log", "ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "comfycheck.standin.forge", "--host", host,
+                                     "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=PROJECT_ROOT)
+
+    def _wait_forge(self, proc: subprocess.Popen) -> None:
+        log = self.state_dir / "forge.log"
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise StackError(f"Forge stand-in exited with {proc.returncode}; see {log}:\n{_tail(log)}")
+            try:
+                return httpx.get(f"{self.profile.forge_url}/internal/ping", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.1,
+                       what=f"Forge stand-in at {self.profile.forge_url} answering /internal/ping")
+        except DeadlineExceeded as exc:
+            self._stop(proc.pid)
+            raise StackError(f"{exc}; see {log}:\n{_tail(log)}") from None
+
+    def stop_forge(self) -> None:
+        """Take Forge down on purpose (a fault for the self-tests); it stays down until start_forge()."""
+        info = self._read_state()
+        self.forge_stopped_flag.touch()
+        if info and info.forge_pid and _alive_with(info.forge_pid, "comfycheck.standin.forge"):
+            self._stop(info.forge_pid)
+
+    def start_forge(self, info: StackInfo | None = None) -> StackInfo:
+        info = info or self._read_state()
+        if info is None:
+            raise StackError("the embedded stack is not running")
+        self.forge_stopped_flag.unlink(missing_ok=True)
+        proc = self._spawn_forge()
+        self._wait_forge(proc)
+        info.forge_pid, info.forge_url = proc.pid, self.profile.forge_url
         self._write_state(info)
         return info
 
@@ -162,9 +235,7 @@ class EmbeddedStack:
         info = self._read_state()
         if info is None:
             return False
-        NginxProxy.stop(info.proxy_pid)
-        if self._alive(info):
-            self._stop(info.pid)
+        self.down_processes(info)
         self.state_file.unlink(missing_ok=True)
         return True
 
@@ -218,6 +289,14 @@ class EmbeddedStack:
                        timeout=10, interval=0.05, what=f"stand-in (pid {pid}) stopping")
         except DeadlineExceeded:
             os.killpg(pid, signal.SIGKILL)
+
+
+def _alive_with(pid: int, marker: str) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE and marker in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
 
 
 class FaultSwitch:

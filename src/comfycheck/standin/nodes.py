@@ -245,6 +245,15 @@ async def text_encode_qwen(ctx, clip, prompt, vae=None, image=None, image1=None,
     return (Token("CONDITIONING", prompt),)
 
 
+async def clip_text_encode(ctx, text, clip):
+    await ctx.pause(ctx.model_step_s)
+    return (Token("CONDITIONING", text),)
+
+
+async def empty_sd3_latent(ctx, width, height, batch_size=1):
+    return (Latent([Image.new("RGB", (width, height), (128, 128, 128)) for _ in range(batch_size)]),)
+
+
 async def model_patch(ctx, model, **_):
     return (model,)
 
@@ -296,6 +305,8 @@ EXECUTORS: dict[str, Callable[..., Awaitable[Any]]] = {
     "VAELoader": vae_loader,
     "TextEncodeQwenImageEdit": text_encode_qwen,
     "TextEncodeQwenImageEditPlus": text_encode_qwen,
+    "CLIPTextEncode": clip_text_encode,
+    "EmptySD3LatentImage": empty_sd3_latent,
     "ModelSamplingAuraFlow": model_patch,
     "CFGNorm": model_patch,
     "VAEEncode": vae_encode,

@@ -40,6 +40,9 @@ FAULTS = {
     "generation_fails": False,  # every prompt fails with CUDA out-of-memory at its first executed node
     "slow_generation_s": 0.0,  # extra seconds of work in every prompt
     "vram_not_released": False,  # /free releases nothing and sampling leaks VRAM
+    "asset_404": "",  # frontend files whose path ends with this answer 404 (a broken deploy of the frontend)
+    "console_error": "",  # the page logs this with console.error as it loads (a broken extension)
+    "user_css": "",  # /user.css serves this stylesheet (the page looks different from its baseline)
 }
 
 
@@ -732,8 +735,23 @@ class StandIn:
         # ComfyUI registers /api/jobs bare too and prefixes everything with /api, hence /api/api/jobs.
 
         async def index(request):
-            return web.FileResponse(self.web_root / "index.html", headers={
-                "Cache-Control": "no-store, must-revalidate", "Pragma": "no-cache", "Expires": "0"})
+            headers = {"Cache-Control": "no-store, must-revalidate", "Pragma": "no-cache", "Expires": "0"}
+            if not self.faults.get("console_error"):
+                return web.FileResponse(self.web_root / "index.html", headers=headers)
+            script = f"<script>console.error({json.dumps(self.faults['console_error'])})</script>"
+            page = (self.web_root / "index.html").read_text().replace("</head>", script + "</head>", 1)
+            return web.Response(text=page, content_type="text/html", headers=headers)
+
+        @web.middleware
+        async def frontend_faults(request: web.Request, handler):
+            broken = self.faults.get("asset_404")
+            if broken and request.path.endswith(broken):
+                return web.Response(status=404)
+            if request.path == "/user.css" and self.faults.get("user_css"):
+                return web.Response(text=self.faults["user_css"], content_type="text/css")
+            return await handler(request)
+
+        app.middlewares.append(frontend_faults)
 
         app.router.add_get("/", index)
         app.add_routes(api)

@@ -1,0 +1,196 @@
+"""Browser-side helpers for the UI layer: which Chromium, trusting the profile's CA, watching a page, baselines.
+
+Nothing here imports Playwright at module level, so the rest of the suite never needs it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from PIL import Image, ImageChops
+
+DEBIAN_CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+# Requests the real ComfyUI frontend makes on every load that a healthy server answers 404 (seen in the
+# recordings of a real ComfyUI 0.33.0 with frontend 1.49.6): optional user files and settings not yet saved.
+COMFYUI_EXPECTED_404 = (
+    "/user.css",
+    "/api/userdata/user.css",
+    "/api/settings/Comfy.InstalledVersion",
+    "/api/userdata/comfy.templates.json",
+    "/api/userdata?dir=subgraphs",
+)
+# Console errors the real frontend 1.49.6 logs on a healthy server (recorded too).
+COMFYUI_EXPECTED_CONSOLE = ("ComfyApp graph accessed before initialization",)
+
+
+class UIError(Exception):
+    pass
+
+
+def browser_executable(configured: str | None) -> str | None:
+    """The Chromium to launch: the option/profile's, else Playwright's own if installed, else Debian's.
+
+    None means "Playwright's own browser" (what pytest-playwright launches by default).
+    """
+    if configured:
+        if not Path(configured).is_file():
+            raise UIError(f"browser {configured} (--browser-path or [ui] browser_path) does not exist")
+        return configured
+    if _playwright_chromium_installed():
+        return None
+    if Path(DEBIAN_CHROMIUM).is_file():
+        return DEBIAN_CHROMIUM
+    raise UIError("no Chromium found: run ./run setup (installs Debian's chromium), "
+                  "or `playwright install chromium`, or set [ui] browser_path")
+
+
+def _playwright_chromium_installed() -> bool:
+    root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+    return root.is_dir() and any(p.name.startswith("chromium") for p in root.iterdir())
+
+
+def nss_home(ca_bundle: Path, home: Path) -> Path:
+    """A HOME whose NSS database trusts the CA bundle's roots: how Chromium on Linux trusts a private CA."""
+    certutil = shutil.which("certutil")
+    if not certutil:
+        raise UIError("certutil is missing (Debian package libnss3-tools; ./run setup installs it): "
+                      "needed to make Chromium trust the profile's CA bundle")
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True, exist_ok=True)
+    subprocess.run([certutil, "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
+    pems = ca_bundle.read_text().split("-----END CERTIFICATE-----")
+    for i, pem in enumerate(p for p in pems if "BEGIN CERTIFICATE" in p):
+        cert = home / f"ca-{i}.pem"
+        cert.write_text(pem.strip() + "\n-----END CERTIFICATE-----\n")
+        subprocess.run([certutil, "-A", "-d", f"sql:{db}", "-t", "C,,", "-n", f"comfycheck-ca-{i}", "-i", str(cert)],
+                       check=True, capture_output=True)
+    return home
+
+
+@dataclass
+class PageWatch:
+    """Everything a page did that a healthy page should not: console errors, failed requests, its WebSockets."""
+
+    allowed_hosts: set[str]
+    expected_404: tuple[str, ...] = ()
+    expected_console: tuple[str, ...] = ()
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    tolerated: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    websockets: list[dict] = field(default_factory=list)
+
+    def attach(self, page) -> None:
+        page.route("**/*", self._route)
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+        page.on("response", self._response)
+        page.on("requestfailed", self._request_failed)
+        page.on("websocket", self._websocket)
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        if urlsplit(url).scheme in ("data", "blob") or urlsplit(url).hostname in self.allowed_hosts:
+            route.continue_()
+        else:  # the suite only talks to loopback and the profile's hosts; so does the page it drives
+            self.blocked.append(url)
+            route.abort("blockedbyclient")
+
+    def _expected(self, url: str) -> bool:
+        path = urlsplit(url)._replace(scheme="", netloc="").geturl()
+        return any(path.startswith(p) for p in self.expected_404)
+
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            entry = f"{response.status} {response.request.method} {response.url}"
+            (self.tolerated if response.status == 404 and self._expected(response.url) else self.failed).append(entry)
+
+    def _request_failed(self, request) -> None:
+        if request.url in self.blocked or request.url.startswith(("data:", "blob:")):
+            return
+        failure = request.failure or "?"
+        if "ERR_ABORTED" in failure and (self._expected(request.url) or any(request.url in f for f in self.failed)):
+            return  # the 404 itself is already judged; Chromium then reports the aborted body too
+        if request.resource_type == "websocket":
+            return  # judged by the WebSocket check
+        self.failed.append(f"{request.method} {request.url}: {failure}")
+
+    def _console(self, msg) -> None:
+        if msg.type != "error":
+            return
+        url = (msg.location or {}).get("url", "")
+        text = msg.text
+        if text.startswith("Failed to load resource"):
+            return  # the request itself is judged by _response/_request_failed, with its URL
+        if any(text.startswith(e) for e in self.expected_console):
+            self.tolerated.append(f"console: {text}")
+            return
+        self.console_errors.append(f"{text} ({url})" if url else text)
+
+    def _websocket(self, ws) -> None:
+        entry = {"url": ws.url, "received": [], "error": None, "closed": False}
+        self.websockets.append(entry)
+
+        def received(payload):
+            if isinstance(payload, str):
+                try:
+                    entry["received"].append(json.loads(payload))
+                except ValueError:
+                    pass
+
+        ws.on("framereceived", received)
+        ws.on("socketerror", lambda err: entry.update(error=str(err)))
+        ws.on("close", lambda _ws: entry.update(closed=True))
+
+    def problems(self) -> list[str]:
+        out = [f"console error: {e}" for e in self.console_errors]
+        out += [f"page error: {e}" for e in self.page_errors]
+        out += [f"failed request: {e}" for e in self.failed]
+        return out
+
+
+# --- screenshots against baselines ----------------------------------------------------------------
+@dataclass
+class Comparison:
+    baseline: Path
+    written: bool  # no baseline existed (or an update was asked for): this screenshot became it
+    changed_pct: float = 0.0
+    size_changed: str = ""
+    diff_png: bytes | None = None
+
+
+def compare_to_baseline(png: bytes, baseline: Path, *, masks: list[tuple[int, int, int, int]],
+                        tolerance_pct: float, update: bool = False, pixel_threshold: int = 40) -> Comparison:
+    """Share of pixels (outside the masks) that differ by more than `pixel_threshold` in any channel."""
+    if update or not baseline.is_file():
+        baseline.parent.mkdir(parents=True, exist_ok=True)
+        baseline.write_bytes(png)
+        return Comparison(baseline, written=True)
+    now = Image.open(io.BytesIO(png)).convert("RGB")
+    then = Image.open(baseline).convert("RGB")
+    if now.size != then.size:
+        return Comparison(baseline, False, 100.0, f"{then.size[0]}x{then.size[1]} -> {now.size[0]}x{now.size[1]}")
+    r, g, b = ImageChops.difference(now, then).split()
+    strongest = ImageChops.lighter(r, ImageChops.lighter(g, b))  # per pixel, the channel that moved most
+    diff = strongest.point(lambda v: 255 if v > pixel_threshold else 0)
+    keep = Image.new("L", now.size, 255)
+    for x, y, w, h in masks:
+        keep.paste(0, (x, y, x + w, y + h))
+    diff = ImageChops.multiply(diff, keep)
+    changed = diff.histogram()[255]
+    total = keep.histogram()[255] or 1
+    overlay = now.copy()
+    overlay.paste((255, 0, 64), mask=diff)
+    buf = io.BytesIO()
+    overlay.save(buf, "PNG")
+    return Comparison(baseline, False, round(100 * changed / total, 3), "", buf.getvalue())

@@ -1,0 +1,72 @@
+"""UI faults in the embedded stack: each fails its named browser check with a clear message."""
+from __future__ import annotations
+
+import pytest
+
+from comfycheck.stack import EmbeddedStack
+from conftest import assert_fails, run_pytest
+
+pytestmark = pytest.mark.selftest
+PAGE = "tests/ui/test_comfyui_page.py"
+FORGE_PAGE = "tests/ui/test_forge_page.py"
+FORGE_API = "tests/acceptance/test_forge.py"
+HEALTH = f"{PAGE}::test_comfyui_page_has_no_console_errors_or_failed_requests[chromium]"
+
+
+def test_healthy_pages_pass_every_ui_check(deployment):
+    result = run_pytest("tests/ui", FORGE_API, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_frontend_asset_404_is_a_failed_request(fault_switch):
+    fault_switch.set(asset_404="materialdesignicons.min.css")
+    assert_fails(run_pytest(HEALTH), HEALTH,
+                 "the ComfyUI page is not healthy", "failed request: 404 GET https://localhost:28443/materialdesignicons.min.css")
+
+
+def test_console_error_in_the_page_is_reported(fault_switch):
+    fault_switch.set(console_error="comfycheck-selftest: extension crashed while loading")
+    assert_fails(run_pytest(HEALTH), HEALTH, "console error: comfycheck-selftest: extension crashed while loading")
+
+
+def test_websocket_blocked_at_the_proxy_is_caught(proxy_faults):
+    proxy_faults(ws_upgrade_blocked=True)
+    nodeid = f"{PAGE}::test_comfyui_page_websocket_receives_status[chromium]"
+    assert_fails(run_pytest(nodeid), nodeid, "the page's WebSocket to /ws never received `status`",
+                 "the frontend falls back to polling", "wss://localhost:28443/ws")
+
+
+def test_page_changed_against_its_baseline_fails(fault_switch):
+    fault_switch.set(user_css="body { filter: invert(1) hue-rotate(90deg) }")
+    nodeid = f"{PAGE}::test_comfyui_page_matches_baseline[chromium]"
+    assert_fails(run_pytest(nodeid), nodeid, "comfyui looks different from its baseline", "% of the pixels changed",
+                 "--update-baselines")
+
+
+def test_missing_baseline_is_written_and_reported_then_compared(make_profile, tmp_path):
+    profile = make_profile({"ui": {"baselines_dir": str(tmp_path / "baselines")}})
+    nodeid = f"{FORGE_PAGE}::test_forge_page_matches_baseline[chromium]"
+    first = run_pytest(nodeid, "-rA", profile=profile)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (tmp_path / "baselines" / "forge.png").is_file()
+    second = run_pytest(nodeid, profile=profile)
+    assert second.returncode == 0, second.stdout + second.stderr
+    stamp = (tmp_path / "baselines" / "forge.png").stat().st_mtime_ns
+    third = run_pytest(nodeid, "--update-baselines", profile=profile)
+    assert third.returncode == 0 and (tmp_path / "baselines" / "forge.png").stat().st_mtime_ns != stamp
+
+
+@pytest.fixture
+def forge_down(profile, deployment):
+    stack = EmbeddedStack(profile)
+    stack.stop_forge()
+    yield
+    stack.start_forge()
+
+
+def test_forge_down_is_caught_by_api_and_page_checks(forge_down):
+    api = f"{FORGE_API}::test_forge_answers_ping"
+    page = f"{FORGE_PAGE}::test_forge_page_becomes_ready[chromium]"
+    result = run_pytest(api, page)
+    assert_fails(result, api, "Forge at http://127.0.0.1:27860 does not answer /internal/ping: ConnectError")
+    assert_fails(result, page, "the Forge page http://127.0.0.1:27860/ is not ready", "ERR_CONNECTION_REFUSED")

@@ -1,0 +1,162 @@
+"""The ComfyUI page, through the public HTTPS address, in a real browser: ready, healthy, connected, as before."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from comfycheck.ui import COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE
+from comfycheck.workflows import load_workflow, make_unique
+from conftest import pump_until, wait_state
+
+READY_JS = """() => {
+  const shown = el => !!el && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+  const splash = document.querySelector('#splash-loader');
+  const run = document.querySelector('[data-testid=queue-button]')
+    || [...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Queue Prompt');
+  return { app: window.app !== undefined, mask_gone: !shown(splash), canvas: shown(document.querySelector('#graph-canvas')),
+           run_button: shown(run) };
+}"""
+READY_ALL_JS = f"() => {{ const s = ({READY_JS})(); return s.app && s.mask_gone && s.canvas && s.run_button; }}"
+# The canvas's own stats text (FPS, timings) and the minimap change between loads: masked in comparisons.
+MASKS_JS = """() => {
+  const rects = [];
+  const c = document.querySelector('#graph-canvas');
+  if (c) { const r = c.getBoundingClientRect(); rects.push([r.left, r.bottom - 110, 220, 110]); }
+  const m = document.querySelector('.minimap-canvas');
+  if (m) { const r = (m.parentElement || m).getBoundingClientRect(); rects.push([r.left - 10, r.top - 40, r.width + 20, r.height + 90]); }
+  return rects.map(r => r.map(v => Math.max(0, Math.round(v))));
+}"""
+DIALOG = ".p-dialog:visible, [role=dialog]:visible"
+
+
+class Load:
+    """What one visit of the page showed: readiness, timings, problems, its WebSockets."""
+
+    def __init__(self):
+        self.error: str | None = None
+        self.ready_s: float | None = None
+        self.dialogs_closed = 0
+        self.watch = None
+
+
+@pytest.fixture(scope="module")
+def comfy_page(module_page, profile, deployment, watch_factory):
+    if profile.public_url is None:
+        pytest.skip(f"profile {profile.name!r} has no [public] table: the page is checked through the proxy")
+    load = Load()
+    load.watch = watch_factory(module_page, COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE)
+    t0 = time.monotonic()
+    try:
+        module_page.goto(profile.public_url + "/", wait_until="domcontentloaded")
+        module_page.wait_for_function(READY_ALL_JS, timeout=profile.ui.timeout_s * 1000)
+        load.ready_s = time.monotonic() - t0
+    except Exception as exc:  # noqa: BLE001 - navigation error or timeout: say which condition was missing
+        state = _safe_eval(module_page, READY_JS)
+        missing = [k for k, v in (state or {}).items() if not v] or ["the page did not load"]
+        problems = load.watch.problems()
+        load.error = (f"the ComfyUI page {profile.public_url}/ was not ready after {profile.ui.timeout_s:g} s: missing "
+                      f"{', '.join(missing)} ({type(exc).__name__})"
+                      + (f"; the page saw: {'; '.join(problems[:6])}" if problems else ""))
+        return load
+    load.dialogs_closed = _close_dialogs(module_page)
+    return load
+
+
+def _safe_eval(page, js):
+    try:
+        return page.evaluate(js)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _close_dialogs(page, rounds: int = 5) -> int:
+    """First-visit dialogs (templates, tutorial) are dismissed the way a person would: Escape."""
+    closed = 0
+    for _ in range(rounds):
+        if page.locator(DIALOG).count() == 0:
+            break
+        page.keyboard.press("Escape")
+        closed += 1
+        try:
+            page.locator(DIALOG).first.wait_for(state="hidden", timeout=2000)
+        except Exception:  # noqa: BLE001 - a dialog that Escape does not close: try its close button
+            page.locator(f"{DIALOG} button[aria-label=Close]").first.click(timeout=2000)
+    return closed
+
+
+def _ready(load):
+    if load.error:
+        pytest.fail(load.error, pytrace=False)
+
+
+def test_comfyui_page_becomes_ready(comfy_page, module_page, screenshots, measure):
+    png, _ = screenshots.take(module_page, "comfyui")
+    _ready(comfy_page)
+    measure.info("ComfyUI page ready", round(comfy_page.ready_s, 2), "s", dialogs_closed=comfy_page.dialogs_closed,
+                 title=module_page.title())
+
+
+def test_comfyui_page_has_no_console_errors_or_failed_requests(comfy_page, measure):
+    _ready(comfy_page)
+    w = comfy_page.watch
+    measure.info("tolerated (known frontend behaviour)", len(w.tolerated), details=w.tolerated)
+    measure.info("blocked requests outside the profile's hosts", len(w.blocked), urls=sorted(set(w.blocked)))
+    problems = w.problems()
+    assert not problems, "the ComfyUI page is not healthy:\n  " + "\n  ".join(problems)
+
+
+def test_comfyui_page_websocket_receives_status(comfy_page, module_page, profile):
+    _ready(comfy_page)
+    sockets = comfy_page.watch.websockets
+
+    def greeted():
+        return any(m.get("type") == "status" for ws in sockets if "/ws" in ws["url"] for m in ws["received"])
+
+    try:
+        pump_until(module_page, greeted, 10, "a `status` message on the page's WebSocket")
+    except AssertionError:
+        tried = [f"{ws['url']} ({ws['error'] or ('closed' if ws['closed'] else 'open, silent')})" for ws in sockets]
+        pytest.fail("the page's WebSocket to /ws never received `status`: the frontend falls back to polling and "
+                    "shows 'Reconnecting...'; is the proxy passing WebSocket upgrades? Attempts: "
+                    + ("; ".join(tried) or "none opened"), pytrace=False)
+
+
+def test_comfyui_page_matches_baseline(comfy_page, module_page, screenshots, measure):
+    _ready(comfy_page)
+    png, masks = screenshots.take(module_page, "comfyui-baseline-view", masks_js=MASKS_JS)
+    screenshots.compare(png, "comfyui", masks, measure)
+
+
+@pytest.mark.generation
+def test_comfyui_run_button_runs_smoke_workflow(comfy_page, module_page, profile, screenshots, measure):
+    if not profile.ui.run_workflow:
+        pytest.skip("the profile says not to run a workflow from the page ([ui] run_workflow = false)")
+    _ready(comfy_page)
+    workflow = make_unique(load_workflow(profile.workflow_path(profile.comfyui.smoke_workflow)))
+    module_page.evaluate("(wf) => window.app.loadApiJson(wf, 'comfycheck-smoke')", workflow)
+    run = module_page.locator("[data-testid=queue-button]")
+    if run.count() == 0:
+        run = module_page.get_by_role("button", name="Queue Prompt")
+    t0 = time.monotonic()
+    with module_page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/prompt")) as posted:
+        run.first.click()
+    answer = posted.value
+    assert answer.status == 200, f"clicking Run: POST /prompt answered {answer.status}: {answer.text()[:300]}"
+    prompt_id = answer.json()["prompt_id"]
+
+    def finished():
+        for ws in comfy_page.watch.websockets:
+            for m in ws["received"]:
+                data = m.get("data") or {}
+                if data.get("prompt_id") == prompt_id and m.get("type") in ("execution_success", "execution_error"):
+                    return m
+        return None
+
+    end = pump_until(module_page, finished, profile.comfyui.generation_timeout_s,
+                     f"the end of prompt {prompt_id} on the page's WebSocket")
+    assert end["type"] == "execution_success", f"the run started from the page failed: {json.dumps(end['data'])[:400]}"
+    measure.info("Run clicked -> execution_success on the page's WebSocket", round(time.monotonic() - t0, 2), "s",
+                 prompt_id=prompt_id)
+    screenshots.take(module_page, "comfyui-after-run")
