@@ -59,6 +59,14 @@ def _url(v):
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def _kill(v):
+    return v in ("local", "command", "supervisor")
+
+
+def _poll(v):
+    return _num(v) and 0 < v <= 0.1
+
+
 def _size(v):
     return isinstance(v, list) and len(v) == 2 and all(_int(x) and x > 0 for x in v)
 
@@ -81,6 +89,8 @@ KINDS = {
     _url: "an http:// or https:// URL with a host",
     _url_or_empty: 'an http:// URL with a host, or "" for none',
     _size: "[width, height] in pixels",
+    _kill: '"local", "command" or "supervisor"',
+    _poll: "a number of seconds above 0 and at most 0.1",
     _prefix: '"" or "/api"',
 }
 
@@ -125,6 +135,14 @@ SCHEMA: dict[str, Any] = {
         "run_workflow": (_bool, True),  # click Run on the smoke workflow in the page
         "baselines_dir": (_str, ""),  # "": fixtures/baselines/<profile name>
     },
+    "watchdog": {
+        "kill": (_kill, "local"),
+        "kill_command": (_str, ""),
+        "supervisor_url": (_str, ""),  # "": the embedded stack's supervisord
+        "supervisor_program": (_str, "comfyui"),
+        "deadline_s": (_num, 120.0),
+        "poll_interval_s": (_poll, 0.1),
+    },
     "gpus": {
         "comfyui": (_str, ""),
         "forge": (_str, ""),
@@ -137,10 +155,13 @@ SCHEMA: dict[str, Any] = {
         "vram_total_gb": (_num, 24.0),
         "vram_idle_gb": (_num, 0.4),
         "startup_timeout_s": (_num, 60.0),
+        "supervisor_url": (_url, REQUIRED),  # supervisord's XML-RPC, the stand-in's watchdog
+        "autorestart": (_bool, True),  # false: a watchdog that never restarts (self-tests)
+        "forge_vram_total_gb": (_num, 12.0),
     },
     "targets": {key: (_num, None) for key in DEFAULT_TARGETS},
 }
-OPTIONAL_TABLES = {"public", "forge", "gpus", "stack", "targets", "ui"}
+OPTIONAL_TABLES = {"public", "forge", "gpus", "stack", "targets", "ui", "watchdog"}
 
 
 def _validate(data: dict, schema: dict, where: str, errors: list[str]) -> dict:
@@ -245,6 +266,16 @@ class UISettings:
 
 
 @dataclass(frozen=True)
+class WatchdogSettings:
+    kill: str = "local"
+    kill_command: str = ""
+    supervisor_url: str = ""
+    supervisor_program: str = "comfyui"
+    deadline_s: float = 120.0
+    poll_interval_s: float = 0.1
+
+
+@dataclass(frozen=True)
 class StackSettings:
     embedded: bool
     control_url: str
@@ -253,6 +284,9 @@ class StackSettings:
     vram_total_gb: float
     vram_idle_gb: float
     startup_timeout_s: float
+    supervisor_url: str
+    autorestart: bool
+    forge_vram_total_gb: float
 
 
 @dataclass(frozen=True)
@@ -268,6 +302,7 @@ class Profile:
     gpus: dict[str, str] = field(default_factory=dict)
     stack: StackSettings | None = None
     ui: UISettings = field(default_factory=UISettings)
+    watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
 
     def secrets(self) -> list[str]:
         """Every token this profile reads from the environment (to keep them out of reports)."""
@@ -303,6 +338,13 @@ def _ui(table: dict | None) -> UISettings:
     t = dict(UISettings().__dict__) | table
     return UISettings(t["browser_path"], float(t["timeout_s"]), tuple(t["viewport"]), float(t["baseline_tolerance_pct"]),
                       tuple(t["expected_404"]), t["run_workflow"], t["baselines_dir"])
+
+
+def _watchdog(table: dict | None, stack: StackSettings | None) -> WatchdogSettings:
+    t = dict(WatchdogSettings().__dict__) | (table or {})
+    if not t["supervisor_url"] and stack is not None and stack.embedded:
+        t["supervisor_url"] = stack.supervisor_url
+    return WatchdogSettings(**t)
 
 
 def load_profile(path: str | os.PathLike | None = None) -> Profile:
@@ -347,6 +389,7 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
         targets=targets,
         public=public,
         ui=_ui(v.get("ui")),
+        watchdog=_watchdog(v.get("watchdog"), stack),
         forge_url=v["forge"]["url"] if "forge" in v else None,
         gpus=v.get("gpus", {}),
         stack=stack,

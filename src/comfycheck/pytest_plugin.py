@@ -21,6 +21,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("comfycheck")
     group.addoption("--profile", default=None,
                     help="deployment profile (TOML); default $COMFYCHECK_PROFILE, else profiles/local.toml")
+    group.addoption("--allow-destructive", action="store_true", default=False,
+                    help="run tests marked destructive (e.g. killing ComfyUI) even where the profile does not allow them")
     group.addoption("--update-baselines", action="store_true", default=False,
                     help="UI tests: write each screenshot as the new baseline of this profile")
     group.addoption("--browser-path", default=None,
@@ -41,6 +43,16 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     config.stash[metadata_key]["Profile"] = f"{profile.name} ({profile.path})"
     config.stash[metadata_key]["ComfyUI"] = profile.comfyui.url
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture contacts the deployment
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("destructive") is None:
+        return
+    profile = item.config.stash[PROFILE_KEY]
+    if not (profile.allow_destructive or item.config.getoption("--allow-destructive")):
+        pytest.skip(f"destructive test: profile {profile.name!r} does not allow it (allow_destructive = false); "
+                    "pass --allow-destructive to run it anyway")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

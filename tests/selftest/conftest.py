@@ -25,6 +25,9 @@ def pytest_collection_modifyitems(items):
 def _merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():
+        if v is None:  # None removes the key (e.g. a [forge] table a test does not need)
+            out.pop(k, None)
+            continue
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
@@ -51,10 +54,10 @@ def free_port() -> int:
 
 def own_ports() -> dict:
     """Profile overrides giving an embedded stack ports of its own, beside the session's stack."""
-    backend, control, https, http, forge = (free_port() for _ in range(5))
+    backend, control, https, http, forge, supervisor = (free_port() for _ in range(6))
     return {"comfyui": {"url": f"http://127.0.0.1:{backend}"},
             "forge": {"url": f"http://127.0.0.1:{forge}"},
-            "stack": {"control_url": f"http://127.0.0.1:{control}"},
+            "stack": {"control_url": f"http://127.0.0.1:{control}", "supervisor_url": f"http://127.0.0.1:{supervisor}"},
             "public": {"url": f"https://localhost:{https}", "http_url": f"http://localhost:{http}",
                        "cors_origins": [f"https://localhost:{https}"]}}
 

@@ -123,8 +123,17 @@ def test_comfyui_page_websocket_receives_status(comfy_page, module_page, profile
                     + ("; ".join(tried) or "none opened"), pytrace=False)
 
 
-def test_comfyui_page_matches_baseline(comfy_page, module_page, screenshots, measure):
+def test_comfyui_page_matches_baseline(comfy_page, module_page, profile, screenshots, measure):
     _ready(comfy_page)
+    # A first visit shows an empty graph, later ones the default graph: compare a fixed workflow instead.
+    workflow = load_workflow(profile.workflow_path(profile.comfyui.smoke_workflow))
+    module_page.evaluate("(wf) => window.app.loadApiJson(wf, 'comfycheck-baseline')", workflow)
+    wait_state(module_page, f"() => window.app.graph && window.app.graph._nodes.length === {len(workflow)}", 10,
+               "the baseline workflow drawn on the canvas")
+    # the view (zoom, offset) is left over from the graph shown before; a fixed one makes the picture stable
+    module_page.evaluate("""() => { const ds = window.app.canvas.ds; ds.scale = 1; ds.offset = [0, 0];
+                                   window.app.canvas.setDirty(true, true); }""")
+    module_page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     png, masks = screenshots.take(module_page, "comfyui-baseline-view", masks_js=MASKS_JS)
     screenshots.compare(png, "comfyui", masks, measure)
 

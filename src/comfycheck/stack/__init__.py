@@ -18,7 +18,7 @@ import psutil
 from ..client import ComfyClient, ComfyError
 from ..polling import DeadlineExceeded, wait_until
 from ..profile import PROJECT_ROOT, Profile
-from . import certs
+from . import certs, supervisor
 from .proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, ProxyError, ports_of
 
 STATE_ROOT = PROJECT_ROOT / ".comfycheck"
@@ -42,6 +42,8 @@ class StackInfo:
     public_url: str = ""
     forge_pid: int = 0
     forge_url: str = ""
+    supervisor_pid: int = 0  # supervisord, the watchdog; `pid` is the stand-in it started first
+    supervisor_url: str = ""
 
 
 def _hostport(url: str) -> tuple[str, int]:
@@ -77,23 +79,30 @@ class EmbeddedStack:
             return None
 
     def _alive(self, info: StackInfo) -> bool:
-        try:
-            proc = psutil.Process(info.pid)
-            return proc.is_running() and "comfycheck.standin" in " ".join(proc.cmdline())
-        except psutil.Error:
-            return False
+        return _alive_with(info.supervisor_pid, "supervisord")
 
     def _healthy(self) -> bool:
         with ComfyClient(self.profile.comfyui.url, timeout=2.0) as c:
             return bool(c.system_stats().get("system"))
 
+    def _wait_healthy(self) -> bool:
+        """The stack is up; its stand-in may be between a kill and its restart: give the watchdog its time."""
+        def probe() -> bool:
+            try:
+                return self._healthy()
+            except ComfyError:
+                return False
+        try:
+            wait_until(probe, timeout=self.settings.startup_timeout_s, interval=0.1,
+                       what=f"stand-in ComfyUI at {self.profile.comfyui.url} answering again")
+            return True
+        except DeadlineExceeded:
+            return False
+
     def running(self) -> StackInfo | None:
         info = self._read_state()
         if info and self._alive(info):
-            try:
-                healthy = self._healthy()
-            except ComfyError:
-                return None
+            healthy = self._wait_healthy()
             if healthy and self.profile.public and not NginxProxy.alive(info.proxy_pid):
                 info = self._start_proxy(info)  # the proxy died on its own: bring it back
             if healthy and self.profile.forge_url and not self.forge_stopped_flag.exists() \
@@ -110,9 +119,9 @@ class EmbeddedStack:
             existing.owned = False
             return existing
         stale = self._read_state()
-        if stale and self._alive(stale):
-            self._stop(stale.pid)
-        urls = [self.profile.comfyui.url, self.settings.control_url]
+        if stale:
+            self.down_processes(stale)
+        urls = [self.profile.comfyui.url, self.settings.control_url, self.settings.supervisor_url]
         if self.profile.forge_url:
             urls.append(self.profile.forge_url)
         if self.profile.public:
@@ -141,25 +150,33 @@ class EmbeddedStack:
         forge = self._spawn_forge() if self.profile.forge_url else None  # Gradio imports slowly: start it first
         started = time.time()
         t0 = time.monotonic()
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=PROJECT_ROOT)
+        try:
+            proc = supervisor.start(self.state_dir / "supervisor", self.settings.supervisor_url, cmd, PROJECT_ROOT,
+                                    log, self.settings.autorestart)
+        except supervisor.SupervisorError as exc:
+            if forge:
+                self._stop(forge.pid)
+            raise StackError(str(exc)) from None
 
         def ready() -> bool:
             if proc.poll() is not None:
-                raise StackError(f"stand-in ComfyUI exited with {proc.returncode}; see {log}:\n{_tail(log)}")
-            return self._healthy()
+                raise StackError(f"supervisord exited with {proc.returncode}; see {self.state_dir / 'supervisor'}")
+            try:
+                return self._healthy()
+            except ComfyError:
+                return False
 
         try:
-            wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.1,
+            wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.05,
                        what=f"stand-in ComfyUI at {self.profile.comfyui.url} answering /system_stats")
         except (DeadlineExceeded, StackError) as exc:
             self._stop(proc.pid)
             if forge:
                 self._stop(forge.pid)
             raise StackError(f"{exc}; see {log}:\n{_tail(log)}") from None
-        info = StackInfo(self.profile.comfyui.url, self.settings.control_url, proc.pid, started,
-                         time.monotonic() - t0, str(log), owned=True)
+        info = StackInfo(self.profile.comfyui.url, self.settings.control_url,
+                         supervisor.program_pid(self.settings.supervisor_url), started, time.monotonic() - t0,
+                         str(log), owned=True, supervisor_pid=proc.pid, supervisor_url=self.settings.supervisor_url)
         self.proxy_faults_file.unlink(missing_ok=True)  # a fresh stack starts healthy
         if self.profile.public:
             try:
@@ -184,7 +201,9 @@ class EmbeddedStack:
         if info.forge_pid and _alive_with(info.forge_pid, "comfycheck.standin.forge"):
             self._stop(info.forge_pid)
         if self._alive(info):
-            self._stop(info.pid)
+            self._stop(info.supervisor_pid)
+        if info.pid and _alive_with(info.pid, "comfycheck.standin"):
+            self._stop(info.pid)  # a stand-in left behind by an older layout of the stack
 
     # --- Forge ------------------------------------------------------------------------------------
     def _spawn_forge(self) -> subprocess.Popen:

@@ -29,7 +29,9 @@ def main(argv=None) -> int:
             if info is None:
                 print("embedded stack: not running")
                 return 3
-            print(f"embedded stack: running, ComfyUI {info.backend_url} (pid {info.pid}), log {info.log}")
+            from .supervisor import program_pid
+            print(f"embedded stack: running, ComfyUI {info.backend_url} (pid {program_pid(info.supervisor_url)}, "
+                  f"watched by supervisord pid {info.supervisor_pid}), log {info.log}")
             if info.public_url:
                 print(f"  public {info.public_url} through nginx (pid {info.proxy_pid}), "
                       f"proxy faults {stack.proxy_faults() or 'none'}")

@@ -753,7 +753,14 @@ class StandIn:
 
         app.middlewares.append(frontend_faults)
 
+        async def templates(request):
+            # Real ComfyUI serves these from the comfyui-workflow-templates package; the stand-in has none,
+            # so its index is empty (the frontend then shows "No templates found", as in the recordings).
+            found = {"index.json": [], "index_logo.json": {}}.get(request.match_info["path"])
+            return web.Response(status=404) if found is None else web.json_response(found)
+
         app.router.add_get("/", index)
+        app.router.add_get("/templates/{path}", templates)
         app.add_routes(api)
         app.add_routes(routes)
         app.router.add_static("/", self.web_root)

@@ -1,0 +1,219 @@
+"""Killing ComfyUI on purpose and timing how its watchdog brings it back.
+
+Three ways to kill, chosen by the profile's [watchdog] kill:
+- local: the process listening on the backend port, found with psutil, gets SIGKILL (terminate on Windows);
+- command: a shell command of the user's (WSL, a remote host); {pid} is replaced when the PID is known here;
+- supervisor: supervisord's XML-RPC, which also tells the process state and PID.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import psutil
+
+from .client import ComfyClient, ComfyError
+
+
+class WatchdogError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    pid: int
+    started: float  # create time, so a reused PID is not mistaken for the old process
+
+    def __str__(self) -> str:
+        return f"pid {self.pid}"
+
+
+def listening_process(port: int) -> ProcessId | None:
+    """The process listening on this TCP port on this host, if any (needs the right to see it)."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            try:
+                return ProcessId(conn.pid, psutil.Process(conn.pid).create_time())
+            except psutil.Error:
+                return None
+    return None
+
+
+class Killer:
+    name = "?"
+
+    def current(self) -> ProcessId | None:
+        raise NotImplementedError
+
+    def successor(self, old: ProcessId | None) -> ProcessId | None:
+        """A process that replaced `old`, as soon as it exists (before it listens, where that can be seen)."""
+        current = self.current()
+        return current if current is not None and current != old else None
+
+    def kill(self, target: ProcessId | None) -> str:
+        raise NotImplementedError
+
+
+class LocalKiller(Killer):
+    name = "local"
+
+    def __init__(self, backend_url: str):
+        parts = urlsplit(backend_url)
+        if parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+            raise WatchdogError(f"kill = \"local\" needs ComfyUI on this host, but its URL is {backend_url}: "
+                                "use kill = \"command\" or \"supervisor\" in [watchdog]")
+        self.port = parts.port or 80
+        self._cmdline: list[str] | None = None
+
+    def current(self) -> ProcessId | None:
+        found = listening_process(self.port)
+        if found is not None:
+            try:
+                self._cmdline = psutil.Process(found.pid).cmdline()
+            except psutil.Error:
+                pass
+        return found
+
+    def successor(self, old: ProcessId | None) -> ProcessId | None:
+        # the watchdog starts the same command line again: it counts from its start, not from its first listen
+        if self._cmdline:
+            for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
+                if proc.info["cmdline"] == self._cmdline and (old is None or proc.info["pid"] != old.pid):
+                    return ProcessId(proc.info["pid"], proc.info["create_time"])
+        return super().successor(old)
+
+    def kill(self, target: ProcessId | None) -> str:
+        if target is None:
+            raise WatchdogError(f"no process listens on port {self.port}: nothing to kill")
+        proc = psutil.Process(target.pid)
+        what = " ".join(proc.cmdline()[:3])  # read before the kill: a dead process has no command line
+        if sys.platform == "win32":
+            proc.terminate()
+        else:
+            proc.send_signal(signal.SIGKILL)
+        return f"SIGKILL to pid {target.pid} ({what}...)"
+
+
+class CommandKiller(Killer):
+    name = "command"
+
+    def __init__(self, command: str, backend_url: str):
+        if not command:
+            raise WatchdogError('kill = "command" needs [watchdog] kill_command')
+        self.command = command
+        parts = urlsplit(backend_url)
+        self.local_port = parts.port or 80 if parts.hostname in ("localhost", "127.0.0.1", "::1") else None
+
+    def current(self) -> ProcessId | None:
+        return listening_process(self.local_port) if self.local_port else None
+
+    def kill(self, target: ProcessId | None) -> str:
+        command = self.command.replace("{pid}", str(target.pid) if target else "")
+        env = dict(os.environ, COMFYCHECK_PID=str(target.pid) if target else "")
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, env=env)
+        if done.returncode != 0:
+            raise WatchdogError(f"kill_command {command!r} exited with {done.returncode}: "
+                                f"{(done.stderr or done.stdout).strip()[:300]}")
+        return f"ran {command!r}"
+
+
+class SupervisorKiller(Killer):
+    name = "supervisor"
+
+    def __init__(self, url: str, program: str):
+        if not url:
+            raise WatchdogError('kill = "supervisor" needs [watchdog] supervisor_url')
+        self.url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/RPC2") else "/RPC2")
+        self.program = program
+        self.rpc = xmlrpc.client.ServerProxy(self.url)
+
+    def info(self) -> dict:
+        try:
+            return self.rpc.supervisor.getProcessInfo(self.program)
+        except (OSError, xmlrpc.client.Error) as exc:
+            raise WatchdogError(f"supervisord at {self.url}, program {self.program!r}: {exc}") from None
+
+    def current(self) -> ProcessId | None:
+        info = self.info()
+        if info["statename"] != "RUNNING" or not info["pid"]:
+            return None
+        return ProcessId(info["pid"], float(info["start"]))
+
+    def kill(self, target: ProcessId | None) -> str:
+        try:
+            self.rpc.supervisor.signalProcess(self.program, "KILL")
+        except (OSError, xmlrpc.client.Error) as exc:
+            raise WatchdogError(f"supervisord at {self.url} could not signal {self.program!r}: {exc}") from None
+        return f"supervisord signalProcess({self.program!r}, KILL) to pid {target.pid if target else '?'}"
+
+
+def make_killer(profile) -> Killer:
+    w = profile.watchdog
+    if w.kill == "local":
+        return LocalKiller(profile.comfyui.url)
+    if w.kill == "command":
+        return CommandKiller(w.kill_command, profile.comfyui.url)
+    return SupervisorKiller(w.supervisor_url, w.supervisor_program)
+
+
+@dataclass
+class Recovery:
+    """Seconds after the kill until each milestone; None where it was never reached (or cannot be seen)."""
+
+    how: str
+    old: ProcessId | None
+    new: ProcessId | None = None
+    stopped_answering_s: float | None = None
+    new_process_s: float | None = None
+    direct_200_s: float | None = None
+    proxy_200_s: float | None = None
+    polls: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _answers(client: ComfyClient) -> bool:
+    try:
+        client.request("GET", "/system_stats")
+        return True
+    except ComfyError:
+        return False
+
+
+def kill_and_watch(killer: Killer, direct: ComfyClient, public: ComfyClient | None, *, deadline_s: float,
+                   interval_s: float = 0.1) -> Recovery:
+    """Kill ComfyUI, then poll every `interval_s` (<= 0.1 s) until every milestone is seen or the deadline passes."""
+    old = killer.current()
+    if old is None and killer.name != "command":
+        raise WatchdogError(f"ComfyUI's process cannot be found before the kill ({killer.name} strategy)")
+    t0 = time.monotonic()
+    rec = Recovery(killer.kill(old), old)
+    end = t0 + deadline_s
+    can_see_process = killer.name != "command" or killer.local_port is not None
+    while time.monotonic() < end:
+        now = time.monotonic() - t0
+        rec.polls += 1
+        up = _answers(direct)
+        if rec.stopped_answering_s is None and not up:
+            rec.stopped_answering_s = now
+        if can_see_process and rec.new_process_s is None:
+            new = killer.successor(old)
+            if new is not None:
+                rec.new, rec.new_process_s = new, now
+        if up and rec.direct_200_s is None and (rec.stopped_answering_s is not None or rec.new_process_s is not None):
+            rec.direct_200_s = now
+        if rec.direct_200_s is not None and public is not None and rec.proxy_200_s is None and _answers(public):
+            rec.proxy_200_s = time.monotonic() - t0
+        done = rec.direct_200_s is not None and (public is None or rec.proxy_200_s is not None) \
+            and (rec.new_process_s is not None or not can_see_process)
+        if done:
+            break
+        time.sleep(max(0.0, interval_s - (time.monotonic() - t0 - now)))
+    if not can_see_process:
+        rec.notes.append("the process is not visible from this host: no new-process time")
+    return rec

@@ -1,0 +1,58 @@
+"""The kill test against watchdogs that fail, and its guardrail."""
+from __future__ import annotations
+
+import pytest
+
+from comfycheck.profile import DEFAULT_PROFILE
+from conftest import _merge, assert_fails, own_ports, run_pytest
+
+pytestmark = pytest.mark.selftest
+KILL = "tests/acceptance/test_watchdog.py::test_watchdog_restarts_comfyui_after_a_kill"
+
+
+def _own_stack(**overrides) -> dict:
+    ports = own_ports()
+    ports["forge"] = None  # no Forge: it is not part of this check (None drops the table from the profile)
+    return _merge(ports, overrides)
+
+
+def test_watchdog_that_never_restarts_fails_at_the_deadline(make_profile):
+    profile = make_profile(_own_stack(stack={"autorestart": False}, watchdog={"deadline_s": 3}))
+    result = run_pytest(KILL, profile=profile, timeout=90)
+    assert_fails(result, KILL, "ComfyUI did not come back within 3 s after the kill (SIGKILL to pid",
+                 "no new process appeared (the watchdog did not restart ComfyUI)",
+                 "/system_stats never answered 200 again")
+
+
+def test_restart_slower_than_the_target_fails_with_the_time(make_profile):
+    profile = make_profile(_own_stack(stack={"startup_delay_s": 1.5}, targets={"restart_s": 1.0}))
+    result = run_pytest(KILL, profile=profile, timeout=90)
+    assert_fails(result, KILL, "ComfyUI back after the kill (direct /system_stats 200): measured",
+                 "target < 1 s (target 'restart_s')")
+
+
+def test_guardrail_skips_the_kill_where_the_profile_forbids_it(make_profile):
+    profile = make_profile({"allow_destructive": False})
+    result = run_pytest(KILL, profile=profile)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "1 skipped" in out, out
+    assert "destructive test: profile 'local' does not allow it (allow_destructive = false); " \
+           "pass --allow-destructive to run it anyway" in out
+
+
+def test_guardrail_skips_before_contacting_a_production_profile():
+    result = run_pytest(KILL, profile=DEFAULT_PROFILE.with_name("production.example.toml"), timeout=30)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "1 skipped" in out and "'production' does not allow it" in out, out
+
+
+@pytest.mark.parametrize("watchdog", [
+    {"kill": "local"},
+    {"kill": "supervisor"},
+    {"kill": "command", "kill_command": "kill -9 {pid}"},
+], ids=["local", "supervisor", "command"])
+def test_each_kill_strategy_measures_a_recovery(deployment, make_profile, watchdog):
+    # --allow-destructive also overrides a profile that forbids the kill
+    profile = make_profile({"allow_destructive": False, "watchdog": watchdog})
+    result = run_pytest(KILL, "--allow-destructive", "-rA", profile=profile, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
