@@ -98,6 +98,7 @@ SCHEMA: dict[str, Any] = {
     "name": (_str, REQUIRED),
     "description": (_str, ""),
     "allow_destructive": (_bool, False),
+    "allow_load": (_bool, False),  # load runs against this profile's deployment (always allowed on the embedded stack)
     "comfyui": {
         "url": (_url, REQUIRED),
         "api_prefix": (_prefix, ""),
@@ -146,6 +147,16 @@ SCHEMA: dict[str, Any] = {
     "gpus": {
         "comfyui": (_str, ""),
         "forge": (_str, ""),
+        "comfyui_uuid": (_str, ""),  # settle which card is ComfyUI's where NVML cannot see its PID
+        "comfyui_pci_bus_id": (_str, ""),
+        "forge_uuid": (_str, ""),
+        "forge_pci_bus_id": (_str, ""),
+    },
+    "load": {
+        "generations": (_int, 10),
+        "time_limit_s": (_num, 600.0),
+        "sample_hz": (_num, 10.0),
+        "settle_s": (_num, 30.0),  # how long VRAM may take to settle at the idle baseline, before and after
     },
     "stack": {
         "embedded": (_bool, False),
@@ -161,7 +172,7 @@ SCHEMA: dict[str, Any] = {
     },
     "targets": {key: (_num, None) for key in DEFAULT_TARGETS},
 }
-OPTIONAL_TABLES = {"public", "forge", "gpus", "stack", "targets", "ui", "watchdog"}
+OPTIONAL_TABLES = {"public", "forge", "gpus", "stack", "targets", "ui", "watchdog", "load"}
 
 
 def _validate(data: dict, schema: dict, where: str, errors: list[str]) -> dict:
@@ -266,6 +277,14 @@ class UISettings:
 
 
 @dataclass(frozen=True)
+class LoadSettings:
+    generations: int = 10
+    time_limit_s: float = 600.0
+    sample_hz: float = 10.0
+    settle_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class WatchdogSettings:
     kill: str = "local"
     kill_command: str = ""
@@ -303,6 +322,8 @@ class Profile:
     stack: StackSettings | None = None
     ui: UISettings = field(default_factory=UISettings)
     watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
+    load: LoadSettings = field(default_factory=LoadSettings)
+    allow_load: bool = False
 
     def secrets(self) -> list[str]:
         """Every token this profile reads from the environment (to keep them out of reports)."""
@@ -390,6 +411,8 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
         public=public,
         ui=_ui(v.get("ui")),
         watchdog=_watchdog(v.get("watchdog"), stack),
+        load=LoadSettings(**(dict(LoadSettings().__dict__) | v.get("load", {}))),
+        allow_load=v["allow_load"],
         forge_url=v["forge"]["url"] if "forge" in v else None,
         gpus=v.get("gpus", {}),
         stack=stack,

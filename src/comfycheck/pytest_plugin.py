@@ -23,6 +23,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="deployment profile (TOML); default $COMFYCHECK_PROFILE, else profiles/local.toml")
     group.addoption("--allow-destructive", action="store_true", default=False,
                     help="run tests marked destructive (e.g. killing ComfyUI) even where the profile does not allow them")
+    group.addoption("--allow-load", action="store_true", default=False,
+                    help="run load tests against a profile that does not say allow_load = true")
     group.addoption("--update-baselines", action="store_true", default=False,
                     help="UI tests: write each screenshot as the new baseline of this profile")
     group.addoption("--browser-path", default=None,

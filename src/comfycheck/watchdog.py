@@ -108,7 +108,8 @@ class CommandKiller(Killer):
             raise WatchdogError('kill = "command" needs [watchdog] kill_command')
         self.command = command
         parts = urlsplit(backend_url)
-        self.local_port = parts.port or 80 if parts.hostname in ("localhost", "127.0.0.1", "::1") else None
+        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        self.local_port = (parts.port or 80) if local else None  # a remote ComfyUI's process is not visible here
 
     def current(self) -> ProcessId | None:
         return listening_process(self.local_port) if self.local_port else None

@@ -93,3 +93,15 @@ def check_preflight(workflow: dict, object_info: dict, name: str) -> None:
     problems = preflight(workflow, object_info)
     if problems:
         raise PreflightError(f"workflow {name} cannot run on this server:\n  " + "\n  ".join(problems))
+
+
+def generation_workflow(client, profile) -> dict:
+    """The profile's generation workflow, its LoadImage pointed at the uploaded edit image, checked by preflight."""
+    workflow = load_workflow(profile.workflow_path(profile.comfyui.generation_workflow))
+    if any(node["class_type"] == "LoadImage" for node in workflow.values()):
+        uploaded = client.upload_image(profile.resolve(profile.comfyui.edit_image), overwrite=True)
+        for node in workflow.values():
+            if node["class_type"] == "LoadImage":
+                node["inputs"]["image"] = uploaded["name"]
+    check_preflight(workflow, client.object_info(), profile.comfyui.generation_workflow)
+    return workflow

@@ -10,7 +10,7 @@ from PIL import Image
 
 from comfycheck.events import protocol_problems
 from comfycheck.polling import DeadlineExceeded, wait_until
-from comfycheck.workflows import check_preflight, load_workflow, make_unique
+from comfycheck.workflows import check_preflight, generation_workflow, load_workflow, make_unique
 
 pytestmark = pytest.mark.acceptance
 
@@ -143,12 +143,7 @@ class _VramPeak:
 def test_qwen_edit_generation_512(comfy, profile, measure):
     if not profile.comfyui.models_installed:
         pytest.skip(f"profile {profile.name!r} says the Qwen models are not installed (comfyui.models_installed)")
-    workflow = make_unique(load_workflow(profile.workflow_path(profile.comfyui.generation_workflow)))
-    uploaded = comfy.upload_image(profile.resolve(profile.comfyui.edit_image), overwrite=True)
-    for node in workflow.values():
-        if node["class_type"] == "LoadImage":
-            node["inputs"]["image"] = uploaded["name"]
-    check_preflight(workflow, comfy.object_info(), profile.comfyui.generation_workflow)
+    workflow = make_unique(generation_workflow(comfy, profile))
 
     with _VramPeak(comfy) as vram:
         result = comfy.run(workflow, timeout=profile.comfyui.generation_timeout_s)

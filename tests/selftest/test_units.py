@@ -23,7 +23,7 @@ def test_local_profile_is_the_default_and_valid():
 def test_production_example_models_the_reference_deployment():
     p = load_profile(DEFAULT_PROFILE.with_name("production.example.toml"))
     assert p.public_url == "https://qwen-image-edit.myia.io" and p.forge_url.endswith(":7860")
-    assert p.gpus == {"comfyui": "NVIDIA GeForce RTX 3090", "forge": "NVIDIA GeForce RTX 3080 Ti"}
+    assert (p.gpus["comfyui"], p.gpus["forge"]) == ("NVIDIA GeForce RTX 3090", "NVIDIA GeForce RTX 3080 Ti")
     assert not p.allow_destructive and not p.embedded
 
 
@@ -127,3 +127,9 @@ def test_wait_until_gives_up_at_the_deadline_with_the_last_error():
     with pytest.raises(DeadlineExceeded, match="nobody home"):
         wait_until(probe, timeout=0.3, interval=0.05, what="a server")
     assert time.monotonic() - t0 < 2
+
+
+def test_command_killer_sees_processes_only_on_this_host():
+    from comfycheck.watchdog import CommandKiller
+    assert CommandKiller("true", "http://127.0.0.1:8188").local_port == 8188
+    assert CommandKiller("true", "http://gpu-host.example:8188").local_port is None

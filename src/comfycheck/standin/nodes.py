@@ -62,6 +62,15 @@ class Token:
 
     kind: str
     name: str
+    vram_key: str = ""  # loaders' tokens: what they occupy on the GPU while loaded
+    vram_bytes: int = 0
+
+
+def _on_gpu(ctx: "Context", *tokens) -> None:
+    """As ComfyUI's load_models_gpu: a cached model unloaded by /free goes back onto the GPU when used."""
+    for t in tokens:
+        if isinstance(t, Token) and t.vram_key:
+            ctx.vram.loaded[t.vram_key] = t.vram_bytes
 
 
 @dataclass
@@ -224,8 +233,9 @@ async def preview_image(ctx, images):
 # --- model nodes, simulated -----------------------------------------------------------------------
 async def _load(ctx: Context, class_type: str, name: str, kind: str) -> Token:
     await ctx.pause(ctx.model_step_s)
-    ctx.vram.loaded[f"{class_type}:{name}"] = MODEL_BYTES[class_type]
-    return Token(kind, name)
+    token = Token(kind, name, f"{class_type}:{name}", MODEL_BYTES[class_type])
+    _on_gpu(ctx, token)
+    return token
 
 
 async def unet_loader(ctx, unet_name, weight_dtype="default"):
@@ -241,11 +251,13 @@ async def vae_loader(ctx, vae_name):
 
 
 async def text_encode_qwen(ctx, clip, prompt, vae=None, image=None, image1=None, image2=None, image3=None):
+    _on_gpu(ctx, clip, vae)
     await ctx.pause(ctx.model_step_s)
     return (Token("CONDITIONING", prompt),)
 
 
 async def clip_text_encode(ctx, text, clip):
+    _on_gpu(ctx, clip)
     await ctx.pause(ctx.model_step_s)
     return (Token("CONDITIONING", text),)
 
@@ -259,12 +271,14 @@ async def model_patch(ctx, model, **_):
 
 
 async def vae_encode(ctx, pixels, vae):
+    _on_gpu(ctx, vae)
     await ctx.pause(ctx.model_step_s)
     return (Latent(list(pixels)),)
 
 
 async def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
                    denoise=1.0):
+    _on_gpu(ctx, model)
     ctx.vram.working = SAMPLING_BYTES
     try:
         for step in range(steps):
@@ -278,6 +292,7 @@ async def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positi
 
 
 async def vae_decode(ctx, samples, vae):
+    _on_gpu(ctx, vae)
     def render():
         rng = random.Random(samples.seed)
         out = []

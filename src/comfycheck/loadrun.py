@@ -1,0 +1,336 @@
+"""One load run: N consecutive generations with VRAM/temperature sampled on ComfyUI's own GPU, judged on targets.
+
+Locust drives it (loadtests/locustfile.py); nothing here imports Locust, so pytest can use the same code to read
+and embed the results.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .client import ComfyClient, ComfyError
+from .gpu import (DeviceMatchError, GpuUnavailable, NvmlSource, Sampler, SystemStatsSource, gpu_map_rows,
+                  inventory, load_nvml, match_device)
+from .profile import PROJECT_ROOT, Profile
+from .targets import Target
+from .watchdog import listening_process
+from .workflows import generation_workflow, make_unique
+
+LOAD_REPORTS = PROJECT_ROOT / "reports" / "load"
+GiB = 1e9  # "GB" as the documented targets (and the backend checks) count it
+
+
+@dataclass
+class Generation:
+    n: int
+    ok: bool
+    wall_s: float
+    server_s: float | None  # ComfyUI's own create -> terminal timestamps
+    prompt_id: str
+    error: str = ""
+
+
+class LoadRun:
+    def __init__(self, profile: Profile, out_dir: Path, *, generations: int, sample_hz: float):
+        self.profile = profile
+        self.out = out_dir
+        self.wanted = generations
+        self.hz = sample_hz
+        self.client = ComfyClient.from_profile(profile)
+        self.workflow_name = profile.comfyui.generation_workflow
+        self.workflow: dict = {}
+        self.generations: list[Generation] = []
+        self.notes: list[str] = []
+        self.sampler: Sampler | None = None
+        self.source = None
+        self.device_match = ""
+        self.gpu_map: list[dict] = []
+        self.idle: dict = {}
+        self.started = dt.datetime.now(dt.timezone.utc)
+
+    # --- before ---------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.workflow = generation_workflow(self.client, self.profile)
+        self.source = self._choose_source()
+        self.client.free()
+        self.idle = self._settled_sample(deadline_s=self.profile.load.settle_s)
+        self.sampler = Sampler(self.source, self.out / "samples.csv", self.hz).start()
+
+    def _choose_source(self):
+        try:
+            nvml = load_nvml()
+        except GpuUnavailable as exc:
+            self.notes.append(f"{exc}; VRAM sampled from /system_stats, no temperature")
+            return SystemStatsSource(self.client)
+        gpus = inventory(nvml)
+        stats_dev = next((d for d in self.client.system_stats().get("devices", []) if d.get("type") != "cpu"), None)
+        pids = []
+        host = urlsplit(self.profile.comfyui.url).hostname
+        if host in ("localhost", "127.0.0.1", "::1"):
+            found = listening_process(urlsplit(self.profile.comfyui.url).port or 80)
+            pids = [found.pid] if found else []
+        g = self.profile.gpus
+        try:
+            gpu, how = match_device(gpus, pids=pids, uuid=g.get("comfyui_uuid", ""),
+                                    pci_bus_id=g.get("comfyui_pci_bus_id", ""), stats_device=stats_dev)
+        except DeviceMatchError as exc:
+            self.notes.append(f"NVML: {exc}; VRAM sampled from /system_stats instead, no temperature")
+            self.gpu_map = gpu_map_rows(gpus)
+            return SystemStatsSource(self.client)
+        gpu.service = "comfyui"
+        self._mark_forge(gpus)
+        self.device_match = how
+        self.gpu_map = gpu_map_rows(gpus)
+        return NvmlSource(nvml, gpu)
+
+    def _mark_forge(self, gpus) -> None:
+        """Put Forge on the GPU map too, where its process (or the profile) says which card it has."""
+        if not self.profile.forge_url:
+            return
+        forge = urlsplit(self.profile.forge_url)
+        found = listening_process(forge.port or 80) if forge.hostname in ("localhost", "127.0.0.1", "::1") else None
+        g = self.profile.gpus
+        try:
+            card, _ = match_device(gpus, pids=[found.pid] if found else [], uuid=g.get("forge_uuid", ""),
+                                   pci_bus_id=g.get("forge_pci_bus_id", ""), service="forge")
+        except DeviceMatchError:
+            return
+        if card.service != "comfyui" and (found and found.pid in card.pids or g.get("forge_uuid") or
+                                           g.get("forge_pci_bus_id")):
+            card.service = "forge"
+
+    def _settled_sample(self, deadline_s: float) -> dict:
+        """Sample until memory stops moving (two readings within 1 %) or the deadline; that is the baseline."""
+        end = time.monotonic() + deadline_s
+        last = self.source.sample()
+        while time.monotonic() < end:
+            time.sleep(0.2)
+            now = self.source.sample()
+            if abs(now.mem_used_bytes - last.mem_used_bytes) <= 0.01 * now.mem_total_bytes:
+                last = now
+                break
+            last = now
+        return {"used_gb": round(last.mem_used_bytes / GiB, 3), "pct": round(last.used_pct, 2),
+                "temp_c": last.temp_c, "total_gb": round(last.mem_total_bytes / GiB, 2), "device": last.device}
+
+    # --- during ---------------------------------------------------------------------------------
+    def one_generation(self) -> Generation:
+        n = len(self.generations) + 1
+        t0 = time.perf_counter()
+        try:
+            result = self.client.run(make_unique(self.workflow), timeout=self.profile.comfyui.generation_timeout_s)
+        except ComfyError as exc:
+            gen = Generation(n, False, time.perf_counter() - t0, None, "", str(exc))
+        else:
+            server = result.server_total_ms
+            gen = Generation(n, result.ok, time.perf_counter() - t0, server / 1000 if server is not None else None,
+                             result.prompt_id, result.failure_message())
+        self.generations.append(gen)
+        return gen
+
+    # --- after ----------------------------------------------------------------------------------
+    def finish(self, stopped_by: str) -> dict:
+        if self.sampler:
+            self.sampler.stop()
+        after = self._after_free()
+        summary = self._summary(stopped_by, after)
+        write_outputs(self.out, summary, self.generations)
+        return summary
+
+    def _after_free(self) -> dict:
+        """/free, then wait (bounded) for VRAM to come back to the idle baseline: the leak check."""
+        tolerance = self.profile.targets["vram_released_gb"].threshold
+        try:
+            self.client.free()
+        except ComfyError as exc:
+            self.notes.append(f"/free after the run failed: {exc}")
+        t0 = time.monotonic()
+        end = t0 + self.profile.load.settle_s
+        while True:
+            s = self.source.sample()
+            delta = s.mem_used_bytes / GiB - self.idle["used_gb"]
+            if delta <= tolerance or time.monotonic() >= end:
+                return {"used_gb": round(s.mem_used_bytes / GiB, 3), "delta_gb": round(delta, 3),
+                        "waited_s": round(time.monotonic() - t0, 2)}
+            time.sleep(0.2)
+
+    def _summary(self, stopped_by: str, after: dict) -> dict:
+        gens = self.generations
+        ok = [g for g in gens if g.ok]
+        walls = [g.wall_s for g in ok]
+        errors_ms = [(g.wall_s - g.server_s) * 1000 for g in ok if g.server_s is not None]
+        s = self.sampler
+        peak = s.peak if s else None
+        t = self.profile.targets
+        rows = [
+            _row(t["consecutive_generations"], _longest_streak(gens),
+                 f"longest run of successes; {len(ok)} of {len(gens)} succeeded ({self.wanted} requested)"),
+            _row(t["generation_s"], max(walls) if walls else None, "slowest successful generation (wall time)"),
+            _row(t["generation_time_cv_pct"],
+                 100 * statistics.pstdev(walls) / statistics.mean(walls) if len(walls) >= 2 else None,
+                 "stability: standard deviation / mean of the wall times"),
+            _row(t["vram_generation_pct"], peak.used_pct if peak else None, "peak VRAM during the run"),
+            _row(t["vram_generation_gb"], peak.mem_used_bytes / GiB if peak else None, "peak VRAM during the run"),
+            _row(t["vram_idle_pct"], self.idle.get("pct"), "idle baseline after /free, before the run"),
+            _row(t["vram_released_gb"], after["delta_gb"], "VRAM above the idle baseline after the run and /free"),
+            _row(t["gpu_temp_idle_c"], self.idle.get("temp_c"), "temperature at the idle baseline",
+                 none_why="no temperature: NVML not used"),
+            _row(t["gpu_temp_load_c"], s.max_temp if s else None, "highest temperature during the run",
+                 none_why="no temperature: NVML not used"),
+        ]
+        verdict = "FAIL" if any(r["verdict"] == "FAIL" for r in rows) else "pass"
+        return {
+            "profile": self.profile.name,
+            "workflow": self.workflow_name,
+            "started": self.started.isoformat(timespec="seconds"),
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "stopped_by": stopped_by,
+            "generations_requested": self.wanted,
+            "generations_ok": len(ok),
+            "generations_failed": len(gens) - len(ok),
+            "wall_s": {"mean": _r(statistics.mean(walls)) if walls else None,
+                       "median": _r(statistics.median(walls)) if walls else None,
+                       "max": _r(max(walls)) if walls else None},
+            "timing_error_ms": {"median": _r(statistics.median(errors_ms)) if errors_ms else None,
+                                "max": _r(max(errors_ms)) if errors_ms else None,
+                                "what": "client wall time minus ComfyUI's create->terminal timestamps"},
+            "source": self.source.name if self.source else None,
+            "device": self.idle.get("device"),
+            "device_match": self.device_match,
+            "gpu_map": self.gpu_map,
+            "idle": self.idle,
+            "peak": {"used_gb": _r(peak.mem_used_bytes / GiB) if peak else None,
+                     "pct": _r(peak.used_pct) if peak else None},
+            "after_free": after,
+            "sampler": {"hz": self.hz, "samples": s.count if s else 0, "errors": s.errors if s else 0,
+                        "last_error": s.last_error if s else ""},
+            "notes": self.notes,
+            "measurements": rows,
+            "verdict": verdict,
+            "errors": [g.error for g in gens if not g.ok][:10],
+        }
+
+
+def _longest_streak(gens: list[Generation]) -> int:
+    best = run = 0
+    for g in gens:
+        run = run + 1 if g.ok else 0
+        best = max(best, run)
+    return best
+
+
+def _r(v: float | None, nd: int = 3):
+    return None if v is None else round(v, nd)
+
+
+def _row(target: Target, value, what: str, none_why: str = "not measured") -> dict:
+    if value is None:
+        return {"key": target.key, "name": target.label, "value": None, "unit": target.unit,
+                "threshold": target.describe(), "verdict": "skipped", "note": none_why}
+    return {"key": target.key, "name": target.label, "value": round(float(value), 3), "unit": target.unit,
+            "threshold": target.describe(), "verdict": "pass" if target.met_by(value) else "FAIL", "note": what}
+
+
+# --- files ----------------------------------------------------------------------------------------
+def write_outputs(out: Path, summary: dict, generations: list[Generation]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    with open(out / "generations.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(Generation.__dataclass_fields__))
+        w.writeheader()
+        for g in generations:
+            w.writerow(asdict(g))
+    plots(out, summary, generations)
+    (out / "index.html").write_text(summary_html(summary))
+
+
+def plots(out: Path, summary: dict, generations: list[Generation]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .gpu import read_samples
+
+    samples = read_samples(out / "samples.csv") if (out / "samples.csv").is_file() else []
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    if samples:
+        t0 = float(samples[0]["t"])
+        xs = [float(s["t"]) - t0 for s in samples]
+        ax.plot(xs, [int(s["mem_used_bytes"]) / GiB for s in samples], color="#3367d6", label="VRAM used (GB)")
+        total = int(samples[0]["mem_total_bytes"]) / GiB
+        ax.axhline(total * 0.8, color="#d93025", linestyle="--", linewidth=1, label="80 % of total")
+        ax.set_ylim(0, total * 1.02)
+        temps = [(x, float(s["temp_c"])) for x, s in zip(xs, samples) if s.get("temp_c")]
+        if temps:
+            ax2 = ax.twinx()
+            ax2.plot(*zip(*temps), color="#e37400", label="temperature (°C)")
+            ax2.set_ylabel("°C")
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("GB")
+    device = str(summary.get("device") or "?").split(" (comfycheck")[0][:70]
+    ax.set_title(f"VRAM during the run ({summary.get('source')}: {device})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "timeline.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
+    ax.bar([g.n for g in generations], [g.wall_s for g in generations],
+           color=["#34a853" if g.ok else "#d93025" for g in generations])
+    ax.set_xlabel("generation")
+    ax.set_ylabel("seconds (wall)")
+    ax.set_title("time per generation (red: failed)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "generations.png")
+    plt.close(fig)
+
+
+def summary_html(summary: dict) -> str:
+    import html
+    rows = "".join(
+        f"<tr><td>{html.escape(r['name'])}</td><td>{'' if r['value'] is None else r['value']} {r['unit']}</td>"
+        f"<td>{html.escape(r['threshold'])}</td><td class='{r['verdict']}'>{r['verdict']}</td>"
+        f"<td>{html.escape(r['note'])}</td></tr>" for r in summary["measurements"])
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary["notes"])
+    return f"""<!doctype html><meta charset="utf-8"><title>comfycheck load run</title>
+<style>body{{font-family:sans-serif}} td,th{{border:1px solid #999;padding:4px}} table{{border-collapse:collapse}}
+.FAIL{{color:#b00020;font-weight:bold}} .pass{{color:#2a7d2a}} .skipped{{color:#777}}</style>
+<h1>Load run: {summary['verdict']}</h1>
+<p>Profile <b>{html.escape(summary['profile'])}</b>, workflow {html.escape(summary['workflow'])},
+{summary['generations_ok']} of {summary['generations_requested']} generations succeeded (stopped by
+{html.escape(summary['stopped_by'])}); samples from {html.escape(str(summary['source']))}
+({html.escape(str(summary['device']))}) {html.escape(summary['device_match'])}.</p>
+<table><tr><th>target</th><th>measured</th><th>threshold</th><th>verdict</th><th>what</th></tr>{rows}</table>
+<ul>{notes}</ul>{gpu_map_html(summary.get("gpu_map") or [])}
+<img src="timeline.png"><br><img src="generations.png">
+"""
+
+
+def gpu_map_html(rows: list[dict]) -> str:
+    import html
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    return f"<h2>GPU map</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def new_report_dir() -> Path:
+    return LOAD_REPORTS / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def locust_command(profile_path: Path, out_dir: Path, *, generations: int, time_limit_s: float,
+                   allow_load: bool = False) -> list[str]:
+    """The headless Locust command the README gives, as pytest and the self-tests run it (a subprocess)."""
+    cmd = [sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "loadtests" / "locustfile.py"), "--headless",
+           "-u", "1", "-r", "1", "--only-summary", "--comfy-profile", str(profile_path),
+           "--generations", str(generations), "--time-limit-s", str(time_limit_s), "--report-dir", str(out_dir)]
+    return cmd + (["--allow-load"] if allow_load else [])

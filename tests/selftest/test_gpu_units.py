@@ -1,0 +1,148 @@
+"""Unit tests of GPU device matching and sampling, on a fake NVML binding (pynvml's interface)."""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from comfycheck import gpu
+from comfycheck.gpu import DeviceMatchError, NvmlSource, Sampler, inventory, match_device, read_samples
+
+GiB = 1024 ** 3
+
+
+class FakeNvml:
+    """The subset of pynvml comfycheck uses; devices in NVML (PCI) order."""
+
+    NVML_TEMPERATURE_GPU = 0
+    nvmlMemory_v2 = 2
+
+    def __init__(self, devices, processes_visible=True):
+        self.devices = devices
+        self.processes_visible = processes_visible
+
+    def nvmlDeviceGetCount(self):
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return self.devices[i]
+
+    def nvmlDeviceGetName(self, h):
+        return h["name"].encode()  # older bindings return bytes
+
+    def nvmlDeviceGetUUID(self, h):
+        return h["uuid"]
+
+    def nvmlDeviceGetPciInfo(self, h):
+        return SimpleNamespace(busId=h["bus"])
+
+    def nvmlDeviceGetMemoryInfo(self, h, version=None):
+        return SimpleNamespace(total=h["total"], used=h.get("used", GiB), free=h["total"] - h.get("used", GiB),
+                               reserved=300 * 1024 ** 2)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h):
+        if not self.processes_visible:
+            raise RuntimeError("Not Supported")  # WSL: no per-process data
+        return [SimpleNamespace(pid=p, usedGpuMemory=GiB) for p in h.get("pids", [])]
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, h):
+        return []
+
+    def nvmlDeviceGetCudaComputeCapability(self, h):
+        return h["cc"]
+
+    def nvmlDeviceGetTemperature(self, h, sensor):
+        return h.get("temp", 35)
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return SimpleNamespace(gpu=50)
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        return 120_000
+
+
+# the reference host: the 3080 Ti sits first on the PCI bus, the 3090 second; CUDA puts the 3090 first
+REFERENCE = [
+    {"name": "NVIDIA GeForce RTX 3080 Ti", "uuid": "GPU-aaaa", "bus": "00000000:01:00.0", "total": 12 * GiB,
+     "cc": (8, 6), "pids": [7860]},
+    {"name": "NVIDIA GeForce RTX 3090", "uuid": "GPU-bbbb", "bus": "00000000:02:00.0", "total": 24 * GiB,
+     "cc": (8, 6), "pids": [8188]},
+]
+STATS_3090 = {"name": "cuda:0 NVIDIA GeForce RTX 3090 : cudaMallocAsync", "vram_total": 24 * GiB - 200 * 1024 ** 2}
+
+
+def test_found_by_pid_whatever_the_numbering():
+    gpus = inventory(FakeNvml(REFERENCE))
+    found, how = match_device(gpus, pids=[8188])
+    assert (found.name, found.nvml_index) == ("NVIDIA GeForce RTX 3090", 1) and "PID 8188" in how
+
+
+def test_cuda_and_nvml_orders_are_reported_apart():
+    gpus = {g.name: g for g in inventory(FakeNvml(REFERENCE))}
+    assert gpus["NVIDIA GeForce RTX 3090"].nvml_index == 1 and gpus["NVIDIA GeForce RTX 3090"].cuda_index == 0
+    assert gpus["NVIDIA GeForce RTX 3080 Ti"].nvml_index == 0 and gpus["NVIDIA GeForce RTX 3080 Ti"].cuda_index == 1
+
+
+def test_pid_missing_falls_back_to_system_stats_name_and_size():
+    gpus = inventory(FakeNvml(REFERENCE, processes_visible=False))
+    found, how = match_device(gpus, pids=[8188], stats_device=STATS_3090)
+    assert found.uuid == "GPU-bbbb" and "/system_stats name and memory size" in how
+    assert "PID is not among any GPU's processes" in how
+
+
+def test_identical_cards_without_pid_are_refused_with_the_fix():
+    twins = [dict(REFERENCE[1], uuid="GPU-1111", bus="00000000:01:00.0"),
+             dict(REFERENCE[1], uuid="GPU-2222", bus="00000000:02:00.0")]
+    gpus = inventory(FakeNvml(twins, processes_visible=False))
+    with pytest.raises(DeviceMatchError, match="2 identical NVIDIA GeForce RTX 3090 cards .* refusing to guess; "
+                                               "set \\[gpus\\] comfyui_uuid"):
+        match_device(gpus, pids=[8188], stats_device=STATS_3090)
+    found, how = match_device(gpus, pids=[8188], uuid="gpu-2222", stats_device=STATS_3090)
+    assert found.uuid == "GPU-2222" and how == "the profile's UUID"
+    found, _ = match_device(gpus, pci_bus_id="01:00.0")
+    assert found.uuid == "GPU-1111"
+
+
+def test_unknown_uuid_lists_what_is_there():
+    with pytest.raises(DeviceMatchError, match="no GPU has the UUID GPU-zzzz .* GPU-aaaa"):
+        match_device(inventory(FakeNvml(REFERENCE)), uuid="GPU-zzzz")
+
+
+def test_stats_device_name_parsing():
+    assert gpu.stats_device_name("cuda:0 NVIDIA GeForce RTX 3090 : cudaMallocAsync") == "NVIDIA GeForce RTX 3090"
+    assert gpu.stats_device_name("cuda:1 NVIDIA GeForce RTX 3080 Ti : native") == "NVIDIA GeForce RTX 3080 Ti"
+
+
+def test_sampler_streams_to_csv_and_keeps_only_aggregates(tmp_path):
+    nvml = FakeNvml([dict(REFERENCE[1], used=3 * GiB, temp=41)])
+    g = inventory(nvml)[0]
+    sampler = Sampler(NvmlSource(nvml, g), tmp_path / "samples.csv", hz=50).start()
+    deadline = time.monotonic() + 5
+    while sampler.count < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    nvml.devices[0]["used"] = 9 * GiB
+    target = sampler.count + 3
+    while sampler.count < target and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sampler.stop()
+    rows = read_samples(tmp_path / "samples.csv")
+    assert len(rows) == sampler.count >= 8 and rows[0]["source"] == "nvml"
+    assert sampler.peak.mem_used_bytes == 9 * GiB and sampler.max_temp == 41
+    assert rows[0]["mem_reserved_bytes"] == str(300 * 1024 ** 2) and rows[0]["power_w"] == "120.0"
+    assert not hasattr(sampler, "samples")  # nothing accumulates in memory
+
+
+def test_nvml_unavailable_says_so(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_pynvml(name, *a, **kw):
+        if name == "pynvml":
+            raise ImportError(name)
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_pynvml)
+    with pytest.raises(gpu.GpuUnavailable, match="NVML unavailable on this host"):
+        gpu.load_nvml()
+

@@ -1,0 +1,74 @@
+"""The Locust load run against faults: a VRAM leak, a slow generation and failing generations are all caught."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from comfycheck.loadrun import locust_command
+from comfycheck.profile import PROJECT_ROOT
+
+pytestmark = pytest.mark.selftest
+
+
+def run_load(profile_path, out, generations=3, time_limit_s=120):
+    done = subprocess.run(locust_command(profile_path, out, generations=generations, time_limit_s=time_limit_s),
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=time_limit_s + 90)
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else None
+    return done, summary
+
+
+def verdicts(summary) -> dict:
+    return {r["key"]: r for r in summary["measurements"]}
+
+
+@pytest.fixture
+def short_profile(make_profile):
+    """The local profile, with a run of 3 generations judged on "3 consecutive"."""
+    return make_profile({"targets": {"consecutive_generations": 3}, "load": {"settle_s": 3}})
+
+
+def test_healthy_run_passes_and_writes_the_report_folder(deployment, fault_switch, short_profile, tmp_path):
+    done, summary = run_load(short_profile, tmp_path / "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("summary.json", "generations.csv", "samples.csv", "timeline.png", "generations.png", "index.html"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert summary["generations_ok"] == 3 and summary["verdict"] == "pass" and summary["source"] == "system_stats"
+    assert "NVML unavailable on this host" in " ".join(summary["notes"]) or summary["source"] == "nvml"
+    assert summary["sampler"]["samples"] > 5
+    assert "GENERATE" in done.stdout + done.stderr  # Locust's own request statistics
+
+
+def test_vram_leak_fails_the_leak_check(fault_switch, short_profile, tmp_path):
+    fault_switch.set(vram_not_released=True)
+    done, summary = run_load(short_profile, tmp_path / "run")
+    assert done.returncode == 1, done.stdout + done.stderr
+    leak = verdicts(summary)["vram_released_gb"]
+    assert leak["verdict"] == "FAIL" and leak["value"] > 0.5, leak
+    assert "FAIL    VRAM left above the idle baseline after /free" in done.stdout
+
+
+def test_slow_generation_misses_the_time_target_and_fails_the_exit_code(fault_switch, make_profile, tmp_path):
+    fault_switch.set(slow_generation_s=1.2)
+    profile = make_profile({"targets": {"consecutive_generations": 2, "generation_s": 1.0}, "load": {"settle_s": 3}})
+    done, summary = run_load(profile, tmp_path / "run", generations=2)
+    assert done.returncode == 1, done.stdout + done.stderr
+    slow = verdicts(summary)["generation_s"]
+    assert slow["verdict"] == "FAIL" and slow["value"] > 1.2, slow
+
+
+def test_failing_generations_are_counted_as_failures(fault_switch, short_profile, tmp_path):
+    fault_switch.set(generation_fails=True)
+    done, summary = run_load(short_profile, tmp_path / "run")
+    assert done.returncode == 1
+    assert summary["generations_failed"] == 3 and summary["generations_ok"] == 0
+    assert verdicts(summary)["consecutive_generations"]["verdict"] == "FAIL"
+    assert "torch.OutOfMemoryError" in summary["errors"][0]
+    assert "GENERATE" in done.stdout + done.stderr and "RuntimeError" in done.stdout + done.stderr
+
+
+def test_load_run_refused_on_a_profile_that_does_not_allow_it(tmp_path):
+    done, summary = run_load(PROJECT_ROOT / "profiles" / "production.example.toml", tmp_path / "run")
+    assert done.returncode != 0 and summary is None
+    assert "load runs against profile 'production' are not allowed" in done.stderr
