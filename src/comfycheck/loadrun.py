@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from .client import ComfyClient, ComfyError
 from .gpu import (DeviceMatchError, GpuUnavailable, NvmlSource, Sampler, SystemStatsSource, gpu_map_rows,
                   inventory, load_nvml, match_device)
+from .polling import DeadlineExceeded, wait_until
 from .profile import PROJECT_ROOT, Profile
 from .targets import Target
 from .watchdog import listening_process
@@ -109,15 +110,18 @@ class LoadRun:
 
     def _settled_sample(self, deadline_s: float) -> dict:
         """Sample until memory stops moving (two readings within 1 %) or the deadline; that is the baseline."""
-        end = time.monotonic() + deadline_s
-        last = self.source.sample()
-        while time.monotonic() < end:
-            time.sleep(0.2)
-            now = self.source.sample()
-            if abs(now.mem_used_bytes - last.mem_used_bytes) <= 0.01 * now.mem_total_bytes:
-                last = now
-                break
-            last = now
+        readings = [self.source.sample()]
+
+        def settled() -> bool:
+            readings.append(self.source.sample())
+            a, b = readings[-2:]
+            return abs(b.mem_used_bytes - a.mem_used_bytes) <= 0.01 * b.mem_total_bytes
+
+        try:
+            wait_until(settled, timeout=deadline_s, interval=0.2, what="VRAM settling at the idle baseline")
+        except DeadlineExceeded:
+            self.notes.append(f"VRAM was still moving after {deadline_s:g} s; the idle baseline is its last reading")
+        last = readings[-1]
         return {"used_gb": round(last.mem_used_bytes / GiB, 3), "pct": round(last.used_pct, 2),
                 "temp_c": last.temp_c, "total_gb": round(last.mem_total_bytes / GiB, 2), "device": last.device}
 
@@ -152,15 +156,19 @@ class LoadRun:
             self.client.free()
         except ComfyError as exc:
             self.notes.append(f"/free after the run failed: {exc}")
-        t0 = time.monotonic()
-        end = t0 + self.profile.load.settle_s
-        while True:
-            s = self.source.sample()
-            delta = s.mem_used_bytes / GiB - self.idle["used_gb"]
-            if delta <= tolerance or time.monotonic() >= end:
-                return {"used_gb": round(s.mem_used_bytes / GiB, 3), "delta_gb": round(delta, 3),
-                        "waited_s": round(time.monotonic() - t0, 2)}
-            time.sleep(0.2)
+        readings = []
+
+        def released() -> bool:
+            readings.append(self.source.sample().mem_used_bytes / GiB - self.idle["used_gb"])
+            return readings[-1] <= tolerance
+
+        try:
+            _, waited = wait_until(released, timeout=self.profile.load.settle_s, interval=0.2,
+                                   what="VRAM back at the idle baseline after /free")
+        except DeadlineExceeded:
+            waited = self.profile.load.settle_s
+        return {"used_gb": round(self.idle["used_gb"] + readings[-1], 3), "delta_gb": round(readings[-1], 3),
+                "waited_s": round(waited, 2)}
 
     def _summary(self, stopped_by: str, after: dict) -> dict:
         gens = self.generations

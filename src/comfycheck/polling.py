@@ -17,10 +17,12 @@ def wait_until(
     timeout: float,
     interval: float = 0.1,
     what: str,
+    fatal: tuple[type[BaseException], ...] = (),
 ) -> tuple[T, float]:
     """Call `probe` until it returns something truthy; return (that value, seconds waited).
 
-    Exceptions from `probe` count as "not yet"; the last one is named if the deadline passes.
+    Exceptions from `probe` count as "not yet" (the last one is named if the deadline passes), except those in
+    `fatal`, which end the wait at once: a process that exited will not start answering.
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -31,7 +33,9 @@ def wait_until(
             if value:
                 return value, time.monotonic() - start
             last = f"last result: {value!r}"
-        except Exception as exc:  # noqa: BLE001 - any failure of the probe means "not yet"
+        except fatal:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other failure of the probe means "not yet"
             last = f"last error: {type(exc).__name__}: {exc}"
         remaining = deadline - time.monotonic()
         if remaining <= 0:

@@ -1,12 +1,12 @@
 """Unit tests of GPU device matching and sampling, on a fake NVML binding (pynvml's interface)."""
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import pytest
 
 from comfycheck import gpu
+from comfycheck.polling import wait_until
 from comfycheck.gpu import DeviceMatchError, NvmlSource, Sampler, inventory, match_device, read_samples
 
 GiB = 1024 ** 3
@@ -118,13 +118,10 @@ def test_sampler_streams_to_csv_and_keeps_only_aggregates(tmp_path):
     nvml = FakeNvml([dict(REFERENCE[1], used=3 * GiB, temp=41)])
     g = inventory(nvml)[0]
     sampler = Sampler(NvmlSource(nvml, g), tmp_path / "samples.csv", hz=50).start()
-    deadline = time.monotonic() + 5
-    while sampler.count < 5 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: sampler.count >= 5, timeout=5, interval=0.02, what="5 samples")
     nvml.devices[0]["used"] = 9 * GiB
     target = sampler.count + 3
-    while sampler.count < target and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: sampler.count >= target, timeout=5, interval=0.02, what="3 more samples")
     sampler.stop()
     rows = read_samples(tmp_path / "samples.csv")
     assert len(rows) == sampler.count >= 8 and rows[0]["source"] == "nvml"

@@ -167,7 +167,7 @@ class EmbeddedStack:
                 return False
 
         try:
-            wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.05,
+            wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.05, fatal=(StackError,),
                        what=f"stand-in ComfyUI at {self.profile.comfyui.url} answering /system_stats")
         except (DeadlineExceeded, StackError) as exc:
             self._stop(proc.pid)
@@ -226,7 +226,7 @@ class EmbeddedStack:
                 return False
 
         try:
-            wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.1,
+            wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.1, fatal=(StackError,),
                        what=f"Forge stand-in at {self.profile.forge_url} answering /internal/ping")
         except DeadlineExceeded as exc:
             self._stop(proc.pid)

@@ -185,7 +185,8 @@ class NginxProxy:
             return all(p in bound for p in ports)
 
         try:
-            wait_until(listening, timeout=timeout, interval=0.02, what=f"nginx listening on {ports}")
+            wait_until(listening, timeout=timeout, interval=0.02, what=f"nginx listening on {ports}",
+                       fatal=(ProxyError,))
         except DeadlineExceeded as exc:
             self.stop(proc.pid)
             raise ProxyError(f"{exc}; see {self.log}:\n{_tail(self.log)}") from None
