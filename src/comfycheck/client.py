@@ -165,7 +165,8 @@ class ComfyClient:
         self._http = httpx.Client(timeout=timeout, verify=self._ssl, headers=self._headers)
 
     @classmethod
-    def from_profile(cls, profile, *, public: bool = False, origin: str | None = None) -> "ComfyClient":
+    def from_profile(cls, profile, *, public: bool = False, origin: str | None = None,
+                     timeout: float | None = None) -> "ComfyClient":
         c = profile.comfyui
         if public and profile.public is None:
             raise ComfyError(f"profile {profile.name!r} has no [public] table: no public URL to test")
@@ -174,7 +175,7 @@ class ComfyClient:
             url,
             api_prefix=c.api_prefix,
             token=profile.public.token if public else c.token,
-            timeout=c.timeout_s,
+            timeout=c.timeout_s if timeout is None else timeout,
             ca_bundle=profile.ca_bundle,
             origin=origin,
         )

@@ -19,7 +19,7 @@ from .client import ComfyClient, ComfyError
 from .gpu import (DeviceMatchError, GpuUnavailable, NvmlSource, Sampler, SystemStatsSource, gpu_map_rows,
                   inventory, load_nvml, match_device)
 from .polling import DeadlineExceeded, wait_until
-from .profile import PROJECT_ROOT, Profile
+from .profile import PROJECT_ROOT, Profile, is_loopback
 from .targets import Target
 from .watchdog import listening_process
 from .workflows import generation_workflow, make_unique
@@ -74,8 +74,7 @@ class LoadRun:
         gpus = inventory(nvml)
         stats_dev = next((d for d in self.client.system_stats().get("devices", []) if d.get("type") != "cpu"), None)
         pids = []
-        host = urlsplit(self.profile.comfyui.url).hostname
-        if host in ("localhost", "127.0.0.1", "::1"):
+        if is_loopback(self.profile.comfyui.url):
             found = listening_process(urlsplit(self.profile.comfyui.url).port or 80)
             pids = [found.pid] if found else []
         g = self.profile.gpus
@@ -97,7 +96,7 @@ class LoadRun:
         if not self.profile.forge_url:
             return
         forge = urlsplit(self.profile.forge_url)
-        found = listening_process(forge.port or 80) if forge.hostname in ("localhost", "127.0.0.1", "::1") else None
+        found = listening_process(forge.port or 80) if is_loopback(self.profile.forge_url) else None
         g = self.profile.gpus
         try:
             card, _ = match_device(gpus, pids=[found.pid] if found else [], uuid=g.get("forge_uuid", ""),

@@ -19,6 +19,12 @@ WORKFLOWS_DIR = PROJECT_ROOT / "fixtures" / "workflows"
 PROFILE_ENV = "COMFYCHECK_PROFILE"
 
 
+def is_loopback(url_or_host: str) -> bool:
+    """Whether a URL (or bare host name) points at this machine's loopback."""
+    host = urlsplit(url_or_host).hostname if "//" in url_or_host else url_or_host
+    return host == "localhost" or (host or "").startswith("127.") or host == "::1"
+
+
 class ProfileError(Exception):
     """A profile that cannot be used; the message names the file and every bad key."""
 
@@ -422,8 +428,7 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
         if public:
             urls += [(public.url, "public.url")] + ([(public.http_url, "public.http_url")] if public.http_url else [])
         for url, key in urls:
-            host = urlsplit(url).hostname or ""
-            if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+            if not is_loopback(url):
                 raise ProfileError(
                     f"profile {chosen}: {key}: the embedded stack runs on loopback only, got {url!r}"
                 )

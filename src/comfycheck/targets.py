@@ -85,6 +85,12 @@ class Measurement:
         }
 
 
+def percentile(values: list[float], pct: float) -> float:
+    """The nearest-rank percentile of the samples (p95 of latency samples, say)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
 def _fmt(v: float | str) -> str:
     if isinstance(v, float) and v.is_integer() and abs(v) >= 100:
         return str(int(v))

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from .client import ComfyClient, ComfyError
+from .profile import is_loopback
 
 
 class WatchdogError(Exception):
@@ -65,7 +66,7 @@ class LocalKiller(Killer):
 
     def __init__(self, backend_url: str):
         parts = urlsplit(backend_url)
-        if parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        if not is_loopback(backend_url):
             raise WatchdogError(f"kill = \"local\" needs ComfyUI on this host, but its URL is {backend_url}: "
                                 "use kill = \"command\" or \"supervisor\" in [watchdog]")
         self.port = parts.port or 80
@@ -108,8 +109,7 @@ class CommandKiller(Killer):
             raise WatchdogError('kill = "command" needs [watchdog] kill_command')
         self.command = command
         parts = urlsplit(backend_url)
-        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
-        self.local_port = (parts.port or 80) if local else None  # a remote ComfyUI's process is not visible here
+        self.local_port = (parts.port or 80) if is_loopback(backend_url) else None  # a remote ComfyUI's process is not visible here
 
     def current(self) -> ProcessId | None:
         return listening_process(self.local_port) if self.local_port else None

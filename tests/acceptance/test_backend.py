@@ -10,14 +10,11 @@ from PIL import Image
 
 from comfycheck.events import protocol_problems
 from comfycheck.polling import DeadlineExceeded, wait_until
+from comfycheck.targets import percentile
 from comfycheck.workflows import check_preflight, generation_workflow, load_workflow, make_unique
 
 pytestmark = pytest.mark.acceptance
 
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def _gpu(stats: dict) -> dict | None:
@@ -35,7 +32,7 @@ def test_api_latency_local_within_target(comfy, profile, measure):
     for _ in range(3):  # warm the connection before measuring
         comfy.timed_get("/system_stats")
     samples = [comfy.timed_get("/system_stats") * 1000 for _ in range(profile.comfyui.latency_samples)]
-    measure("latency_local_ms", _percentile(samples, 95), p50_ms=round(statistics.median(samples), 2),
+    measure("latency_local_ms", percentile(samples, 95), p50_ms=round(statistics.median(samples), 2),
             samples=len(samples), path="/system_stats")
 
 

@@ -12,16 +12,14 @@ import pytest
 from PIL import Image
 
 from comfycheck.client import ComfyClient, ComfyError
+from comfycheck.profile import is_loopback
+from comfycheck.targets import percentile
 from comfycheck.workflows import load_workflow, make_unique
 
 pytestmark = pytest.mark.acceptance
 MiB = 1024 * 1024
 FOREIGN_ORIGIN = "https://comfycheck-foreign-origin.invalid"
 
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +184,11 @@ def test_proxy_latency_overhead_within_target(comfy, public_comfy, profile, meas
         direct.append(comfy.timed_get("/system_stats") * 1000)
         proxied.append(public_comfy.timed_get("/system_stats") * 1000)
     overhead_p50 = statistics.median(proxied) - statistics.median(direct)
-    overhead_p95 = _percentile(proxied, 95) - _percentile(direct, 95)
+    overhead_p95 = percentile(proxied, 95) - percentile(direct, 95)
     measure.info("proxy overhead p50", round(overhead_p50, 2), "ms")
     measure.info("proxy overhead p95", round(overhead_p95, 2), "ms")
-    measure("latency_proxy_ms", _percentile(proxied, 95), p50_ms=round(statistics.median(proxied), 2),
-            direct_p95_ms=round(_percentile(direct, 95), 2), samples=len(proxied), path="/system_stats")
+    measure("latency_proxy_ms", percentile(proxied, 95), p50_ms=round(statistics.median(proxied), 2),
+            direct_p95_ms=round(percentile(direct, 95), 2), samples=len(proxied), path="/system_stats")
 
 
 # --- security -----------------------------------------------------------------------------------
@@ -227,7 +225,7 @@ def test_backend_port_not_public(profile, measure):
         pytest.skip("the profile does not require the backend to be private (comfyui.must_not_be_public)")
     backend = urlsplit(profile.comfyui.url)
     port = backend.port or 80
-    if backend.hostname in ("localhost", "127.0.0.1", "::1"):
+    if is_loopback(profile.comfyui.url):
         hosts = _non_loopback_addresses()
         if not hosts:
             pytest.skip("this host has no non-loopback address to try the backend port on")

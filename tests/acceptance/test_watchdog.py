@@ -10,21 +10,15 @@ from comfycheck.workflows import load_workflow, make_unique
 pytestmark = [pytest.mark.acceptance, pytest.mark.watchdog, pytest.mark.destructive]
 
 
-def _poll_client(url: str, profile, origin: str | None = None, public: bool = False) -> ComfyClient:
-    # one-second answers: a poll must not sit in a long timeout while the watchdog works
-    token = profile.public.token if public and profile.public else profile.comfyui.token
-    return ComfyClient(url, api_prefix=profile.comfyui.api_prefix, token=token, timeout=1.0,
-                       ca_bundle=profile.ca_bundle if public else None, origin=origin)
-
-
 def test_watchdog_restarts_comfyui_after_a_kill(profile, deployment, comfy, measure):
     w = profile.watchdog
     try:
         killer = make_killer(profile)
     except WatchdogError as exc:
         pytest.fail(f"[watchdog] in {profile.path}: {exc}", pytrace=False)
-    direct = _poll_client(profile.comfyui.url, profile)
-    public = _poll_client(profile.public_url, profile, public=True) if profile.public_url else None
+    # one-second answers: a poll must not sit in a long timeout while the watchdog works
+    direct = ComfyClient.from_profile(profile, timeout=1.0)
+    public = ComfyClient.from_profile(profile, public=True, timeout=1.0) if profile.public_url else None
     try:
         rec = kill_and_watch(killer, direct, public, deadline_s=w.deadline_s, interval_s=w.poll_interval_s)
     except WatchdogError as exc:

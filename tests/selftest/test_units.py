@@ -133,3 +133,17 @@ def test_command_killer_sees_processes_only_on_this_host():
     from comfycheck.watchdog import CommandKiller
     assert CommandKiller("true", "http://127.0.0.1:8188").local_port == 8188
     assert CommandKiller("true", "http://gpu-host.example:8188").local_port is None
+
+
+@pytest.mark.parametrize("where, local", [
+    ("http://127.0.0.1:8188", True), ("https://localhost:28443", True), ("http://[::1]:8188", True),
+    ("127.0.0.5", True), ("http://10.0.0.5:8188", False), ("https://qwen-image-edit.myia.io", False),
+])
+def test_is_loopback(where, local):
+    from comfycheck.profile import is_loopback
+    assert is_loopback(where) is local
+
+
+def test_percentile_is_nearest_rank():
+    from comfycheck.targets import percentile
+    assert percentile(list(range(1, 101)), 95) == 95 and percentile([3.0], 95) == 3.0
