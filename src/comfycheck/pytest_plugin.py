@@ -12,6 +12,20 @@ from .profile import Profile, ProfileError, load_profile
 from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
 from .targets import Measurement, Target
 
+MARKERS = {
+    "smoke": "fast, read-only checks to run right after a deploy",
+    "acceptance": "the deployment checklist (includes smoke)",
+    "generation": "runs a real generation on the deployment",
+    "selftest": "tests of the suite itself (unit, contract, fault injection)",
+    "ui": "browser checks with Playwright (ComfyUI and Forge pages, screenshots, baselines)",
+    "forge": "checks of the Forge service beside ComfyUI",
+    "watchdog": "the watchdog restarts ComfyUI after a crash",
+    "load": "Locust load runs (consecutive generations, VRAM through NVML or /system_stats)",
+    "destructive": "disrupts the service (kills ComfyUI); runs only if the profile or --allow-destructive allows it",
+    "real_comfyui": "runs against the embedded stack on real ComfyUI ([stack] comfyui_dir or $COMFYCHECK_COMFYUI_DIR)",
+}
+DEFAULT_REPORT = "reports/report.html"
+
 PROFILE_KEY = pytest.StashKey[Profile]()
 MEASUREMENTS_KEY = pytest.StashKey[list]()
 ITEM_MEASUREMENTS_KEY = pytest.StashKey[list]()
@@ -32,19 +46,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "else /usr/bin/chromium)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-html reads --html
 def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
+        config.option.htmlpath = DEFAULT_REPORT  # every run leaves a self-contained report
+        config.option.self_contained_html = True
     try:
         profile = load_profile(config.getoption("--profile"))
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[PROFILE_KEY] = profile
     config.stash[MEASUREMENTS_KEY] = []
-    try:
-        from pytest_metadata.plugin import metadata_key
-    except ImportError:
-        return
-    config.stash[metadata_key]["Profile"] = f"{profile.name} ({profile.path})"
-    config.stash[metadata_key]["ComfyUI"] = profile.comfyui.url
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_metadata(metadata: dict, config: pytest.Config) -> None:
+    profile = config.stash.get(PROFILE_KEY, None)
+    if profile is not None:
+        metadata["Profile"] = f"{profile.name} ({profile.path})"
+        metadata["ComfyUI"] = profile.comfyui.url
 
 
 @pytest.hookimpl(tryfirst=True)  # before any fixture contacts the deployment

@@ -5,10 +5,12 @@ import io
 import statistics
 import threading
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from comfycheck.events import protocol_problems
+from comfycheck.expected import intermediate_dtype, predict
 from comfycheck.polling import DeadlineExceeded, wait_until
 from comfycheck.targets import percentile
 from comfycheck.workflows import check_preflight, generation_workflow, load_workflow, make_unique
@@ -97,14 +99,17 @@ def test_smoke_generation_end_to_end(comfy, profile, measure):
     assert not protocol_problems(result), f"WebSocket protocol broken: {protocol_problems(result)}"
     assert not result.cached_nodes, f"the cache answered nodes {result.cached_nodes}: the run was not unique"
 
-    images = result.images()
-    assert images, f"no image in the outputs: {result.outputs}"
-    png = comfy.view(**images[0])
-    image = Image.open(io.BytesIO(png))
-    empty = next(n["inputs"] for n in workflow.values() if n["class_type"] == "EmptyImage")
-    assert image.size == (empty["width"], empty["height"]), f"output is {image.size}"
-    expected = tuple(255 - c for c in ((empty["color"] >> 16) & 255, (empty["color"] >> 8) & 255, empty["color"] & 255))
-    assert image.convert("RGB").getpixel((0, 0)) == expected, "output pixels are not the inverted input colour"
+    # What the graph must write, computed as ComfyUI computes it (float intermediates, truncating SaveImage).
+    expected = predict(workflow, dtype=intermediate_dtype(comfy.system_stats()["system"].get("argv")))
+    for want in expected:
+        images = (result.outputs.get(want.node_id) or {}).get("images") or []
+        assert len(images) == 1, f"node {want.node_id} (SaveImage) should have written one image: {result.outputs}"
+        got = images[0]
+        image = Image.open(io.BytesIO(comfy.view(**got))).convert("RGB")
+        assert image.size == want.size, f"output {got['filename']} is {image.size}, expected {want.describe()}"
+        wrong = int((np.asarray(image) != np.array(want.rgb, dtype=np.uint8)).any(axis=2).sum())
+        assert not wrong, (f"output {got['filename']}: {wrong} of {want.size[0] * want.size[1]} pixels differ from "
+                           f"{want.describe()} (first pixel {image.getpixel((0, 0))}): the server computed it wrong")
 
     measure("generation_s", result.server_execution_ms / 1000, name="smoke generation (model-free)",
             by="server timestamps", client_wall_ms=round(result.client_terminal_ms, 1), queue_wait_ms=result.server_total_ms

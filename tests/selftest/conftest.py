@@ -67,6 +67,8 @@ def run_pytest(*args: str, profile: Path | None = None, timeout: float = 120,
     """Run the suite's own pytest in a subprocess (no HTML report unless asked), as a user would."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "-rfEs",
            "--no-header", *args]
+    if not any(a.startswith("--html") for a in args):
+        cmd[3:3] = ["-p", "no:html"]  # the plugin's default report would overwrite the outer run's
     if profile:
         cmd += ["--profile", str(profile)]
     full_env = {k: v for k, v in os.environ.items() if k != "COMFYCHECK_PROFILE"} | (env or {})

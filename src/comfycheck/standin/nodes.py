@@ -1,4 +1,8 @@
-"""The stand-in's nodes: image nodes run for real with Pillow, model nodes are simulated.
+"""The stand-in's nodes: image nodes run for real, model nodes are simulated.
+
+An IMAGE is what ComfyUI passes between nodes: float32 pixels in [0, 1] (here one H x W x 3 array per batch item),
+turned into 8 bits only by SaveImage's truncating `np.clip(255. * i, 0, 255).astype(np.uint8)`; so the stand-in's
+output pixels are the real server's (fixtures/recordings/pixel_values.json).
 
 Simulated model nodes take time (per sampling step) and hold simulated VRAM, which /system_stats
 reports and /free releases, so the suite's timing and memory checks have something real to measure.
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import numpy as np
 from PIL import Image, ImageFilter, ImageOps, PngImagePlugin
 
 GB = 1024**3
@@ -137,21 +142,28 @@ def signature_extra(class_type: str, inputs: dict, input_dir: Path) -> str:
 
 
 # --- image nodes, for real ------------------------------------------------------------------------
-def _rgb(color: int) -> tuple[int, int, int]:
-    return (color >> 16) & 0xFF, (color >> 8) & 0xFF, color & 0xFF
+def to_pil(pixels: np.ndarray) -> Image.Image:
+    """SaveImage's conversion: scale, clip, truncate to 8 bits."""
+    return Image.fromarray(np.clip(255.0 * pixels, 0, 255).astype(np.uint8))
+
+
+def from_pil(im: Image.Image) -> np.ndarray:
+    """LoadImage's conversion: 8 bits to float32 in [0, 1]."""
+    return np.asarray(im.convert("RGB")).astype(np.float32) / 255.0
 
 
 async def empty_image(ctx, width, height, batch_size, color):
-    return ([Image.new("RGB", (width, height), _rgb(color)) for _ in range(batch_size)],)
+    pixel = np.array([((color >> s) & 0xFF) / 0xFF for s in (16, 8, 0)], dtype=np.float32)
+    return ([np.broadcast_to(pixel, (height, width, 3)).copy() for _ in range(batch_size)],)
 
 
 async def image_invert(ctx, image):
-    return ([ImageOps.invert(im.convert("RGB")) for im in image],)
+    return ([np.float32(1.0) - im for im in image],)
 
 
 async def image_blur(ctx, image, blur_radius, sigma):
     def blur():
-        return [im.filter(ImageFilter.GaussianBlur(radius=sigma * blur_radius / 3)) for im in image]
+        return [from_pil(to_pil(im).filter(ImageFilter.GaussianBlur(radius=sigma * blur_radius / 3))) for im in image]
     if ctx.interrupted():
         raise Interrupted()
     return (await asyncio.to_thread(blur),)
@@ -163,24 +175,24 @@ _RESAMPLE = {"nearest-exact": Image.NEAREST, "bilinear": Image.BILINEAR, "area":
 
 async def image_scale(ctx, image, upscale_method, width, height, crop):
     out = []
-    for im in image:
+    for im in map(to_pil, image):
         w = width or round(im.width * height / im.height)
         h = height or round(im.height * width / im.width)
         if crop == "center":
-            out.append(ImageOps.fit(im, (w, h), _RESAMPLE[upscale_method]))
+            out.append(from_pil(ImageOps.fit(im, (w, h), _RESAMPLE[upscale_method])))
         else:
-            out.append(im.resize((w, h), _RESAMPLE[upscale_method]))
+            out.append(from_pil(im.resize((w, h), _RESAMPLE[upscale_method])))
     return (out,)
 
 
 async def image_scale_to_total_pixels(ctx, image, upscale_method, megapixels, resolution_steps=1):
     out = []
-    for im in image:
+    for im in map(to_pil, image):
         scale = (megapixels * 1024 * 1024 / (im.width * im.height)) ** 0.5
         step = max(1, resolution_steps)
         w = max(step, round(im.width * scale / step) * step)
         h = max(step, round(im.height * scale / step) * step)
-        out.append(im.resize((w, h), _RESAMPLE[upscale_method]))
+        out.append(from_pil(im.resize((w, h), _RESAMPLE[upscale_method])))
     return (out,)
 
 
@@ -192,7 +204,7 @@ async def load_image(ctx, image):
     except Exception as exc:  # noqa: BLE001 - reported as ComfyUI reports a node's exception
         raise NodeFailure(f"PIL.{type(exc).__name__}", f"cannot identify image file '{path}'\n") from None
     alpha = im.getchannel("A") if "A" in im.getbands() else Image.new("L", im.size, 0)
-    return ([im.convert("RGB")], ImageOps.invert(alpha))
+    return ([from_pil(im)], ImageOps.invert(alpha))
 
 
 def _next_counter(folder: Path, base: str) -> int:
@@ -213,7 +225,7 @@ def _save(ctx, images, folder_root: Path, prefix: str, kind: str) -> dict:
         for key, value in (ctx.extra_pnginfo or {}).items():
             meta.add_text(key, json.dumps(value))
         name = f"{base}_{counter:05}_.png"
-        im.save(folder / name, pnginfo=meta, compress_level=4)
+        to_pil(im).save(folder / name, pnginfo=meta, compress_level=4)
         results.append({"filename": name, "subfolder": subfolder, "type": kind})
         counter += 1
     return {"images": results}
@@ -273,7 +285,7 @@ async def model_patch(ctx, model, **_):
 async def vae_encode(ctx, pixels, vae):
     _on_gpu(ctx, vae)
     await ctx.pause(ctx.model_step_s)
-    return (Latent(list(pixels)),)
+    return (Latent([to_pil(p) for p in pixels]),)
 
 
 async def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
@@ -300,7 +312,7 @@ async def vae_decode(ctx, samples, vae):
             base = im.convert("RGB")
             tint = Image.new("RGB", base.size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
             edited = Image.blend(ImageOps.posterize(base, 4), tint, 0.3).filter(ImageFilter.DETAIL)
-            out.append(edited)
+            out.append(from_pil(edited))
         return out
     await ctx.pause(ctx.model_step_s)
     return (await asyncio.to_thread(render),)
