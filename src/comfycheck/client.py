@@ -13,8 +13,9 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-from websockets.sync.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from .wsclient import WsClosed, WsConnection, WsTimeout
 
 TERMINAL = ("execution_success", "execution_error", "execution_interrupted")
 
@@ -361,24 +362,24 @@ class ComfyClient:
             headers["Origin"] = self.origin
         with ExitStack() as opened:
             try:
-                ws = opened.enter_context(connect(
-                    url,
-                    additional_headers=headers,
-                    ssl=self._ssl if url.startswith("wss") else None,
-                    open_timeout=self.timeout,
-                    max_size=None,
-                ))
+                ws = opened.enter_context(WsConnection.open(
+                    url, headers=headers, ssl_context=self._ssl if url.startswith("wss") else None,
+                    timeout=self.timeout))
+            except WsTimeout as exc:
+                raise ComfyUnreachable(str(exc)) from None
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 hint = {403: " (ComfyUI answers 403 when Host and Origin differ: is a proxy rewriting Host?)",
                         400: " (ComfyUI got no Upgrade header: the proxy does not pass WebSocket upgrades)",
                         }.get(status, "")
                 raise ComfyError(f"WebSocket {url} refused: HTTP {status}{hint}") from None
-            except (OSError, TimeoutError, WebSocketException) as exc:
+            except (OSError, WebSocketException) as exc:
                 raise ComfyUnreachable(f"WebSocket {url}: cannot connect: {type(exc).__name__}: {exc}") from None
             stream = EventStream(ws, url)
             greeting = stream.next(self.timeout)
-            if greeting is None or greeting.get("type") != "status":
+            if greeting is None:
+                raise ComfyUnreachable(f"WebSocket {url}: connected, but no 'status' greeting within {self.timeout:g} s")
+            if greeting.get("type") != "status":
                 raise ComfyError(f"WebSocket {url}: expected a 'status' greeting, got {greeting!r}")
             stream.sid = greeting["data"].get("sid")
             stream.greeting = greeting
@@ -447,7 +448,7 @@ class ComfyClient:
 class EventStream:
     """The JSON messages of one /ws connection; binary preview frames are skipped."""
 
-    def __init__(self, ws: ClientConnection, url: str):
+    def __init__(self, ws: WsConnection, url: str):
         self._ws = ws
         self.url = url
         self.sid: str | None = None
@@ -462,17 +463,19 @@ class EventStream:
             if remaining <= 0:
                 return None
             try:
-                raw = self._ws.recv(timeout=remaining)
-            except TimeoutError:
+                raw = self._ws.recv(remaining)
+            except WsClosed as exc:
+                raise ComfyError(str(exc)) from None
+            except OSError as exc:
+                raise ComfyUnreachable(f"WebSocket {self.url}: {type(exc).__name__}: {exc}") from None
+            if raw is None:
                 return None
-            except ConnectionClosed as exc:
-                raise ComfyError(f"WebSocket {self.url} closed by the server: {exc}") from None
             self.last_received = time.perf_counter()
             if isinstance(raw, str):
                 return json.loads(raw)
 
     def send(self, message: dict) -> None:
-        self._ws.send(json.dumps(message))
+        self._ws.send_text(json.dumps(message))
 
 
 def _body(resp: httpx.Response) -> Any:
