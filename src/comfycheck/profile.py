@@ -85,6 +85,10 @@ def _prefix(v):
     return v in ("", "/api")
 
 
+def _backend(v):
+    return v in ("standin", "real")
+
+
 KINDS = {
     _str: "a string",
     _bool: "true or false",
@@ -98,6 +102,7 @@ KINDS = {
     _kill: '"local", "command" or "supervisor"',
     _poll: "a number of seconds above 0 and at most 0.1",
     _prefix: '"" or "/api"',
+    _backend: '"standin" or "real"',
 }
 
 SCHEMA: dict[str, Any] = {
@@ -175,6 +180,11 @@ SCHEMA: dict[str, Any] = {
         "supervisor_url": (_url, REQUIRED),  # supervisord's XML-RPC, the stand-in's watchdog
         "autorestart": (_bool, True),  # false: a watchdog that never restarts (self-tests)
         "forge_vram_total_gb": (_num, 12.0),
+        # "real": supervisord runs real ComfyUI (comfyui_dir, else $COMFYCHECK_COMFYUI_DIR, else the user config)
+        "comfyui": (_backend, "standin"),
+        "comfyui_dir": (_str, ""),
+        "comfyui_python": (_str, ""),  # "": $COMFYCHECK_COMFYUI_PYTHON, the user config, a venv beside it, python3
+        "comfyui_args": (_str_list, []),  # more arguments for main.py (--cpu is added where NVML sees no GPU)
     },
     "targets": {key: (_num, None) for key in DEFAULT_TARGETS},
 }
@@ -312,6 +322,15 @@ class StackSettings:
     supervisor_url: str
     autorestart: bool
     forge_vram_total_gb: float
+    comfyui: str = "standin"
+    comfyui_dir: str = ""
+    comfyui_python: str = ""
+    comfyui_args: list[str] = field(default_factory=list)
+
+    @property
+    def real(self) -> bool:
+        """supervisord runs real ComfyUI, not the stand-in (no fault switches then)."""
+        return self.comfyui == "real"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 from .client import ComfyClient, ComfyError
 from .profile import Profile, ProfileError, load_profile
 from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
+from .report import failure_banner, headline, one_line, record, targets_table
 from .targets import Measurement, Target
 
 MARKERS = {
@@ -28,7 +29,9 @@ DEFAULT_REPORT = "reports/report.html"
 
 PROFILE_KEY = pytest.StashKey[Profile]()
 MEASUREMENTS_KEY = pytest.StashKey[list]()
+OUTCOMES_KEY = pytest.StashKey[dict]()
 ITEM_MEASUREMENTS_KEY = pytest.StashKey[list]()
+OUTCOMES_KEY = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
         config.option.htmlpath = DEFAULT_REPORT  # every run leaves a self-contained report
         config.option.self_contained_html = True
+    if getattr(config.option, "tbstyle", None) == "auto":
+        config.option.tbstyle = "short"  # the suite's messages are written to be read; no pages of source
+    config.stash[OUTCOMES_KEY] = {}
+    config.pluginmanager.register(_OutcomeRecorder(config.stash[OUTCOMES_KEY]), "comfycheck-outcomes")
     try:
         profile = load_profile(config.getoption("--profile"))
     except ProfileError as exc:
@@ -147,6 +154,8 @@ def fault_switch(profile: Profile, deployment):
     """The embedded stand-in's fault switches; every fault is switched off again after the test."""
     if not profile.embedded:
         pytest.skip(f"fault injection needs the embedded stack; profile {profile.name!r} has none")
+    if profile.stack.real:
+        pytest.skip(f"fault switches are the stand-in's; profile {profile.name!r} runs real ComfyUI")
     switch = FaultSwitch(profile.stack.control_url)
     switch.reset()
     yield switch
@@ -189,29 +198,11 @@ def measure(request: pytest.FixtureRequest, profile: Profile) -> Recorder:
     return Recorder(profile, request.config.stash[MEASUREMENTS_KEY], request.node)
 
 
-# --- report ---------------------------------------------------------------------------------------
-def _rows(measurements: list[Measurement]) -> str:
-    rows = []
-    for m in measurements:
-        style = {"pass": "color:#2a7d2a", "FAIL": "color:#b00020;font-weight:bold"}.get(m.verdict, "color:#555")
-        rows.append(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
-                m.name, m.value, m.unit, f"{m.target.describe()} ({m.target.label})" if m.target else "")) +
-            f'<td style="{style}">{m.verdict}</td><td>{html.escape(m.test)}</td></tr>'
-        )
-    return "".join(rows)
-
-
-def targets_table(measurements: list[Measurement]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("measurement", "value", "unit", "target", "verdict", "test"))
-    return (f'<h2>Targets</h2><table class="comfycheck-targets" border="1" cellpadding="4" '
-            f'style="border-collapse:collapse"><tr>{head}</tr>{_rows(measurements)}</table>')
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_summary(prefix, summary, postfix, session):
     measurements = session.config.stash.get(MEASUREMENTS_KEY, [])
     profile = session.config.stash.get(PROFILE_KEY, None)
+    prefix.append(headline(list(session.config.stash.get(OUTCOMES_KEY, {}).values()), measurements))
     if profile is not None:
         prefix.append(f"<p>Profile <b>{html.escape(profile.name)}</b>: {html.escape(profile.description)}</p>")
     prefix.append(targets_table(measurements) if measurements else "<p>No measurements were recorded.</p>")
@@ -236,15 +227,25 @@ def pytest_runtest_makereport(item, call):
     secrets = profile.secrets() if profile else []
     if secrets:
         _redact(report, secrets)
-    if report.when != "call":
+    try:
+        from pytest_html import extras
+    except ImportError:
         return
-    measured = item.stash.get(ITEM_MEASUREMENTS_KEY, [])
+    if report.failed:  # the message first, above the traceback
+        report.extras = [extras.html(failure_banner(one_line(report)))] + getattr(report, "extras", [])
+    measured = item.stash.get(ITEM_MEASUREMENTS_KEY, []) if report.when == "call" else []
     if measured:
-        try:
-            from pytest_html import extras
-        except ImportError:
-            return
         report.extras = getattr(report, "extras", []) + [extras.html(targets_table(measured))]
+
+
+class _OutcomeRecorder:
+    """Every test's outcome and one-line message, for the report's headline verdict."""
+
+    def __init__(self, outcomes: dict):
+        self.outcomes = outcomes
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record(self.outcomes, report)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -16,6 +16,15 @@ from comfycheck.profile import DEFAULT_PROFILE, PROJECT_ROOT
 RECORDINGS = Path(os.environ.get("COMFYCHECK_RECORDINGS", PROJECT_ROOT.parent / "shared" / "reference" / "comfyui"))
 
 
+SESSION_PROFILE: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_profile(profile):
+    """run_pytest() without a profile runs against this session's own (the stand-in, or real ComfyUI)."""
+    SESSION_PROFILE["path"] = profile.path
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "selftest" in item.nodeid:
@@ -33,14 +42,17 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 @pytest.fixture
-def make_profile(tmp_path):
-    """Write a profile: profiles/local.toml with `overrides` merged in (nested tables as dicts)."""
+def make_profile(tmp_path, profile):
+    """Write a profile: the session's embedded-stack profile (stand-in or real ComfyUI; else profiles/local.toml)
+    with `overrides` merged in (nested tables as dicts)."""
+    base_path = profile.path if profile.embedded else DEFAULT_PROFILE
+
     def make(overrides: dict | None = None, *, raw: str | None = None, name: str = "profile.toml") -> Path:
         path = tmp_path / name
         if raw is not None:
             path.write_text(raw)
         else:
-            base = tomllib.loads(DEFAULT_PROFILE.read_text())
+            base = tomllib.loads(base_path.read_text())
             path.write_text(tomli_w.dumps(_merge(base, overrides or {})))
         return path
     return make
@@ -52,14 +64,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def own_ports() -> dict:
+def own_ports(public_host: str = "localhost") -> dict:
     """Profile overrides giving an embedded stack ports of its own, beside the session's stack."""
     backend, control, https, http, forge, supervisor = (free_port() for _ in range(6))
     return {"comfyui": {"url": f"http://127.0.0.1:{backend}"},
             "forge": {"url": f"http://127.0.0.1:{forge}"},
             "stack": {"control_url": f"http://127.0.0.1:{control}", "supervisor_url": f"http://127.0.0.1:{supervisor}"},
-            "public": {"url": f"https://localhost:{https}", "http_url": f"http://localhost:{http}",
-                       "cors_origins": [f"https://localhost:{https}"]}}
+            "public": {"url": f"https://{public_host}:{https}", "http_url": f"http://{public_host}:{http}",
+                       "cors_origins": [f"https://{public_host}:{https}"]}}
 
 
 def run_pytest(*args: str, profile: Path | None = None, timeout: float = 120,
@@ -69,8 +81,9 @@ def run_pytest(*args: str, profile: Path | None = None, timeout: float = 120,
            "--no-header", *args]
     if not any(a.startswith("--html") for a in args):
         cmd[3:3] = ["-p", "no:html"]  # the plugin's default report would overwrite the outer run's
+    profile = profile or SESSION_PROFILE.get("path")
     if profile:
-        cmd += ["--profile", str(profile)]
+        cmd.append(f"--profile={profile}")  # the = form: pytest must not take the path for its rootdir
     full_env = {k: v for k, v in os.environ.items() if k != "COMFYCHECK_PROFILE"} | (env or {})
     return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
 

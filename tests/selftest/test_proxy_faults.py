@@ -29,17 +29,17 @@ CASES = [
     ({"no_https_redirect": True}, f"{PROXY}::test_http_redirects_to_https",
      ["answered 200 over plain HTTP instead of redirecting"]),
     ({"cert": "expired"}, f"{TLS}::test_certificate_chain_verifies_to_trust_store",
-     ["does not verify against", "CN=localhost expired on"]),
+     ["does not verify against", "CN={host} expired on"]),
     ({"cert": "expired"}, f"{TLS}::test_certificate_renewal_point_not_passed",
-     ["days left on CN=localhost (expires", "measured -2", "target > 30 days"]),
+     ["days left on CN={host} (expires", "measured -2", "target > 30 days"]),
     ({"cert": "not_yet_valid"}, f"{TLS}::test_certificate_renewal_point_not_passed",
-     ["CN=localhost is not valid yet"]),
+     ["CN={host} is not valid yet"]),
     ({"cert": "wrong_host"}, f"{TLS}::test_hostname_matches_certificate",
-     ["is for comfycheck-other-host.example.net, not for localhost"]),
+     ["is for comfycheck-other-host.example.net, not for {host}"]),
     ({"cert": "untrusted"}, f"{TLS}::test_certificate_chain_verifies_to_trust_store",
      ["does not verify against", "not sign it"]),
     ({"cert": "expiring_5d"}, f"{TLS}::test_certificate_renewal_point_not_passed",
-     ["days left on CN=localhost", "renewal point: a third of its 90-day lifetime): measured 5 days",
+     ["days left on CN={host}", "renewal point: a third of its 90-day lifetime): measured 5 days",
       "target > 30 days"]),
     ({"legacy_tls": True}, f"{TLS}::test_legacy_tls_refused[TLSv1]", ["accepts TLSv1: disable TLS 1.0 and 1.1"]),
     ({"legacy_tls": True}, f"{TLS}::test_legacy_tls_refused[TLSv1.1]", ["accepts TLSv1.1"]),
@@ -55,9 +55,9 @@ def test_healthy_proxy_passes_every_proxy_and_tls_check(proxy_faults):
 @pytest.mark.parametrize("faults, nodeid, phrases", CASES,
                          ids=[f"{next(iter(f))}={next(iter(f.values()))}->{n.rsplit('::', 1)[1]}"
                               for f, n, _ in CASES])
-def test_proxy_fault_fails_its_check(proxy_faults, faults, nodeid, phrases):
+def test_proxy_fault_fails_its_check(proxy_faults, profile, faults, nodeid, phrases):
     proxy_faults(**faults)
-    assert_fails(run_pytest(nodeid), nodeid, *phrases)
+    assert_fails(run_pytest(nodeid), nodeid, *(p.format(host=profile.public.host) for p in phrases))
 
 
 def test_hsts_shorter_than_the_profile_minimum_fails(proxy_faults, make_profile):
@@ -104,15 +104,7 @@ def test_token_in_a_failure_message_is_redacted(make_profile, tmp_path):
     assert TOKEN not in report.read_text(), "the token appears in the HTML report"
 
 
-def _addresses() -> list[str]:
-    import psutil
-    return [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-            if a.family == socket.AF_INET and not a.address.startswith("127.")]
-
-
 def test_backend_listening_on_every_interface_is_reported(make_profile):
-    if not _addresses():
-        pytest.skip("this host has no non-loopback IPv4 address to expose a port on")
     port = free_port()
     server = socket.create_server(("0.0.0.0", port))
     def accept_forever():
@@ -126,6 +118,27 @@ def test_backend_listening_on_every_interface_is_reported(make_profile):
         profile = make_profile({"comfyui": {"url": f"http://127.0.0.1:{port}"}, "stack": {"embedded": False}})
         nodeid = f"{PROXY}::test_backend_port_not_public"
         assert_fails(run_pytest(nodeid, profile=profile), nodeid,
-                     f"ComfyUI's port {port} answers on {_addresses()[0]}", "--listen 127.0.0.1")
+                     f"ComfyUI's port {port} is bound to 0.0.0.0:{port}, so other hosts can reach it",
+                     "--listen 127.0.0.1")
+    finally:
+        server.close()
+
+
+def test_backend_on_loopback_passes_without_contacting_other_addresses(make_profile, tmp_path):
+    """The check reads the socket table: a traced socket.connect shows it contacts nothing at all."""
+    port = free_port()
+    server = socket.create_server(("127.0.0.1", port))
+    log = tmp_path / "connects.log"
+    (tmp_path / "comfycheck_connect_tracer.py").write_text(
+        f"import socket\nreal = socket.socket.connect\n"
+        f"socket.socket.connect = lambda s, a: (open({str(log)!r}, 'a').write(f'{{a}}\\n'), real(s, a))[1]\n")
+    try:
+        profile = make_profile({"comfyui": {"url": f"http://127.0.0.1:{port}"}, "stack": {"embedded": False}})
+        nodeid = f"{PROXY}::test_backend_port_not_public"
+        result = run_pytest(nodeid, "-p", "comfycheck_connect_tracer", profile=profile,
+                            env={"PYTHONPATH": str(tmp_path)})
+        out = result.stdout + result.stderr
+        assert result.returncode == 0 and "1 passed" in out, out
+        assert not log.exists(), f"the check connected to {log.read_text().split()}"
     finally:
         server.close()

@@ -18,7 +18,7 @@ import psutil
 from ..client import ComfyClient, ComfyError
 from ..polling import DeadlineExceeded, wait_until
 from ..profile import PROJECT_ROOT, Profile
-from . import certs, supervisor
+from . import certs, real, supervisor
 from .proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, ProxyError, ports_of
 
 STATE_ROOT = PROJECT_ROOT / ".comfycheck"
@@ -94,7 +94,7 @@ class EmbeddedStack:
                 return False
         try:
             wait_until(probe, timeout=self.settings.startup_timeout_s, interval=0.1,
-                       what=f"stand-in ComfyUI at {self.profile.comfyui.url} answering again")
+                       what=f"{self.backend_name} at {self.profile.comfyui.url} answering again")
             return True
         except DeadlineExceeded:
             return False
@@ -133,25 +133,14 @@ class EmbeddedStack:
                     f"(stop it, or choose other ports in {self.profile.path})"
                 )
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        log = self.state_dir / "standin.log"
-        host, port = _hostport(self.profile.comfyui.url)
-        _, control_port = _hostport(self.settings.control_url)
-        models = [f"{folder}/{name}" for folder, names in self.profile.comfyui.required_models.items()
-                  for name in names]
-        cmd = [sys.executable, "-m", "comfycheck.standin", "--host", host, "--port", str(port),
-               "--control-port", str(control_port), "--data-dir", str(self.state_dir / "comfyui"),
-               "--startup-delay", str(self.settings.startup_delay_s),
-               "--model-step-s", str(self.settings.model_step_s),
-               "--vram-total-gb", str(self.settings.vram_total_gb),
-               "--vram-idle-gb", str(self.settings.vram_idle_gb)]
-        for m in models:
-            cmd += ["--model", m]
+        log = self.state_dir / ("comfyui.log" if self.settings.real else "standin.log")
+        cmd, cwd = self._backend_command()
         self.forge_stopped_flag.unlink(missing_ok=True)
         forge = self._spawn_forge() if self.profile.forge_url else None  # Gradio imports slowly: start it first
         started = time.time()
         t0 = time.monotonic()
         try:
-            proc = supervisor.start(self.state_dir / "supervisor", self.settings.supervisor_url, cmd, PROJECT_ROOT,
+            proc = supervisor.start(self.state_dir / "supervisor", self.settings.supervisor_url, cmd, cwd,
                                     log, self.settings.autorestart)
         except supervisor.SupervisorError as exc:
             if forge:
@@ -168,7 +157,7 @@ class EmbeddedStack:
 
         try:
             wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.05, fatal=(StackError,),
-                       what=f"stand-in ComfyUI at {self.profile.comfyui.url} answering /system_stats")
+                       what=f"{self.backend_name} at {self.profile.comfyui.url} answering /system_stats")
         except (DeadlineExceeded, StackError) as exc:
             self._stop(proc.pid)
             if forge:
@@ -195,6 +184,35 @@ class EmbeddedStack:
             info.forge_pid, info.forge_url = forge.pid, self.profile.forge_url
         self._write_state(info)
         return info
+
+    @property
+    def backend_name(self) -> str:
+        return "real ComfyUI" if self.settings.real else "stand-in ComfyUI"
+
+    def _backend_command(self) -> tuple[list[str], Path]:
+        """What supervisord runs, and where: the stand-in, or real ComfyUI with a base directory of the stack's."""
+        host, port = _hostport(self.profile.comfyui.url)
+        models = [f"{folder}/{name}" for folder, names in self.profile.comfyui.required_models.items()
+                  for name in names]
+        if self.settings.real:
+            try:
+                comfy = real.locate(self.settings.comfyui_dir, self.settings.comfyui_python)
+            except real.RealComfyUINotFound as exc:
+                raise StackError(str(exc)) from None
+            base = self.state_dir / "comfyui-real"
+            real.prepare_base(base, models)
+            return comfy.command(host, port, base, self.settings.comfyui_args, gpu=_nvml_sees_a_gpu()), \
+                comfy.directory
+        _, control_port = _hostport(self.settings.control_url)
+        cmd = [sys.executable, "-m", "comfycheck.standin", "--host", host, "--port", str(port),
+               "--control-port", str(control_port), "--data-dir", str(self.state_dir / "comfyui"),
+               "--startup-delay", str(self.settings.startup_delay_s),
+               "--model-step-s", str(self.settings.model_step_s),
+               "--vram-total-gb", str(self.settings.vram_total_gb),
+               "--vram-idle-gb", str(self.settings.vram_idle_gb)]
+        for m in models:
+            cmd += ["--model", m]
+        return cmd, PROJECT_ROOT
 
     def down_processes(self, info: StackInfo) -> None:
         NginxProxy.stop(info.proxy_pid)
@@ -308,6 +326,14 @@ class EmbeddedStack:
                        timeout=10, interval=0.05, what=f"stand-in (pid {pid}) stopping")
         except DeadlineExceeded:
             os.killpg(pid, signal.SIGKILL)
+
+
+def _nvml_sees_a_gpu() -> bool:
+    from ..gpu import GpuUnavailable, load_nvml
+    try:
+        return load_nvml().nvmlDeviceGetCount() > 0
+    except (GpuUnavailable, Exception):  # noqa: BLE001 - any NVML failure means: run ComfyUI with --cpu
+        return False
 
 
 def _alive_with(pid: int, marker: str) -> bool:

@@ -18,7 +18,8 @@ def main(argv=None) -> int:
         if args.action == "up":
             info = stack.up()
             how = f"started in {info.startup_s:.2f} s" if info.owned else "already running"
-            print(f"embedded stack {how}: ComfyUI {info.backend_url} (pid {info.pid}), faults {info.control_url}")
+            switches = "" if stack.settings.real else f", faults {info.control_url}"
+            print(f"embedded stack {how}: {stack.backend_name} {info.backend_url} (pid {info.pid}){switches}")
             if info.public_url:
                 print(f"  public {info.public_url} through nginx (pid {info.proxy_pid}); "
                       f"CA to trust: {stack.profile.ca_bundle}")
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
                 print("embedded stack: not running")
                 return 3
             from .supervisor import program_pid
-            print(f"embedded stack: running, ComfyUI {info.backend_url} (pid {program_pid(info.supervisor_url)}, "
+            print(f"embedded stack: running, {stack.backend_name} {info.backend_url} (pid {program_pid(info.supervisor_url)}, "
                   f"watched by supervisord pid {info.supervisor_pid}), log {info.log}")
             if info.public_url:
                 print(f"  public {info.public_url} through nginx (pid {info.proxy_pid}), "

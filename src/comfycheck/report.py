@@ -1,0 +1,88 @@
+"""The HTML report's own parts: the headline verdict, the targets table, a failure's one-line message."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from .targets import Measurement
+
+RED, GREEN, GREY = "#b00020", "#2a7d2a", "#555"
+
+
+@dataclass
+class Outcome:
+    nodeid: str
+    outcome: str  # "passed", "failed", "error" (setup/teardown failed) or "skipped"
+    message: str = ""
+
+
+def one_line(report) -> str:
+    """A failed or skipped report's message, as a person reads it: the assertion or pytest.fail text."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (path, line, "Skipped: why")
+        text = str(longrepr[2])
+    else:
+        crash = getattr(longrepr, "reprcrash", None)
+        text = crash.message if crash is not None else str(longrepr or "")
+    for prefix in ("Failed: ", "Skipped: ", "AssertionError: "):
+        text = text.removeprefix(prefix)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    return first if len(first) <= 400 else first[:397] + "..."
+
+
+def record(outcomes: dict[str, Outcome], report) -> None:
+    """Fold one phase's report into the test's outcome (a failed setup or teardown is an error)."""
+    if report.when == "call":
+        outcome = "failed" if report.failed else "skipped" if report.skipped else "passed"
+    elif report.failed:
+        outcome = "error"
+    elif report.skipped:
+        outcome = "skipped"
+    else:
+        return
+    if report.nodeid in outcomes and outcomes[report.nodeid].outcome in ("failed", "error"):
+        return  # a teardown after a failure changes nothing
+    outcomes[report.nodeid] = Outcome(report.nodeid, outcome, one_line(report) if outcome != "passed" else "")
+
+
+def headline(outcomes: list[Outcome], measurements: list[Measurement]) -> str:
+    """The run's verdict first: a failed run can never look green, even where its failure recorded no figure."""
+    count = {k: sum(o.outcome == k for o in outcomes) for k in ("passed", "failed", "error", "skipped")}
+    missed = [m for m in measurements if m.verdict == "FAIL"]
+    judged = [m for m in measurements if m.verdict in ("pass", "FAIL")]
+    bad = [o for o in outcomes if o.outcome in ("failed", "error")]
+    if bad:
+        title, colour = f"FAILED: {len(bad)} of {len(outcomes)} checks did not pass", RED
+    elif count["passed"]:
+        title, colour = f"PASSED: {count['passed']} checks passed", GREEN
+    else:
+        title, colour = "NOTHING CHECKED: every check was skipped", GREY
+    parts = [f"{count['passed']} passed", f"{count['failed']} failed", f"{count['error']} errors",
+             f"{count['skipped']} skipped", f"targets missed: {len(missed)} of {len(judged)}"]
+    items = "".join(f"<li><b>{html.escape(o.nodeid)}</b> ({o.outcome}): {html.escape(o.message)}</li>" for o in bad)
+    return (f'<div class="comfycheck-verdict" style="border:3px solid {colour};padding:8px;margin:8px 0">'
+            f'<h2 style="color:{colour};margin:0">{html.escape(title)}</h2><p>{" · ".join(parts)}</p>'
+            f'{f"<ul>{items}</ul>" if items else ""}</div>')
+
+
+def failure_banner(message: str) -> str:
+    return f'<p class="comfycheck-failure" style="color:{RED};font-weight:bold">{html.escape(message)}</p>'
+
+
+def _rows(measurements: list[Measurement]) -> str:
+    rows = []
+    for m in measurements:
+        style = {"pass": f"color:{GREEN}", "FAIL": f"color:{RED};font-weight:bold"}.get(m.verdict, f"color:{GREY}")
+        rows.append(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
+                m.name, m.value, m.unit, f"{m.target.describe()} ({m.target.label})" if m.target else "")) +
+            f'<td style="{style}">{m.verdict}</td><td>{html.escape(m.test)}</td></tr>'
+        )
+    return "".join(rows)
+
+
+def targets_table(measurements: list[Measurement]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in ("measurement", "value", "unit", "target", "verdict", "test"))
+    return (f'<h2>Targets</h2><table class="comfycheck-targets" border="1" cellpadding="4" '
+            f'style="border-collapse:collapse"><tr>{head}</tr>{_rows(measurements)}</table>')

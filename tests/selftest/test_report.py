@@ -1,0 +1,63 @@
+"""The HTML report never looks green for a failed run, and a failure's message comes before its traceback."""
+from __future__ import annotations
+
+import html
+
+import pytest
+
+from conftest import run_pytest
+
+pytestmark = pytest.mark.selftest
+
+CHECKS = '''
+import pytest
+
+def test_green_figure(measure):
+    measure("latency_local_ms", 1.0)
+
+def test_fails_before_recording_anything():
+    status = 502
+    assert status == 200, "ComfyUI answered 502 through the proxy: is the backend down?"
+'''
+
+
+@pytest.fixture
+def report_of_failed_run(tmp_path):
+    checks = tmp_path / "test_checks.py"
+    checks.write_text(CHECKS)
+    report = tmp_path / "report.html"
+    result = run_pytest(str(checks), f"--html={report}", "--self-contained-html")
+    assert result.returncode == 1, result.stdout + result.stderr
+    return html.unescape(report.read_text()), result.stdout
+
+
+def test_headline_says_failed_with_the_failing_checks_message(report_of_failed_run):
+    page, _ = report_of_failed_run
+    assert "FAILED: 1 of 2 checks did not pass" in page
+    assert "targets missed: 0 of 1" in page
+    head = page[page.index("comfycheck-verdict"):page.index("comfycheck-targets")]
+    assert "test_fails_before_recording_anything" in head
+    assert "ComfyUI answered 502 through the proxy: is the backend down?" in head
+
+
+def test_failure_message_comes_before_its_traceback(report_of_failed_run, tmp_path):
+    """As a reader sees it: rendered in Chromium, the message sits above the failure's log."""
+    from playwright.sync_api import sync_playwright
+
+    from comfycheck.ui import CHROMIUM_ARGS, browser_executable
+
+    _, terminal = report_of_failed_run
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_executable(None), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto((tmp_path / "report.html").as_uri())
+            banner = page.locator(".comfycheck-failure").first
+            banner.wait_for(timeout=10_000)
+            assert "ComfyUI answered 502 through the proxy" in banner.inner_text()
+            log = page.locator("tr.extras-row:has(.comfycheck-failure) .logwrapper").first
+            assert banner.bounding_box()["y"] < log.bounding_box()["y"], "the message sits below the traceback"
+        finally:
+            browser.close()
+    # short tracebacks: the failing line, not the whole function's source
+    assert "assert status == 200" in terminal and "status = 502" not in terminal, terminal
