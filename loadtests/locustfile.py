@@ -98,7 +98,8 @@ def _quitting(environment, **_kw):
     print(f"comfycheck load run: {summary['verdict']}: {summary['generations_ok']}/{summary['generations_requested']} "
           f"generations; report {RUN['out']}/index.html")
     for row in summary["measurements"]:
-        print(f"  {row['verdict']:7} {row['name']}: {row['value']} {row['unit']} (target {row['threshold']})")
+        figure = f"{row['value']} {row['unit']}" if row["value"] is not None else row["note"]
+        print(f"  {row['verdict']:12} {row['name']}: {figure} (target {row['threshold']})")
     if summary["verdict"] != "pass" or summary["generations_failed"]:
         environment.process_exit_code = 1
 

@@ -188,13 +188,18 @@ class SystemStatsSource:
         self.client = client
         self.device_index = device_index
         self.device = "?"
+        self.gpu = True  # False once /system_stats shows ComfyUI runs on the CPU: its memory is then RAM
 
     def sample(self) -> Sample:
-        devices = [d for d in self.client.system_stats().get("devices", []) if d.get("type") != "cpu"]
+        listed = self.client.system_stats().get("devices", [])
+        devices = [d for d in listed if d.get("type") != "cpu"]
+        self.gpu = bool(devices)
+        devices = devices or listed
         if not devices:
-            raise GpuUnavailable("ComfyUI's /system_stats lists no GPU device")
+            raise GpuUnavailable("ComfyUI's /system_stats lists no device at all")
         d = next((d for d in devices if d.get("index") == self.device_index), devices[0])
-        self.device = f"system_stats:{d.get('index')} {d.get('name')}"
+        index = "" if d.get("index") is None else f":{d['index']}"
+        self.device = f"system_stats{index} {d.get('name')}"
         total = int(d["vram_total"])
         return Sample(time.time(), self.name, self.device, total - int(d["vram_free"]), total)
 

@@ -177,21 +177,36 @@ class LoadRun:
         s = self.sampler
         peak = s.peak if s else None
         t = self.profile.targets
+        on_gpu = getattr(self.source, "gpu", True)
+        if not on_gpu:  # memory is still sampled and reported (idle, peak, after /free), but it is RAM, not VRAM
+            peak = None
+            self.idle = {**self.idle, "pct": None}
+            self.notes.append("ComfyUI runs on the CPU (/system_stats lists no GPU): the VRAM targets are not "
+                              "assessed; the memory figures are the cpu device's")
+        no_gpu = "not assessed: ComfyUI runs on the CPU (/system_stats lists no GPU)"
+        streak, needed = _longest_streak(gens), t["consecutive_generations"].threshold
+        short = self.wanted < needed and len(ok) == len(gens)  # a try-out run; a failure still fails it
         rows = [
-            _row(t["consecutive_generations"], _longest_streak(gens),
-                 f"longest run of successes; {len(ok)} of {len(gens)} succeeded ({self.wanted} requested)"),
+            _row(t["consecutive_generations"], None if short else streak,
+                 f"longest run of successes; {len(ok)} of {len(gens)} succeeded ({self.wanted} requested)",
+                 none_why=f"not assessed: {self.wanted} requested, the target needs {needed:g}; "
+                          f"{len(ok)} of {len(gens)} succeeded"),
             _row(t["generation_s"], max(walls) if walls else None, "slowest successful generation (wall time)"),
             _row(t["generation_time_cv_pct"],
                  100 * statistics.pstdev(walls) / statistics.mean(walls) if len(walls) >= 2 else None,
                  "stability: standard deviation / mean of the wall times"),
-            _row(t["vram_generation_pct"], peak.used_pct if peak else None, "peak VRAM during the run"),
-            _row(t["vram_generation_gb"], peak.mem_used_bytes / GiB if peak else None, "peak VRAM during the run"),
-            _row(t["vram_idle_pct"], self.idle.get("pct"), "idle baseline after /free, before the run"),
-            _row(t["vram_released_gb"], after["delta_gb"], "VRAM above the idle baseline after the run and /free"),
+            _row(t["vram_generation_pct"], peak.used_pct if peak else None, "peak VRAM during the run",
+                 none_why=no_gpu if not on_gpu else "not measured"),
+            _row(t["vram_generation_gb"], peak.mem_used_bytes / GiB if peak else None, "peak VRAM during the run",
+                 none_why=no_gpu if not on_gpu else "not measured"),
+            _row(t["vram_idle_pct"], self.idle.get("pct"), "idle baseline after /free, before the run",
+                 none_why=no_gpu if not on_gpu else "not measured"),
+            _row(t["vram_released_gb"], after["delta_gb"] if on_gpu else None,
+                 "VRAM above the idle baseline after the run and /free", none_why=no_gpu),
             _row(t["gpu_temp_idle_c"], self.idle.get("temp_c"), "temperature at the idle baseline",
-                 none_why="no temperature: NVML not used"),
+                 none_why="not assessed: no temperature without NVML"),
             _row(t["gpu_temp_load_c"], s.max_temp if s else None, "highest temperature during the run",
-                 none_why="no temperature: NVML not used"),
+                 none_why="not assessed: no temperature without NVML"),
         ]
         verdict = "FAIL" if any(r["verdict"] == "FAIL" for r in rows) else "pass"
         return {
@@ -214,8 +229,9 @@ class LoadRun:
             "device_match": self.device_match,
             "gpu_map": self.gpu_map,
             "idle": self.idle,
-            "peak": {"used_gb": _r(peak.mem_used_bytes / GiB) if peak else None,
-                     "pct": _r(peak.used_pct) if peak else None},
+            "on_gpu": on_gpu,
+            "peak": {"used_gb": _r(s.peak.mem_used_bytes / GiB) if s and s.peak else None,
+                     "pct": _r(s.peak.used_pct) if s and s.peak else None},
             "after_free": after,
             "sampler": {"hz": self.hz, "samples": s.count if s else 0, "errors": s.errors if s else 0,
                         "last_error": s.last_error if s else ""},
@@ -238,10 +254,13 @@ def _r(v: float | None, nd: int = 3):
     return None if v is None else round(v, nd)
 
 
+NOT_ASSESSED = "not assessed"
+
+
 def _row(target: Target, value, what: str, none_why: str = "not measured") -> dict:
     if value is None:
         return {"key": target.key, "name": target.label, "value": None, "unit": target.unit,
-                "threshold": target.describe(), "verdict": "skipped", "note": none_why}
+                "threshold": target.describe(), "verdict": NOT_ASSESSED, "note": none_why}
     return {"key": target.key, "name": target.label, "value": round(float(value), 3), "unit": target.unit,
             "threshold": target.describe(), "verdict": "pass" if target.met_by(value) else "FAIL", "note": what}
 
@@ -304,12 +323,12 @@ def summary_html(summary: dict) -> str:
     import html
     rows = "".join(
         f"<tr><td>{html.escape(r['name'])}</td><td>{'' if r['value'] is None else r['value']} {r['unit']}</td>"
-        f"<td>{html.escape(r['threshold'])}</td><td class='{r['verdict']}'>{r['verdict']}</td>"
+        f"<td>{html.escape(r['threshold'])}</td><td class='{r['verdict'].replace(' ', '-')}'>{r['verdict']}</td>"
         f"<td>{html.escape(r['note'])}</td></tr>" for r in summary["measurements"])
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary["notes"])
     return f"""<!doctype html><meta charset="utf-8"><title>comfycheck load run</title>
 <style>body{{font-family:sans-serif}} td,th{{border:1px solid #999;padding:4px}} table{{border-collapse:collapse}}
-.FAIL{{color:#b00020;font-weight:bold}} .pass{{color:#2a7d2a}} .skipped{{color:#777}}</style>
+.FAIL{{color:#b00020;font-weight:bold}} .pass{{color:#2a7d2a}} .not-assessed{{color:#777}}</style>
 <h1>Load run: {summary['verdict']}</h1>
 <p>Profile <b>{html.escape(summary['profile'])}</b>, workflow {html.escape(summary['workflow'])},
 {summary['generations_ok']} of {summary['generations_requested']} generations succeeded (stopped by
