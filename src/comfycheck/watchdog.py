@@ -46,6 +46,16 @@ def listening_process(port: int) -> ProcessId | None:
     return None
 
 
+def listening_addresses(port: int) -> list[str] | None:
+    """The addresses TCP `port` is bound to on this host (0.0.0.0 and :: mean every interface);
+    None when this user may not read the host's sockets."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return None
+    return sorted({c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port})
+
+
 class Killer:
     name = "?"
 
@@ -178,6 +188,30 @@ class Recovery:
     notes: list[str] = field(default_factory=list)
 
 
+class KillClock:
+    """When the kill happened, on the clocks a process's spawn time can be compared with."""
+
+    def __init__(self):
+        self.wall = time.time()
+        self.boot = time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else None
+
+    def spawned_after(self, proc: ProcessId) -> float | None:
+        """Seconds from the kill to `proc`'s spawn: from its start tick in /proc (Linux, 10 ms steps), else its
+        create time; None where the process is not visible here. Never "when the watchdog said RUNNING", which
+        comes startsecs later under supervisord."""
+        if self.boot is not None:
+            try:
+                with open(f"/proc/{proc.pid}/stat") as f:
+                    ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+                return ticks / os.sysconf("SC_CLK_TCK") - self.boot
+            except (OSError, ValueError, IndexError):
+                pass
+        try:
+            return psutil.Process(proc.pid).create_time() - self.wall
+        except psutil.Error:
+            return proc.started - self.wall if proc.started else None
+
+
 def _answers(client: ComfyClient) -> bool:
     try:
         client.request("GET", "/system_stats")
@@ -193,6 +227,7 @@ def kill_and_watch(killer: Killer, direct: ComfyClient, public: ComfyClient | No
     if old is None and killer.name != "command":
         raise WatchdogError(f"ComfyUI's process cannot be found before the kill ({killer.name} strategy)")
     t0 = time.monotonic()
+    clock = KillClock()
     rec = Recovery(killer.kill(old), old)
     end = t0 + deadline_s
     can_see_process = killer.name != "command" or killer.local_port is not None
@@ -205,7 +240,8 @@ def kill_and_watch(killer: Killer, direct: ComfyClient, public: ComfyClient | No
         if can_see_process and rec.new_process_s is None:
             new = killer.successor(old)
             if new is not None:
-                rec.new, rec.new_process_s = new, now
+                spawned = clock.spawned_after(new)
+                rec.new, rec.new_process_s = new, max(0.0, spawned) if spawned is not None else now
         if up and rec.direct_200_s is None and (rec.stopped_answering_s is not None or rec.new_process_s is not None):
             rec.direct_200_s = now
         if rec.direct_200_s is not None and public is not None and rec.proxy_200_s is None and _answers(public):

@@ -7,13 +7,13 @@ import socket
 import statistics
 from urllib.parse import urlsplit
 
-import psutil
 import pytest
 from PIL import Image
 
 from comfycheck.client import ComfyClient, ComfyError
 from comfycheck.profile import is_loopback
 from comfycheck.targets import percentile
+from comfycheck.watchdog import listening_addresses
 from comfycheck.workflows import load_workflow, make_unique
 
 pytestmark = pytest.mark.acceptance
@@ -200,17 +200,6 @@ def _resolves_to_loopback(host: str) -> bool:
     return all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
-def _non_loopback_addresses() -> list[str]:
-    found = []
-    for addrs in psutil.net_if_addrs().values():
-        for a in addrs:
-            if a.family in (socket.AF_INET, socket.AF_INET6):
-                ip = a.address.split("%")[0]
-                if not (ip.startswith("127.") or ip == "::1" or ip.startswith("fe80:")):
-                    found.append(ip)
-    return found
-
-
 def _open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1.0):
@@ -219,25 +208,32 @@ def _open(host: str, port: int) -> bool:
         return False
 
 
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 @pytest.mark.smoke
 def test_backend_port_not_public(profile, measure):
     if not profile.comfyui.must_not_be_public:
         pytest.skip("the profile does not require the backend to be private (comfyui.must_not_be_public)")
-    backend = urlsplit(profile.comfyui.url)
-    port = backend.port or 80
+    port = urlsplit(profile.comfyui.url).port or 80
+    fix = f"it must only be reachable through the proxy (start ComfyUI with --listen 127.0.0.1, or firewall port {port})"
     if is_loopback(profile.comfyui.url):
-        hosts = _non_loopback_addresses()
-        if not hosts:
-            pytest.skip("this host has no non-loopback address to try the backend port on")
-    elif profile.public is not None:
-        hosts = [profile.public.host]
-    else:
+        # On this host the listening socket says where it can be reached; nothing is sent to other addresses.
+        bound = listening_addresses(port)
+        if bound is None:
+            pytest.skip(f"this user may not read the host's sockets: which address port {port} is bound to is unknown")
+        assert bound, f"nothing listens on port {port} of this host (the backend URL is {profile.comfyui.url})"
+        measure.info("backend port bound to", ", ".join(_endpoint(ip, port) for ip in bound))
+        exposed = [ip for ip in bound if not ipaddress.ip_address(ip.split("%")[0]).is_loopback]
+        assert not exposed, (f"ComfyUI's port {port} is bound to {', '.join(_endpoint(ip, port) for ip in exposed)}, "
+                             f"so other hosts can reach it: {fix}")
+        return
+    if profile.public is None:
         pytest.skip("the backend is remote and the profile has no public host to try its port on")
-    exposed = [h for h in hosts if _open(h, port)]
-    measure.info("backend port tried on", ", ".join(hosts), port=port)
-    assert not exposed, (
-        f"ComfyUI's port {port} answers on {', '.join(exposed)}: it must only be reachable through the proxy "
-        f"(start ComfyUI with --listen 127.0.0.1, or firewall port {port})")
+    host = profile.public.host  # the only other host this suite may contact
+    measure.info("backend port tried on", f"{host}:{port}")
+    assert not _open(host, port), f"ComfyUI's port {port} answers on the public host {host}: {fix}"
 
 
 @pytest.mark.smoke

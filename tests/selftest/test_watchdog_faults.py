@@ -1,42 +1,48 @@
 """The kill test against watchdogs that fail, and its guardrail."""
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+
 import pytest
 
 from comfycheck.profile import DEFAULT_PROFILE
+from comfycheck.watchdog import Killer, ProcessId, kill_and_watch
 from conftest import _merge, assert_fails, own_ports, run_pytest
 
 pytestmark = pytest.mark.selftest
 KILL = "tests/acceptance/test_watchdog.py::test_watchdog_restarts_comfyui_after_a_kill"
 
 
-def _own_stack(**overrides) -> dict:
-    ports = own_ports()
+def _own_stack(profile, **overrides) -> dict:
+    ports = own_ports(profile.public.host if profile.public else "localhost")
     ports["forge"] = None  # no Forge: it is not part of this check (None drops the table from the profile)
     return _merge(ports, overrides)
 
 
-def test_watchdog_that_never_restarts_fails_at_the_deadline(make_profile):
-    profile = make_profile(_own_stack(stack={"autorestart": False}, watchdog={"deadline_s": 3}))
+def test_watchdog_that_never_restarts_fails_at_the_deadline(make_profile, profile):
+    profile = make_profile(_own_stack(profile, stack={"autorestart": False}, watchdog={"deadline_s": 3}))
     result = run_pytest(KILL, profile=profile, timeout=90)
     assert_fails(result, KILL, "ComfyUI did not come back within 3 s after the kill (SIGKILL to pid",
                  "no new process appeared (the watchdog did not restart ComfyUI)",
                  "/system_stats never answered 200 again")
 
 
-def test_restart_slower_than_the_target_fails_with_the_time(make_profile):
-    profile = make_profile(_own_stack(stack={"startup_delay_s": 1.5}, targets={"restart_s": 1.0}))
+def test_restart_slower_than_the_target_fails_with_the_time(make_profile, profile):
+    # the stand-in waits startup_delay_s before it listens; real ComfyUI needs several seconds of its own
+    profile = make_profile(_own_stack(profile, stack={"startup_delay_s": 1.5}, targets={"restart_s": 1.0}))
     result = run_pytest(KILL, profile=profile, timeout=90)
     assert_fails(result, KILL, "ComfyUI back after the kill (direct /system_stats 200): measured",
                  "target < 1 s (target 'restart_s')")
 
 
-def test_guardrail_skips_the_kill_where_the_profile_forbids_it(make_profile):
-    profile = make_profile({"allow_destructive": False})
-    result = run_pytest(KILL, profile=profile)
+def test_guardrail_skips_the_kill_where_the_profile_forbids_it(make_profile, profile):
+    forbidding = make_profile({"allow_destructive": False})
+    result = run_pytest(KILL, profile=forbidding)
     out = result.stdout + result.stderr
     assert result.returncode == 0 and "1 skipped" in out, out
-    assert "destructive test: profile 'local' does not allow it (allow_destructive = false); " \
+    assert f"destructive test: profile {profile.name!r} does not allow it (allow_destructive = false); " \
            "pass --allow-destructive to run it anyway" in out
 
 
@@ -56,3 +62,33 @@ def test_each_kill_strategy_measures_a_recovery(deployment, make_profile, watchd
     profile = make_profile({"allow_destructive": False, "watchdog": watchdog})
     result = run_pytest(KILL, "--allow-destructive", "-rA", profile=profile, timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+class _LateReportingWatchdog(Killer):
+    """Spawns the new process at the kill but reports it only `startsecs` later, as supervisord does (RUNNING)."""
+
+    name = "supervisor"
+
+    def __init__(self, startsecs: float):
+        self.startsecs, self.child, self.spawned = startsecs, None, 0.0
+
+    def current(self):
+        if self.child is None:
+            return ProcessId(os.getpid(), 0.0)
+        return ProcessId(self.child.pid, 0.0) if time.monotonic() - self.spawned >= self.startsecs else None
+
+    def kill(self, target):
+        self.child, self.spawned = subprocess.Popen(["sleep", "5"]), time.monotonic()
+        return "spawned a replacement"
+
+
+def test_new_process_is_timed_from_its_spawn_not_from_the_watchdogs_report(comfy):
+    watchdog = _LateReportingWatchdog(startsecs=1.0)
+    try:
+        rec = kill_and_watch(watchdog, comfy, None, deadline_s=10)
+    finally:
+        watchdog.child.kill()
+        watchdog.child.wait()
+    assert rec.new is not None and rec.new.pid == watchdog.child.pid, rec
+    assert rec.new_process_s < 0.3, (f"the new process was timed at {rec.new_process_s:.2f} s, when the watchdog "
+                                     "reported it, not at its spawn (about 0 s after the kill)")

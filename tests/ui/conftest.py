@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 import time
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from comfycheck.profile import PROJECT_ROOT
 from comfycheck.ui import CHROMIUM_ARGS, PageWatch, UIError, browser_executable, compare_to_baseline, nss_home
@@ -91,9 +93,18 @@ class Screenshots:
         self.request, self.profile, self.extras = request, profile, extras
         self.update = request.config.getoption("--update-baselines")
 
-    def take(self, page, name: str, *, masks_js: str | None = None) -> tuple[bytes, list]:
-        masks = page.evaluate(masks_js) if masks_js else []
-        png = page.screenshot(full_page=False, animations="disabled", caret="hide")
+    def take(self, page, name: str, *, masks_js: str | None = None, required: bool = True) -> tuple[bytes | None, list]:
+        """The screenshot and its masks. A picture that only illustrates the report (required=False) may fail
+        to be taken (Chromium cannot capture its own error page, say) without hiding the test's verdict."""
+        try:
+            masks = page.evaluate(masks_js) if masks_js else []
+            png = page.screenshot(full_page=False, animations="disabled", caret="hide")
+        except PlaywrightError as exc:
+            why = str(exc).splitlines()[0]
+            if required:
+                pytest.fail(f"could not take the {name} screenshot of {page.url}: {why}", pytrace=False)
+            self._note(f"{name}: no screenshot ({why})")
+            return None, []
         out = SCREENSHOTS / self.profile.name / f"{name}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(png)
@@ -119,6 +130,13 @@ class Screenshots:
             f"{name} looks different from its baseline: {result.changed_pct:.2f} % of the pixels changed "
             f"(tolerance {self.profile.ui.baseline_tolerance_pct:g} %, baseline {baseline}); if the change is "
             "intended, run with --update-baselines")
+
+    def _note(self, text: str) -> None:
+        try:
+            from pytest_html import extras
+        except ImportError:
+            return
+        self.extras.append(extras.html(f"<p>{html.escape(text)}</p>"))
 
     def _attach(self, png: bytes, name: str) -> None:
         try:

@@ -25,7 +25,7 @@ def forge_page(module_page, profile, deployment, watch_factory):
 
 def test_forge_page_becomes_ready(forge_page, module_page, screenshots, measure):
     ready_s, _, error = forge_page
-    screenshots.take(module_page, "forge")
+    screenshots.take(module_page, "forge", required=False)
     if error:
         pytest.fail(error, pytrace=False)
     for selector in ("#tabs", "#txt2img_generate"):
