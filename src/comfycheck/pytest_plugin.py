@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,10 @@ DEFAULT_REPORT = "reports/report.html"
 PROFILE_KEY = pytest.StashKey[Profile]()
 MEASUREMENTS_KEY = pytest.StashKey[list]()
 OUTCOMES_KEY = pytest.StashKey[dict]()
+STARTED_KEY = pytest.StashKey[float]()
 ITEM_MEASUREMENTS_KEY = pytest.StashKey[list]()
 OUTCOMES_KEY = pytest.StashKey[dict]()
+STARTED_KEY = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "tbstyle", None) == "auto":
         config.option.tbstyle = "short"  # the suite's messages are written to be read; no pages of source
     config.stash[OUTCOMES_KEY] = {}
+    config.stash[STARTED_KEY] = time.monotonic()
     config.pluginmanager.register(_OutcomeRecorder(config.stash[OUTCOMES_KEY]), "comfycheck-outcomes")
     try:
         profile = load_profile(config.getoption("--profile"))
@@ -202,7 +206,9 @@ def measure(request: pytest.FixtureRequest, profile: Profile) -> Recorder:
 def pytest_html_results_summary(prefix, summary, postfix, session):
     measurements = session.config.stash.get(MEASUREMENTS_KEY, [])
     profile = session.config.stash.get(PROFILE_KEY, None)
-    prefix.append(headline(list(session.config.stash.get(OUTCOMES_KEY, {}).values()), measurements))
+    started = session.config.stash.get(STARTED_KEY, None)
+    prefix.append(headline(list(session.config.stash.get(OUTCOMES_KEY, {}).values()), measurements,
+                           time.monotonic() - started if started is not None else None))
     if profile is not None:
         prefix.append(f"<p>Profile <b>{html.escape(profile.name)}</b>: {html.escape(profile.description)}</p>")
     prefix.append(targets_table(measurements) if measurements else "<p>No measurements were recorded.</p>")

@@ -46,8 +46,10 @@ def record(outcomes: dict[str, Outcome], report) -> None:
     outcomes[report.nodeid] = Outcome(report.nodeid, outcome, one_line(report) if outcome != "passed" else "")
 
 
-def headline(outcomes: list[Outcome], measurements: list[Measurement]) -> str:
-    """The run's verdict first: a failed run can never look green, even where its failure recorded no figure."""
+def headline(outcomes: list[Outcome], measurements: list[Measurement], duration_s: float | None = None) -> str:
+    """The run's verdict first: a failed run can never look green, even where its failure recorded no figure.
+
+    It also replaces pytest-html's "N tests took" line, whose N leaves out skipped and erroring tests."""
     count = {k: sum(o.outcome == k for o in outcomes) for k in ("passed", "failed", "error", "skipped")}
     missed = [m for m in measurements if m.verdict == "FAIL"]
     judged = [m for m in measurements if m.verdict in ("pass", "FAIL")]
@@ -58,10 +60,13 @@ def headline(outcomes: list[Outcome], measurements: list[Measurement]) -> str:
         title, colour = f"PASSED: {count['passed']} checks passed", GREEN
     else:
         title, colour = "NOTHING CHECKED: every check was skipped", GREY
-    parts = [f"{count['passed']} passed", f"{count['failed']} failed", f"{count['error']} errors",
-             f"{count['skipped']} skipped", f"targets missed: {len(missed)} of {len(judged)}"]
+    took = f" in {duration_s:.1f} s" if duration_s is not None else ""
+    parts = [f"{len(outcomes)} checks{took}", f"{count['passed']} passed", f"{count['failed']} failed",
+             f"{count['error']} errors", f"{count['skipped']} skipped",
+             f"targets missed: {len(missed)} of {len(judged)}"]
     items = "".join(f"<li><b>{html.escape(o.nodeid)}</b> ({o.outcome}): {html.escape(o.message)}</li>" for o in bad)
-    return (f'<div class="comfycheck-verdict" style="border:3px solid {colour};padding:8px;margin:8px 0">'
+    return ('<style>.run-count{display:none}</style>'
+            f'<div class="comfycheck-verdict" style="border:3px solid {colour};padding:8px;margin:8px 0">'
             f'<h2 style="color:{colour};margin:0">{html.escape(title)}</h2><p>{" · ".join(parts)}</p>'
             f'{f"<ul>{items}</ul>" if items else ""}</div>')
 

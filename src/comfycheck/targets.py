@@ -91,6 +91,18 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
+def paired_overhead(base: list[float], extra: list[float]) -> tuple[float, float]:
+    """Median and p95 of what `extra` adds to `base`, sample by sample (interleaved pairs).
+
+    Subtracting two p95s compares the tails of two noisy samples and can come out negative; the paired
+    differences measure the overhead itself."""
+    diffs = [e - b for b, e in zip(base, extra)]
+    ordered = sorted(diffs)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return median, percentile(diffs, 95)
+
+
 def _fmt(v: float | str) -> str:
     if isinstance(v, float) and v.is_integer() and abs(v) >= 100:
         return str(int(v))

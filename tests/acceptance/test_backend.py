@@ -49,7 +49,8 @@ def test_system_stats_reports_versions_and_devices(comfy, measure):
     assert devices, "/system_stats lists no devices"
     for d in devices:
         assert d["vram_total"] > 0 and 0 <= d["vram_free"] <= d["vram_total"], f"implausible device memory: {d}"
-        measure.info(f"device {d.get('index')}", d["name"], vram_total_gb=round(d["vram_total"] / 1e9, 2))
+        label = f"device {d['index']}" if d.get("index") is not None else f"device {d.get('type', '?')}"
+        measure.info(label, d["name"], type=d.get("type"), memory_total_gb=round(d["vram_total"] / 1e9, 2))
 
 
 @pytest.mark.smoke

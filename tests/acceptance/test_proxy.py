@@ -12,7 +12,7 @@ from PIL import Image
 
 from comfycheck.client import ComfyClient, ComfyError
 from comfycheck.profile import is_loopback
-from comfycheck.targets import percentile
+from comfycheck.targets import paired_overhead, percentile
 from comfycheck.watchdog import listening_addresses
 from comfycheck.workflows import load_workflow, make_unique
 
@@ -98,11 +98,11 @@ def test_small_image_upload_through_proxy(public_comfy):
 
 
 def _proxy_limit(public_comfy, upper: int) -> int | None:
-    """The largest upload the proxy takes, to 1 MiB, from its early answers; None if it never answers early."""
+    """The largest upload the proxy takes, to 4 KiB, from its early answers; None if it never answers early."""
     if public_comfy.upload_early_answer(upper) != 413:
         return None
     lo, hi = 0, upper  # lo accepted, hi refused
-    while hi - lo > MiB:
+    while hi - lo > 4096:
         mid = (lo + hi) // 2
         if public_comfy.upload_early_answer(mid) == 413:
             hi = mid
@@ -115,16 +115,17 @@ def _proxy_limit(public_comfy, upper: int) -> int | None:
 def test_proxy_upload_limit_not_stricter_than_backend(public_comfy, profile, backend_max_upload, measure):
     expected = int(profile.public.upload_limit_mb * MiB)
     limit = _proxy_limit(public_comfy, max(expected, backend_max_upload) + MiB)
-    shown = f"{limit / MiB:.0f} MB" if limit is not None else "no early refusal up to the expected size"
-    measure.info("proxy upload limit", round(limit / MiB, 1) if limit is not None else shown, "MB",
-                 backend_max_upload_mb=round(backend_max_upload / MiB, 1), expected_mb=expected / MiB)
+    # One unit throughout, named: MiB (nginx's 100m and ComfyUI's 100 MB default are both 100 x 2^20 bytes)
+    shown = f"{limit / MiB:.2f} MiB" if limit is not None else "no early refusal up to the expected size"
+    measure.info("proxy upload limit", round(limit / MiB, 2) if limit is not None else shown, "MiB",
+                 backend_max_upload_mib=round(backend_max_upload / MiB, 2), expected_mib=expected / MiB)
     wanted = min(expected, backend_max_upload) - 64 * 1024
     answer = public_comfy.upload_early_answer(wanted)
     assert answer != 413, (
-        f"the proxy refuses a {wanted / MiB:.1f} MB upload (413) but the backend accepts up to "
-        f"{backend_max_upload / MiB:.0f} MB (/features max_upload_size {backend_max_upload}); the proxy's "
+        f"the proxy refuses a {wanted / MiB:.1f} MiB upload (413) but the backend accepts up to "
+        f"{backend_max_upload / MiB:.0f} MiB (/features max_upload_size {backend_max_upload}); the proxy's "
         f"limit is about {shown}: raise it (nginx client_max_body_size, IIS maxAllowedContentLength) "
-        f"to at least {expected / MiB:.0f} MB")
+        f"to at least {expected / MiB:.0f} MiB")
 
 
 def test_upload_just_under_the_limit_passes_through_proxy(public_comfy, profile, backend_max_upload, measure):
@@ -132,10 +133,10 @@ def test_upload_just_under_the_limit_passes_through_proxy(public_comfy, profile,
     resp = public_comfy.upload_filler(size)
     # ComfyUI read the whole body and answered 400 (no `image` field): the upload crossed the proxy, no file kept
     assert resp.status_code == 400, (
-        f"a {size / MiB:.1f} MB upload through the proxy got HTTP {resp.status_code} "
+        f"a {size / MiB:.1f} MiB upload through the proxy got HTTP {resp.status_code} "
         f"({resp.headers.get('server', '?')}), expected ComfyUI's 400 for a body with no image: "
         + ("the proxy refused it, its body limit is too small" if resp.status_code == 413 else resp.text[:200]))
-    measure.info("upload through the proxy", round(size / MiB, 1), "MB",
+    measure.info("upload through the proxy", round(size / MiB, 1), "MiB",
                  seconds=round(resp.elapsed.total_seconds(), 2))
 
 
@@ -183,10 +184,9 @@ def test_proxy_latency_overhead_within_target(comfy, public_comfy, profile, meas
     for _ in range(profile.comfyui.latency_samples):  # interleaved, so both see the same conditions
         direct.append(comfy.timed_get("/system_stats") * 1000)
         proxied.append(public_comfy.timed_get("/system_stats") * 1000)
-    overhead_p50 = statistics.median(proxied) - statistics.median(direct)
-    overhead_p95 = percentile(proxied, 95) - percentile(direct, 95)
-    measure.info("proxy overhead p50", round(overhead_p50, 2), "ms")
-    measure.info("proxy overhead p95", round(overhead_p95, 2), "ms")
+    overhead_p50, overhead_p95 = paired_overhead(direct, proxied)
+    measure.info("proxy overhead p50 (paired)", round(overhead_p50, 2), "ms")
+    measure.info("proxy overhead p95 (paired)", round(overhead_p95, 2), "ms")
     measure("latency_proxy_ms", percentile(proxied, 95), p50_ms=round(statistics.median(proxied), 2),
             direct_p95_ms=round(percentile(direct, 95), 2), samples=len(proxied), path="/system_stats")
 

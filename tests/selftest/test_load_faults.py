@@ -69,6 +69,30 @@ def test_failing_generations_are_counted_as_failures(fault_switch, short_profile
     assert "GENERATE" in done.stdout + done.stderr and "RuntimeError" in done.stdout + done.stderr
 
 
+def test_cpu_only_comfyui_is_run_and_judged_on_what_can_be_judged(fault_switch, short_profile, tmp_path):
+    fault_switch.set(cpu_only=True)
+    done, summary = run_load(short_profile, tmp_path / "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary["generations_ok"] == 3 and summary["on_gpu"] is False and summary["verdict"] == "pass"
+    rows = verdicts(summary)
+    for key in ("consecutive_generations", "generation_s", "generation_time_cv_pct"):
+        assert rows[key]["verdict"] == "pass", rows[key]
+    for key in ("vram_generation_pct", "vram_generation_gb", "vram_idle_pct", "vram_released_gb"):
+        assert rows[key]["verdict"] == "not assessed", rows[key]
+        assert "ComfyUI runs on the CPU" in rows[key]["note"], rows[key]
+    assert summary["peak"]["used_gb"] > 0, "the cpu device's memory is still sampled and reported"
+    assert "system_stats cpu" in summary["device"], summary["device"]
+
+
+def test_short_try_out_reports_the_consecutive_target_as_not_assessed(deployment, fault_switch, make_profile,
+                                                                      tmp_path):
+    profile = make_profile({"load": {"settle_s": 3}})  # the documented target: 10 consecutive generations
+    done, summary = run_load(profile, tmp_path / "run", generations=3)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = verdicts(summary)["consecutive_generations"]
+    assert row["verdict"] == "not assessed" and "3 requested, the target needs 10" in row["note"], row
+
+
 def test_load_run_refused_on_a_profile_that_does_not_allow_it(tmp_path):
     done, summary = run_load(PROJECT_ROOT / "profiles" / "production.example.toml", tmp_path / "run")
     assert done.returncode != 0 and summary is None

@@ -23,7 +23,7 @@ CASES = [
     ({"host_rewritten": True}, f"{PROXY}::test_websocket_through_proxy_with_browser_origin",
      ["refused: HTTP 403", "is a proxy rewriting Host?"]),
     ({"upload_limit_mb": 30}, f"{PROXY}::test_proxy_upload_limit_not_stricter_than_backend",
-     ["the proxy refuses a 99.9 MB upload (413) but the backend accepts up to 100 MB", "about 30 MB"]),
+     ["the proxy refuses a 99.9 MiB upload (413) but the backend accepts up to 100 MiB", "about 30.00 MiB"]),
     ({"upload_limit_mb": 30}, f"{PROXY}::test_upload_just_under_the_limit_passes_through_proxy",
      ["got HTTP 413", "the proxy refused it"]),
     ({"no_https_redirect": True}, f"{PROXY}::test_http_redirects_to_https",

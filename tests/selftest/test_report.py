@@ -15,6 +15,9 @@ import pytest
 def test_green_figure(measure):
     measure("latency_local_ms", 1.0)
 
+def test_skipped_for_a_reason():
+    pytest.skip("no Forge in this profile")
+
 def test_fails_before_recording_anything():
     status = 502
     assert status == 200, "ComfyUI answered 502 through the proxy: is the backend down?"
@@ -33,7 +36,8 @@ def report_of_failed_run(tmp_path):
 
 def test_headline_says_failed_with_the_failing_checks_message(report_of_failed_run):
     page, _ = report_of_failed_run
-    assert "FAILED: 1 of 2 checks did not pass" in page
+    assert "FAILED: 1 of 3 checks did not pass" in page
+    assert "3 checks in " in page and "1 passed · 1 failed · 0 errors · 1 skipped" in page
     assert "targets missed: 0 of 1" in page
     head = page[page.index("comfycheck-verdict"):page.index("comfycheck-targets")]
     assert "test_fails_before_recording_anything" in head
@@ -57,6 +61,9 @@ def test_failure_message_comes_before_its_traceback(report_of_failed_run, tmp_pa
             assert "ComfyUI answered 502 through the proxy" in banner.inner_text()
             log = page.locator("tr.extras-row:has(.comfycheck-failure) .logwrapper").first
             assert banner.bounding_box()["y"] < log.bounding_box()["y"], "the message sits below the traceback"
+            # pytest-html's own "N tests took" leaves skips out (it would say 2 of these 3): hidden, ours shown
+            assert not page.locator(".run-count").is_visible()
+            assert "3 checks in " in page.locator(".comfycheck-verdict").inner_text()
         finally:
             browser.close()
     # short tracebacks: the failing line, not the whole function's source

@@ -147,3 +147,40 @@ def test_is_loopback(where, local):
 def test_percentile_is_nearest_rank():
     from comfycheck.targets import percentile
     assert percentile(list(range(1, 101)), 95) == 95 and percentile([3.0], 95) == 3.0
+
+
+def test_proxy_overhead_is_paired_never_a_difference_of_two_tails():
+    from comfycheck.targets import paired_overhead, percentile
+    direct = [2.0] * 28 + [40.0, 41.0]  # one slow direct sample in the tail
+    proxied = [d + 1.5 for d in direct[:28]] + [3.5, 3.6]
+    assert percentile(proxied, 95) - percentile(direct, 95) < 0  # what the report used to show
+    p50, p95 = paired_overhead(direct, proxied)
+    assert p50 == 1.5 and p95 == 1.5
+
+
+def test_baseline_comparison_ignores_anti_aliasing_but_counts_real_changes(tmp_path):
+    """Edges rasterised with other sub-pixel coverage (another machine) are not a change; a new block is."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from comfycheck.ui import compare_to_baseline
+
+    def shapes(dx: float, extra: bool = False) -> bytes:
+        s = 8  # drawn 8x larger and box-filtered: anti-aliased edges, as a browser draws them
+        big = Image.new("RGB", (240 * s, 80 * s), (30, 30, 30))
+        draw = ImageDraw.Draw(big)
+        draw.ellipse(((20 + dx) * s, 10 * s, (80 + dx) * s, 70 * s), fill=(230, 230, 230))
+        draw.rounded_rectangle(((110 + dx) * s, 20 * s, (220 + dx) * s, 60 * s), radius=12 * s, fill=(40, 120, 220))
+        if extra:
+            draw.rectangle((90 * s, 2 * s, 105 * s, 78 * s), fill=(200, 40, 40))
+        buf = io.BytesIO()
+        big.resize((240, 80), Image.BOX).save(buf, "PNG")
+        return buf.getvalue()
+
+    baseline = tmp_path / "view.png"
+    assert compare_to_baseline(shapes(0), baseline, masks=[], tolerance_pct=1.0).written
+    shifted = compare_to_baseline(shapes(0.5), baseline, masks=[], tolerance_pct=1.0)
+    assert shifted.changed_pct == 0 and shifted.anti_aliased > 100, (shifted.changed_pct, shifted.anti_aliased)
+    real = compare_to_baseline(shapes(0, extra=True), baseline, masks=[], tolerance_pct=1.0)
+    assert real.changed_pct > 5, real.changed_pct

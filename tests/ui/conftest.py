@@ -125,7 +125,8 @@ class Screenshots:
             self._attach(result.diff_png, f"{name} (changed pixels in red)")
         assert not result.size_changed, f"{name} screenshot size changed against its baseline: {result.size_changed}"
         measure.info(f"{name} changed against baseline", result.changed_pct, "%",
-                     tolerance_pct=self.profile.ui.baseline_tolerance_pct, masks=len(masks))
+                     tolerance_pct=self.profile.ui.baseline_tolerance_pct, masks=len(masks),
+                     anti_aliased_pixels_ignored=result.anti_aliased)
         assert result.changed_pct <= self.profile.ui.baseline_tolerance_pct, (
             f"{name} looks different from its baseline: {result.changed_pct:.2f} % of the pixels changed "
             f"(tolerance {self.profile.ui.baseline_tolerance_pct:g} %, baseline {baseline}); if the change is "

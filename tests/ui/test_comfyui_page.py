@@ -1,11 +1,16 @@
 """The ComfyUI page, through the public HTTPS address, in a real browser: ready, healthy, connected, as before."""
 from __future__ import annotations
 
+import io
 import json
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
+from playwright.sync_api import Error as PlaywrightError
 
+from comfycheck.expected import predict
 from comfycheck.ui import COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE
 from comfycheck.workflows import load_workflow, make_unique
 from conftest import pump_until, wait_state
@@ -138,6 +143,14 @@ def test_comfyui_page_matches_baseline(comfy_page, module_page, profile, screens
     screenshots.compare(png, "comfyui", masks, measure)
 
 
+# Every SaveImage node holds its output images, each loaded (the frontend sets node.imgs from /view).
+PREVIEWS_LOADED_JS = """() => {
+  const saves = window.app.graph._nodes.filter(n => n.type === 'SaveImage');
+  return saves.length > 0 && saves.every(n => (n.imgs || []).length > 0 &&
+                                              n.imgs.every(img => img.complete && img.naturalWidth > 0));
+}"""
+
+
 @pytest.mark.generation
 def test_comfyui_run_button_runs_smoke_workflow(comfy_page, module_page, profile, screenshots, measure):
     if not profile.ui.run_workflow:
@@ -145,6 +158,8 @@ def test_comfyui_run_button_runs_smoke_workflow(comfy_page, module_page, profile
     _ready(comfy_page)
     workflow = make_unique(load_workflow(profile.workflow_path(profile.comfyui.smoke_workflow)))
     module_page.evaluate("(wf) => window.app.loadApiJson(wf, 'comfycheck-smoke')", workflow)
+    module_page.evaluate("""() => { const ds = window.app.canvas.ds; ds.scale = 1; ds.offset = [0, 0];
+                                   window.app.canvas.setDirty(true, true); }""")  # the output drawn 1:1
     run = module_page.locator("[data-testid=queue-button]")
     if run.count() == 0:
         run = module_page.get_by_role("button", name="Queue Prompt")
@@ -168,4 +183,16 @@ def test_comfyui_run_button_runs_smoke_workflow(comfy_page, module_page, profile
     assert end["type"] == "execution_success", f"the run started from the page failed: {json.dumps(end['data'])[:400]}"
     measure.info("Run clicked -> execution_success on the page's WebSocket", round(time.monotonic() - t0, 2), "s",
                  prompt_id=prompt_id)
-    screenshots.take(module_page, "comfyui-after-run", required=False)
+    # execution_success comes before the frontend has fetched and drawn the output: wait for that state
+    try:
+        module_page.wait_for_function(PREVIEWS_LOADED_JS, timeout=profile.ui.timeout_s * 1000)
+        module_page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    except PlaywrightError as exc:
+        pytest.fail(f"the run succeeded but the page never showed its output image: {str(exc).splitlines()[0]}",
+                    pytrace=False)
+    measure.info("Run clicked -> output image drawn on the page", round(time.monotonic() - t0, 2), "s")
+    png, _ = screenshots.take(module_page, "comfyui-after-run")
+    (want,) = predict(workflow)  # the output's colour, as ComfyUI computes it
+    shown = int((np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) == np.array(want.rgb, np.uint8)).all(axis=2).sum())
+    assert shown >= 0.9 * want.size[0] * want.size[1], (
+        f"the page does not show the {want.describe()} output after the run ({shown} pixels of that colour)")

@@ -6,6 +6,10 @@ import time
 import pytest
 
 READY = "#txt2img_prompt textarea"  # Forge's own readiness condition (its UI scripts wait on this element)
+# ...but Gradio may still be building the rest (a visible "Loading..." where the sliders go) and the fonts may
+# not be in yet: only then does the page look as it will, for a person and for the baseline.
+BUILT_JS = """() => document.fonts.status === 'loaded' &&
+  !Array.from(document.querySelectorAll('.loading, .pending')).some(e => e.offsetParent !== null)"""
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +24,12 @@ def forge_page(module_page, profile, deployment, watch_factory):
     except Exception as exc:  # noqa: BLE001 - connection refused, or the UI never built itself
         reason = str(exc).splitlines()[0]
         return None, watch, f"the Forge page {profile.forge_url}/ is not ready ({READY} never appeared): {reason}"
+    try:
+        module_page.wait_for_function(BUILT_JS, timeout=profile.ui.timeout_s * 1000)
+    except Exception as exc:  # noqa: BLE001 - a component that never finished loading
+        reason = str(exc).splitlines()[0]
+        return None, watch, (f"the Forge page {profile.forge_url}/ never finished building (a Gradio component "
+                             f"still 'Loading...', or its fonts not loaded): {reason}")
     return time.monotonic() - t0, watch, None
 
 

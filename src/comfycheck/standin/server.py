@@ -43,6 +43,7 @@ FAULTS = {
     "asset_404": "",  # frontend files whose path ends with this answer 404 (a broken deploy of the frontend)
     "console_error": "",  # the page logs this with console.error as it loads (a broken extension)
     "user_css": "",  # /user.css serves this stylesheet (the page looks different from its baseline)
+    "cpu_only": False,  # /system_stats lists only the cpu device, as ComfyUI started with --cpu does
 }
 
 
@@ -586,6 +587,12 @@ class StandIn:
         s.update(ram_total=mem.total, ram_free=mem.available,
                  python_version=sys.version, argv=["main.py", "--listen", self.host, "--port", str(self.port)])
         s["required_frontend_version"] = self.frontend_version
+        if self.faults["cpu_only"]:  # as recorded from a real --cpu server: RAM reported as the device's memory
+            stats["devices"] = [{"name": "cpu", "type": "cpu", "index": None, "vram_total": mem.total,
+                                 "vram_free": mem.available, "torch_vram_total": mem.total,
+                                 "torch_vram_free": mem.available}]
+            s["argv"].append("--cpu")
+            return stats
         used = self.vram.used
         torch_total = max(0, used - self.vram.idle)
         stats["devices"] = [{
