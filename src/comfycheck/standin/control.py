@@ -1,0 +1,56 @@
+"""The stand-in's fault switches, on a loopback port of their own (not part of ComfyUI's API)."""
+from __future__ import annotations
+
+import os
+import platform
+
+from aiohttp import web
+
+FAULTS = {
+    "missing_node": "",  # a node class name the server no longer offers (custom node not loaded)
+    "missing_model": "",  # a model file name the loaders no longer list
+    "generation_fails": False,  # every prompt fails with CUDA out-of-memory at its first executed node
+    "slow_generation_s": 0.0,  # extra seconds of work in every prompt
+    "vram_not_released": False,  # /free releases nothing and sampling leaks VRAM
+    "asset_404": "",  # frontend files whose path ends with this answer 404 (a broken deploy of the frontend)
+    "console_error": "",  # the page logs this with console.error as it loads (a broken extension)
+    "user_css": "",  # /user.css serves this stylesheet (the page looks different from its baseline)
+    "cpu_only": False,  # /system_stats lists only the cpu device, as ComfyUI started with --cpu does
+}
+
+
+def control_app(standin) -> web.Application:
+    """Fault switches for the self-tests, on their own loopback port (not part of ComfyUI's API)."""
+    app = web.Application()
+
+    async def get_faults(request):
+        return web.json_response(standin.faults)
+
+    async def set_faults(request):
+        body = await request.json()
+        unknown = sorted(set(body) - set(FAULTS))
+        if unknown:
+            return web.json_response({"error": f"unknown fault(s): {unknown}; known: {sorted(FAULTS)}"},
+                                     status=400)
+        for k, v in body.items():
+            if type(v) is not type(FAULTS[k]) and not (isinstance(FAULTS[k], float) and isinstance(v, int)):
+                return web.json_response(
+                    {"error": f"fault {k}: expected {type(FAULTS[k]).__name__}, got {v!r}"}, status=400)
+        standin.faults.update(body)
+        return web.json_response(standin.faults)
+
+    async def reset_faults(request):
+        standin.faults = dict(FAULTS)
+        return web.json_response(standin.faults)
+
+    async def state(request):
+        return web.json_response({"pid": os.getpid(), "vram_used": standin.vram.used,
+                                  "queue_remaining": standin.queue_remaining(), "python": platform.python_version()})
+
+    app.router.add_get("/faults", get_faults)
+    app.router.add_post("/faults", set_faults)
+    app.router.add_delete("/faults", reset_faults)
+    app.router.add_get("/state", state)
+    return app
+
+
