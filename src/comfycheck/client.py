@@ -1,13 +1,11 @@
 """ComfyClient: the only code in comfycheck that speaks ComfyUI's HTTP and WebSocket API."""
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import time
 import uuid
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -15,126 +13,14 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from .wsclient import WsClosed, WsConnection, WsTimeout
+from .errors import ComfyError, ComfyHTTPError, ComfyUnreachable, PromptRejected, RunTimeout, WebSocketLost
+from .eventstream import EventStream
+from .polling import DeadlineExceeded, wait_until
+from .results import TERMINAL, RunResult, WsMessage, format_prompt_error
+from .wsclient import WsConnection, WsTimeout
 
-TERMINAL = ("execution_success", "execution_error", "execution_interrupted")
-
-
-class ComfyError(Exception):
-    """Anything that went wrong talking to ComfyUI; the message says what and where."""
-
-
-class ComfyUnreachable(ComfyError):
-    pass
-
-
-class ComfyHTTPError(ComfyError):
-    def __init__(self, message: str, status: int, body: Any = None):
-        super().__init__(message)
-        self.status = status
-        self.body = body
-
-
-class PromptRejected(ComfyHTTPError):
-    """POST /prompt answered 400: the workflow failed validation; the message lists node_errors."""
-
-
-class RunTimeout(ComfyError):
-    pass
-
-
-def format_prompt_error(body: Any, workflow: dict | None = None) -> str:
-    """ComfyUI's 400 body (error + node_errors) as lines a person can act on."""
-    if not isinstance(body, dict):
-        return f"prompt rejected: {body!r}"
-    err = body.get("error") or {}
-    if isinstance(err, str):
-        err = {"message": err}
-    head = f"prompt rejected: {err.get('type', '?')}: {err.get('message', '')}"
-    if err.get("details"):
-        head += f" ({err['details']})"
-    lines = [head]
-    for node_id, info in (body.get("node_errors") or {}).items():
-        class_type = info.get("class_type") or (workflow or {}).get(node_id, {}).get("class_type", "?")
-        for e in info.get("errors", []):
-            detail = f": {e['details']}" if e.get("details") else ""
-            lines.append(f"  node {node_id} ({class_type}): {e.get('type')}: {e.get('message')}{detail}")
-    return "\n".join(lines)
-
-
-@dataclass
-class WsMessage:
-    t_ms: float  # client receive time, ms after POST /prompt was sent
-    type: str
-    data: dict
-
-
-@dataclass
-class RunResult:
-    prompt_id: str
-    number: int
-    client_id: str
-    status: str  # "success" | "error" | "interrupted"
-    messages: list[WsMessage]
-    outputs: dict[str, Any]
-    server_ms: dict[str, int]  # ComfyUI's own ms timestamps: create_time, execution_start, the terminal one
-    client_post_ms: float  # wall ms from sending POST /prompt to its response
-    client_terminal_ms: float  # wall ms from sending POST /prompt to the terminal WS message
-    error: dict | None = None
-    history: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "success"
-
-    @property
-    def message_types(self) -> list[str]:
-        return [m.type for m in self.messages]
-
-    @property
-    def cached_nodes(self) -> list[str]:
-        for m in self.messages:
-            if m.type == "execution_cached":
-                return list(m.data.get("nodes", []))
-        return []
-
-    @property
-    def executed_nodes(self) -> list[str]:
-        return [m.data["node"] for m in self.messages if m.type == "executing" and m.data.get("node")]
-
-    @property
-    def server_execution_ms(self) -> int | None:
-        """Execution start to the terminal event, by ComfyUI's own clock."""
-        end = self.server_ms.get(f"execution_{self.status}")
-        start = self.server_ms.get("execution_start")
-        return end - start if end is not None and start is not None else None
-
-    @property
-    def server_total_ms(self) -> int | None:
-        """Prompt creation (queued) to the terminal event, by ComfyUI's own clock."""
-        end = self.server_ms.get(f"execution_{self.status}")
-        create = self.server_ms.get("create_time")
-        return end - create if end is not None and create is not None else None
-
-    def images(self) -> list[dict]:
-        found = []
-        for out in self.outputs.values():
-            found.extend(out.get("images", []))
-        return found
-
-    def failure_message(self) -> str:
-        if self.ok:
-            return ""
-        e = self.error or {}
-        if self.status == "error":
-            return (
-                f"generation {self.prompt_id} failed: execution_error at node {e.get('node_id')} "
-                f"({e.get('node_type')}): {e.get('exception_type')}: "
-                f"{str(e.get('exception_message', '')).strip()}"
-            )
-        return (
-            f"generation {self.prompt_id} was interrupted at node {e.get('node_id')} ({e.get('node_type')})"
-        )
+__all__ = ["ComfyClient", "ComfyError", "ComfyHTTPError", "ComfyUnreachable", "EventStream", "PromptRejected",
+           "RunResult", "RunTimeout", "WebSocketLost", "WsMessage", "format_prompt_error"]
 
 
 class ComfyClient:
@@ -153,8 +39,10 @@ class ComfyClient:
         timeout: float = 10.0,
         ca_bundle: str | Path | None = None,
         origin: str | None = None,
+        via_proxy: bool = False,
     ):
         parts = urlsplit(base_url)
+        self.via_proxy = via_proxy  # the public address: a closed WebSocket is then most likely the proxy's doing
         self.base_url = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
         self.api_prefix = api_prefix
         self.timeout = timeout
@@ -179,6 +67,7 @@ class ComfyClient:
             timeout=c.timeout_s if timeout is None else timeout,
             ca_bundle=profile.ca_bundle,
             origin=origin,
+            via_proxy=public,
         )
 
     def __repr__(self) -> str:
@@ -400,7 +289,10 @@ class ComfyClient:
             server_ms: dict[str, int] = {}
             while True:
                 remaining = deadline - time.perf_counter()
-                msg = ws.next(remaining) if remaining > 0 else None
+                try:
+                    msg = ws.next(remaining) if remaining > 0 else None
+                except WebSocketLost as lost:
+                    raise WebSocketLost(self._lost_mid_prompt(prompt_id, lost, deadline), lost.silent_s) from None
                 if msg is None:
                     if status:
                         break  # terminal seen; the closing `executing` never came: nothing more to wait for
@@ -444,38 +336,23 @@ class ComfyClient:
             history=history,
         )
 
+    def _lost_mid_prompt(self, prompt_id: str, lost: WebSocketLost, deadline: float) -> str:
+        """The WebSocket closed while a prompt ran: what happened to the prompt, asked of /history."""
+        who = "the proxy" if self.via_proxy else "the server"
+        head = f"{who} closed the WebSocket after {lost.silent_s:.1f} s of silence while prompt {prompt_id} ran"
+        hint = (" (proxy read timeout? ComfyUI sends nothing while a node works: raise nginx proxy_read_timeout, "
+                "IIS ARR's proxy timeout)" if self.via_proxy else "")
+        def finished() -> str | None:  # ComfyUI writes a prompt's history entry when it ends
+            return (self.history(prompt_id).get(prompt_id, {}).get("status") or {}).get("status_str")
 
-class EventStream:
-    """The JSON messages of one /ws connection; binary preview frames are skipped."""
-
-    def __init__(self, ws: WsConnection, url: str):
-        self._ws = ws
-        self.url = url
-        self.sid: str | None = None
-        self.greeting: dict | None = None
-        self.last_received = 0.0
-
-    def next(self, timeout: float) -> dict | None:
-        """The next JSON message, or None when `timeout` seconds pass without one."""
-        end = time.perf_counter() + timeout
-        while True:
-            remaining = end - time.perf_counter()
-            if remaining <= 0:
-                return None
-            try:
-                raw = self._ws.recv(remaining)
-            except WsClosed as exc:
-                raise ComfyError(str(exc)) from None
-            except OSError as exc:
-                raise ComfyUnreachable(f"WebSocket {self.url}: {type(exc).__name__}: {exc}") from None
-            if raw is None:
-                return None
-            self.last_received = time.perf_counter()
-            if isinstance(raw, str):
-                return json.loads(raw)
-
-    def send(self, message: dict) -> None:
-        self._ws.send_text(json.dumps(message))
+        try:
+            outcome, _ = wait_until(finished, timeout=max(0.0, deadline - time.perf_counter()), interval=0.2,
+                                    what=f"prompt {prompt_id} in /history", fatal=(ComfyError,))
+        except (DeadlineExceeded, ComfyError):
+            outcome = None
+        if outcome is None:
+            return f"{head}; the prompt had not finished on the server by the deadline{hint}"
+        return f"{head}; the prompt kept running and finished on the server ({outcome}){hint}"
 
 
 def _body(resp: httpx.Response) -> Any:

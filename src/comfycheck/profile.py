@@ -124,6 +124,7 @@ SCHEMA: dict[str, Any] = {
         "generation_workflow": (_str, "qwen_image_edit_2509.json"),
         "edit_image": (_str, "fixtures/images/edit_input.png"),
         "must_not_be_public": (_bool, False),
+        "upload_limit_mb": (_num, None),  # the uploads ComfyUI itself must take; None: public.upload_limit_mb, else 100
     },
     "public": {
         "url": (_url, REQUIRED),
@@ -134,6 +135,9 @@ SCHEMA: dict[str, Any] = {
         "cors_origins": (_str_list, []),
         "hsts_min_age_s": (_int, 15768000),
         "min_days_left": (_num, None),  # None: the renewal point, a third of the certificate's lifetime
+        # the longest a generation may keep the page's WebSocket silent (loading a model sends nothing): the
+        # proxy's read timeout must be longer; the default is above nginx's 60 s default
+        "websocket_idle_s": (_num, 90.0),
     },
     "forge": {
         "url": (_url, REQUIRED),
@@ -184,7 +188,9 @@ SCHEMA: dict[str, Any] = {
         "comfyui": (_backend, "standin"),
         "comfyui_dir": (_str, ""),
         "comfyui_python": (_str, ""),  # "": $COMFYCHECK_COMFYUI_PYTHON, the user config, a venv beside it, python3
-        "comfyui_args": (_str_list, []),  # more arguments for main.py (--cpu is added where NVML sees no GPU)
+        # more arguments for ComfyUI's main.py (--cpu is added where NVML sees no GPU); the stand-in takes the
+        # ComfyUI flags it imitates (--max-upload-size)
+        "comfyui_args": (_str_list, []),
     },
     "targets": {key: (_num, None) for key in DEFAULT_TARGETS},
 }
@@ -243,6 +249,7 @@ class ComfySettings:
     generation_workflow: str
     edit_image: str
     must_not_be_public: bool
+    upload_limit_mb: float | None = None
 
     @property
     def token(self) -> str | None:
@@ -262,6 +269,7 @@ class PublicSettings:
     cors_origins: list[str]
     hsts_min_age_s: int
     min_days_left: float | None
+    websocket_idle_s: float = 90.0
 
     @property
     def host(self) -> str:
@@ -357,6 +365,13 @@ class Profile:
     @property
     def public_url(self) -> str | None:
         return self.public.url if self.public else None
+
+    @property
+    def upload_limit_mb(self) -> float:
+        """The largest upload ComfyUI must take: comfyui.upload_limit_mb, else public.upload_limit_mb, else 100."""
+        if self.comfyui.upload_limit_mb is not None:
+            return self.comfyui.upload_limit_mb
+        return self.public.upload_limit_mb if self.public else 100.0
 
     @property
     def ca_bundle(self) -> Path | None:

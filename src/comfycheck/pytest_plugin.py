@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from .blocking import Blocking
 from .client import ComfyClient, ComfyError
+from .foundations import Foundations, for_profile
 from .profile import Profile, ProfileError, load_profile
 from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
 from .report import failure_banner, headline, one_line, record, targets_table
@@ -25,6 +27,8 @@ MARKERS = {
     "load": "Locust load runs (consecutive generations, VRAM through NVML or /system_stats)",
     "destructive": "disrupts the service (kills ComfyUI); runs only if the profile or --allow-destructive allows it",
     "real_comfyui": "runs against the embedded stack on real ComfyUI ([stack] comfyui_dir or $COMFYCHECK_COMFYUI_DIR)",
+    "foundation": "foundation(key): this check reports a foundation others stand on (comfycheck.foundations)",
+    "needs": "needs(key, ...): a failure of this check while that foundation is down is reported as blocked by it",
 }
 DEFAULT_REPORT = "reports/report.html"
 
@@ -33,8 +37,7 @@ MEASUREMENTS_KEY = pytest.StashKey[list]()
 OUTCOMES_KEY = pytest.StashKey[dict]()
 STARTED_KEY = pytest.StashKey[float]()
 ITEM_MEASUREMENTS_KEY = pytest.StashKey[list]()
-OUTCOMES_KEY = pytest.StashKey[dict]()
-STARTED_KEY = pytest.StashKey[float]()
+BLOCKING_KEY = pytest.StashKey[Blocking]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,13 +66,25 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.tbstyle = "short"  # the suite's messages are written to be read; no pages of source
     config.stash[OUTCOMES_KEY] = {}
     config.stash[STARTED_KEY] = time.monotonic()
-    config.pluginmanager.register(_OutcomeRecorder(config.stash[OUTCOMES_KEY]), "comfycheck-outcomes")
+    config.pluginmanager.register(_OutcomeRecorder(config), "comfycheck-outcomes")
     try:
         profile = load_profile(config.getoption("--profile"))
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[PROFILE_KEY] = profile
     config.stash[MEASUREMENTS_KEY] = []
+    config.stash[BLOCKING_KEY] = Blocking(for_profile(profile))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[BLOCKING_KEY].collected(session.items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    result = yield  # a failing check raises here, and needs nothing more
+    item.config.stash[BLOCKING_KEY].confirm_own_foundation(item)
+    return result
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -99,6 +114,12 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def profile(pytestconfig: pytest.Config) -> Profile:
     return pytestconfig.stash[PROFILE_KEY]
+
+
+@pytest.fixture(scope="session")
+def foundations(pytestconfig: pytest.Config) -> Foundations:
+    """The run's foundations (comfycheck.foundations), for a fixture that checks one itself (the page load)."""
+    return pytestconfig.stash[BLOCKING_KEY].foundations
 
 
 @pytest.fixture(scope="session")
@@ -175,15 +196,18 @@ class Recorder:
         self.nodeid = item.nodeid
         self.item = item
 
-    def __call__(self, target_key: str, value: float, *, name: str | None = None, **details) -> Measurement:
-        return self.against(self.profile.targets[target_key], value, name=name, **details)
+    def __call__(self, target_key: str, value: float, *, name: str | None = None, fix: str = "",
+                 **details) -> Measurement:
+        return self.against(self.profile.targets[target_key], value, name=name, fix=fix, **details)
 
-    def against(self, target: Target, value: float, *, name: str | None = None, **details) -> Measurement:
-        """A measurement against a target computed by the test (e.g. a certificate's renewal point)."""
+    def against(self, target: Target, value: float, *, name: str | None = None, fix: str = "",
+                **details) -> Measurement:
+        """A measurement against a target computed by the test (e.g. a certificate's renewal point);
+        `fix` is what the operator should do when it is missed."""
         m = Measurement(name or target.label, round(float(value), 4), target.unit, target, self.nodeid, details)
         self._keep(m)
         if m.verdict == "FAIL":
-            pytest.fail(m.failure_message(), pytrace=False)
+            pytest.fail(m.failure_message() + (f": {fix}" if fix else ""), pytrace=False)
         return m
 
     def info(self, name: str, value, unit: str = "", **details) -> Measurement:
@@ -229,6 +253,8 @@ def _redact(report: pytest.TestReport, secrets: list[str]) -> None:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if BLOCKING_KEY in item.config.stash:
+        item.config.stash[BLOCKING_KEY].convert(item, report)
     profile = item.config.stash.get(PROFILE_KEY, None)
     secrets = profile.secrets() if profile else []
     if secrets:
@@ -247,11 +273,13 @@ def pytest_runtest_makereport(item, call):
 class _OutcomeRecorder:
     """Every test's outcome and one-line message, for the report's headline verdict."""
 
-    def __init__(self, outcomes: dict):
-        self.outcomes = outcomes
+    def __init__(self, config: pytest.Config):
+        self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record(self.outcomes, report)
+        record(self.config.stash[OUTCOMES_KEY], report)
+        if BLOCKING_KEY in self.config.stash:
+            self.config.stash[BLOCKING_KEY].logged(report)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

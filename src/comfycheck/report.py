@@ -54,15 +54,18 @@ def headline(outcomes: list[Outcome], measurements: list[Measurement], duration_
     missed = [m for m in measurements if m.verdict == "FAIL"]
     judged = [m for m in measurements if m.verdict in ("pass", "FAIL")]
     bad = [o for o in outcomes if o.outcome in ("failed", "error")]
+    blocked = sum(o.outcome == "skipped" and o.message.startswith("blocked: ") for o in outcomes)
     if bad:
         title, colour = f"FAILED: {len(bad)} of {len(outcomes)} checks did not pass", RED
+        if blocked:
+            title += f"; {blocked} more blocked by {'it' if len(bad) == 1 else 'them'}"
     elif count["passed"]:
         title, colour = f"PASSED: {count['passed']} checks passed", GREEN
     else:
         title, colour = "NOTHING CHECKED: every check was skipped", GREY
     took = f" in {duration_s:.1f} s" if duration_s is not None else ""
     parts = [f"{len(outcomes)} checks{took}", f"{count['passed']} passed", f"{count['failed']} failed",
-             f"{count['error']} errors", f"{count['skipped']} skipped",
+             f"{count['error']} errors", f"{count['skipped']} skipped" + (f" ({blocked} blocked)" if blocked else ""),
              f"targets missed: {len(missed)} of {len(judged)}"]
     items = "".join(f"<li><b>{html.escape(o.nodeid)}</b> ({o.outcome}): {html.escape(o.message)}</li>" for o in bad)
     return ('<style>.run-count{display:none}</style>'

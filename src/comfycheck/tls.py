@@ -107,25 +107,60 @@ def verify_chain(presented: list[x509.Certificate], roots: list[x509.Certificate
     try:
         return verifier.verify(presented[0], presented[1:])
     except VerificationError as exc:
-        raise VerificationError(_explain(presented, roots, str(exc))) from None
+        raise VerificationError(_explain(presented, roots, str(exc), host)) from None
 
 
-def _explain(presented, roots, raw: str) -> str:
+FULL_CHAIN_FIX = ("configure the full chain on the proxy (the certificate followed by its intermediates: "
+                  "Let's Encrypt's fullchain.pem, not cert.pem)")
+
+
+def _explain(presented, roots, raw: str, host: str) -> str:
     now = dt.datetime.now(dt.timezone.utc)
     for c in presented:
         if c.not_valid_after_utc < now:
             return f"{describe(c)} expired on {c.not_valid_after_utc:%Y-%m-%d} ({raw})"
         if c.not_valid_before_utc > now:
             return f"{describe(c)} is not valid before {c.not_valid_before_utc:%Y-%m-%d %H:%M} UTC ({raw})"
+    names = san_names(presented[0])
+    if not hostname_matches(host, names):
+        return (f"the certificate is for {', '.join(names) or '(no subjectAltName)'}, not for {host}: issue one "
+                f"that names {host} ({raw})")
     root_subjects = {r.subject for r in roots}
     top = presented[-1]
+    sent = f"the server sends {len(presented)} certificate{'s' if len(presented) != 1 else ''}"
+    if top.issuer == top.subject and top.subject not in root_subjects:
+        return f"{sent}, ending at {describe(top)}, which is self-signed and not in the trust store ({raw})"
     if top.issuer not in root_subjects and top.subject not in root_subjects:
-        return (f"the chain ends at {describe(top)}, issued by {top.issuer.rfc4514_string()}, "
-                f"which is not in the trust store ({raw})")
+        issuer = top.issuer.rfc4514_string()
+        if not is_ca(top):
+            # A server certificate is issued by an intermediate (Let's Encrypt's always are), which the server
+            # must send: nobody's trust store holds intermediates, so adding it to a CA bundle only hides this.
+            return (f"{sent}; the issuer {issuer} of {describe(top)} is missing from what it sends and is not a "
+                    f"trusted root: {FULL_CHAIN_FIX} ({raw})")
+        return (f"{sent}, ending at the CA {describe(top)}, issued by {issuer}, which is not in the trust store: "
+                f"an untrusted or private root (for a private CA, add its root to public.ca_bundle) ({raw})")
     if top.issuer in root_subjects and not any(_signed_by(top, r) for r in roots if r.subject == top.issuer):
         return (f"{describe(top)} names a trusted root as issuer, but that root did not sign it "
                 f"(a look-alike CA, or the wrong intermediate): {raw}")
     return raw
+
+
+def anchored_below_a_root(built: list[x509.Certificate], presented: list[x509.Certificate]) -> str | None:
+    """Why a chain that verified will still fail elsewhere: the trust store supplied an intermediate the server
+    does not send (a CA bundle that holds intermediates). None when the chain ends at a self-signed root."""
+    anchor = built[-1]
+    if anchor.issuer == anchor.subject or anchor in presented:
+        return None
+    return (f"the chain verifies only because the trust store holds {describe(anchor)}, an intermediate CA "
+            f"(issued by {anchor.issuer.rfc4514_string()}) that the server does not send: clients that do not "
+            f"hold it (browsers elsewhere, curl, Python) fail; {FULL_CHAIN_FIX}")
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -191,11 +226,8 @@ def order_problems(chain: list[x509.Certificate]) -> list[str]:
     if not chain:
         return ["no certificate was presented"]
     leaf = chain[0]
-    try:
-        if leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            problems.append(f"the first certificate, {describe(leaf)}, is a CA certificate, not the server's")
-    except x509.ExtensionNotFound:
-        pass
+    if is_ca(leaf):
+        problems.append(f"the first certificate, {describe(leaf)}, is a CA certificate, not the server's")
     for i, (child, parent) in enumerate(zip(chain, chain[1:]), start=1):
         if child.issuer != parent.subject or not _signed_by(child, parent):
             problems.append(f"certificate {i + 1} ({describe(parent)}) did not issue certificate {i} "

@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image
 from pixelmatch.utils import antialiased
 
+from .foundations import host_rewritten
+
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -37,6 +39,27 @@ COMFYUI_EXPECTED_CONSOLE = ("ComfyApp graph accessed before initialization",)
 
 class UIError(Exception):
     pass
+
+
+def websocket_hint(error: str) -> str:
+    """Chromium's WebSocket error, with the words the API checks use for the same cause."""
+    if "400" in error:
+        return f"{error} (ComfyUI got no Upgrade header: the proxy does not pass WebSocket upgrades)"
+    if "403" in error:
+        return f"{error} (ComfyUI answers 403 when Host and Origin differ: is a proxy rewriting Host?)"
+    return error
+
+
+def navigation_cause(error: str, url: str) -> str:
+    """Why the browser could not open a page at all, from Playwright's net::ERR_* error."""
+    code = next((w for w in error.split() if w.startswith("net::ERR_")), "")
+    if code.startswith("net::ERR_CERT_"):
+        return (f"the browser refuses the certificate of {url} ({code}): the certificate does not verify "
+                "(see the certificate checks)")
+    if code in ("net::ERR_CONNECTION_REFUSED", "net::ERR_CONNECTION_RESET", "net::ERR_TIMED_OUT",
+                "net::ERR_NAME_NOT_RESOLVED", "net::ERR_ADDRESS_UNREACHABLE"):
+        return f"the browser cannot reach {url} ({code})"
+    return f"the browser could not open {url}: {error.splitlines()[0] if error else '?'}"
 
 
 def browser_executable(configured: str | None) -> str | None:
@@ -139,6 +162,8 @@ class PageWatch:
         text = msg.text
         if text.startswith("Failed to load resource"):
             return  # the request itself is judged by _response/_request_failed, with its URL
+        if text.startswith("WebSocket connection to") and "/ws" in text:
+            return  # the page's /ws is judged by the WebSocket check, with the cause
         if any(text.startswith(e) for e in self.expected_console):
             self.tolerated.append(f"console: {text}")
             return
@@ -158,6 +183,33 @@ class PageWatch:
         ws.on("framereceived", received)
         ws.on("socketerror", lambda err: entry.update(error=str(err)))
         ws.on("close", lambda _ws: entry.update(closed=True))
+
+    def cause(self, page_url: str) -> str | None:
+        """A failure of the page's own requests that means the page cannot become ready: say it at once."""
+        origin = urlsplit(page_url).netloc
+        for entry in self.failed:
+            status, _, rest = entry.partition(" ")
+            method, _, url = rest.partition(" ")
+            if urlsplit(url).netloc != origin:
+                continue
+            if status == "403":
+                return host_rewritten(f"the page's own request {method} {url}")
+            if status in ("502", "503", "504"):
+                return (f"the proxy answers {status} for the page's request {method} {url}: ComfyUI behind it "
+                        "does not answer")
+        return None
+
+    def websocket_state(self) -> tuple[str, str]:
+        """("greeted", url), ("refused", why) or ("pending", ""): the page's /ws as ComfyUI's frontend uses it."""
+        sockets = [ws for ws in self.websockets if urlsplit(ws["url"]).path.endswith("/ws")]
+        for ws in sockets:
+            if any(m.get("type") == "status" for m in ws["received"]):
+                return "greeted", ws["url"]
+        failed = [ws for ws in sockets if ws["error"] or ws["closed"]]
+        if failed:
+            last = failed[-1]
+            return "refused", f"{last['url']}: {websocket_hint(last['error'] or 'closed before any message')}"
+        return "pending", ""
 
     def problems(self) -> list[str]:
         out = [f"console error: {e}" for e in self.console_errors]

@@ -9,6 +9,7 @@ time left to the caller's deadline, so a wait ends when it should, whatever the 
 """
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import time
@@ -88,6 +89,23 @@ class WsConnection:
                 self._events = self._read(deadline, "message", timeout)
             except WsTimeout:
                 return None
+
+    def ping(self, timeout: float) -> float:
+        """Round-trip a ping (the server's WebSocket layer answers it); seconds taken. Messages that arrive
+        meanwhile are kept for recv(). Raises WsClosed when the connection is gone, WsTimeout without a pong."""
+        payload = os.urandom(8)
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        self._protocol.send_ping(payload)
+        self._flush(deadline, timeout)
+        while True:
+            events = self._read(deadline, "pong", timeout)
+            for event in events:
+                if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+                    self._assemble(event)  # raises WsClosed, with the close code
+            self._events.extend(events)
+            if any(isinstance(e, Frame) and e.opcode is Opcode.PONG and e.data == payload for e in events):
+                return time.monotonic() - t0
 
     def send_text(self, text: str, timeout: float = 10.0) -> None:
         self._protocol.send_text(text.encode())

@@ -12,11 +12,11 @@ from PIL import Image
 from comfycheck.events import protocol_problems
 from comfycheck.expected import intermediate_dtype, predict
 from comfycheck.polling import DeadlineExceeded, wait_until
-from comfycheck.targets import percentile
+from comfycheck.targets import Target, percentile
+from comfycheck.uploads import MiB, who_refused
 from comfycheck.workflows import check_preflight, generation_workflow, load_workflow, make_unique
 
 pytestmark = pytest.mark.acceptance
-
 
 
 def _gpu(stats: dict) -> dict | None:
@@ -24,6 +24,7 @@ def _gpu(stats: dict) -> dict | None:
 
 
 @pytest.mark.smoke
+@pytest.mark.foundation("backend")
 def test_backend_answers_system_stats(comfy):
     stats = comfy.system_stats()
     assert stats.get("system", {}).get("comfyui_version"), f"/system_stats has no comfyui_version: {stats}"
@@ -58,6 +59,42 @@ def test_queue_is_reachable(comfy, measure):
     queue = comfy.queue()
     assert isinstance(queue.get("queue_running"), list) and isinstance(queue.get("queue_pending"), list), queue
     measure.info("queue length", len(queue["queue_running"]) + len(queue["queue_pending"]), "prompts")
+
+
+def _limit_source(profile) -> str:
+    return "comfyui.upload_limit_mb" if profile.comfyui.upload_limit_mb is not None else \
+        "public.upload_limit_mb" if profile.public else "the default"
+
+
+@pytest.mark.smoke
+@pytest.mark.foundation("backend_upload")
+def test_backend_accepts_the_profile_upload_limit(comfy, profile, measure):
+    size = comfy.features().get("max_upload_size")
+    if size is None:
+        pytest.skip("/features has no max_upload_size: this ComfyUI does not say its upload limit "
+                    "(the full-size upload check still tests it)")
+    assert isinstance(size, (int, float)) and not isinstance(size, bool), (
+        f"/features max_upload_size is {size!r}, not a number of bytes")
+    required = profile.upload_limit_mb
+    target = Target("backend_upload_limit_mib", "ComfyUI's own upload limit (/features max_upload_size)",
+                    required, "MiB", ">=")
+    measure.against(target, size / MiB, max_upload_size=size, required_by=_limit_source(profile),
+                    fix=f"ComfyUI itself refuses uploads above {size / MiB:.2f} MiB (its 413 comes before the "
+                        f"proxy's limit matters): start ComfyUI with --max-upload-size {required:g} (or more)")
+
+
+@pytest.mark.needs("backend_upload")
+def test_upload_just_under_the_limit_reaches_comfyui(comfy, profile, measure):
+    required = profile.upload_limit_mb
+    size = int(required * MiB) - 64 * 1024
+    resp = comfy.upload_filler(size)  # ComfyUI reads it all and answers 400 (no `image` field): nothing is kept
+    refused = who_refused(resp.status_code, resp.headers.get("content-type", ""), resp.text, required_mib=required)
+    assert refused is None, f"a {size / MiB:.1f} MiB upload straight to ComfyUI was refused: {refused.describe()}"
+    assert resp.status_code == 400, (
+        f"a {size / MiB:.1f} MiB upload straight to ComfyUI got HTTP {resp.status_code}, expected its 400 for a "
+        f"body with no image: {resp.text[:200]}")
+    measure.info("upload straight to ComfyUI", round(size / MiB, 1), "MiB",
+                 seconds=round(resp.elapsed.total_seconds(), 2))
 
 
 @pytest.mark.smoke

@@ -26,6 +26,7 @@ def _call(fn):
 
 
 @pytest.mark.smoke
+@pytest.mark.foundation("forge")
 def test_forge_answers_ping(forge):
     _call(forge.ping)
 

@@ -11,8 +11,10 @@ import pytest
 from PIL import Image
 
 from comfycheck.client import ComfyClient, ComfyError
+from comfycheck.foundations import host_rewritten
 from comfycheck.profile import is_loopback
-from comfycheck.targets import paired_overhead, percentile
+from comfycheck.targets import Target, paired_overhead, percentile
+from comfycheck.uploads import who_refused
 from comfycheck.watchdog import listening_addresses
 from comfycheck.workflows import load_workflow, make_unique
 
@@ -21,16 +23,8 @@ MiB = 1024 * 1024
 FOREIGN_ORIGIN = "https://comfycheck-foreign-origin.invalid"
 
 
-
-@pytest.fixture(scope="module")
-def backend_max_upload(comfy) -> int:
-    size = comfy.features().get("max_upload_size")
-    if not isinstance(size, int):
-        pytest.skip("the backend's /features has no max_upload_size (ComfyUI older than the recordings)")
-    return size
-
-
 @pytest.mark.smoke
+@pytest.mark.needs("public_tls")  # the same proxy: when it does not answer at all, that is the one failure
 def test_http_redirects_to_https(profile, deployment, measure):
     pub = profile.public
     if pub is None or pub.http_url is None:
@@ -68,6 +62,17 @@ def test_object_info_through_proxy_matches_backend(comfy, public_comfy):
 
 
 @pytest.mark.smoke
+@pytest.mark.foundation("host_origin")
+def test_proxy_keeps_host_so_comfyui_accepts_the_page_origin(public_comfy, profile, measure):
+    resp = public_comfy.request("GET", "/system_stats", headers={"Origin": profile.public.origin}, expect=())
+    assert resp.status_code != 403, host_rewritten(
+        f"GET {public_comfy.url('/system_stats')} with the page's Origin {profile.public.origin}")
+    assert resp.status_code == 200, f"GET {public_comfy.url('/system_stats')}: HTTP {resp.status_code}"
+    measure.info("request with the page's Origin", "accepted by ComfyUI", origin=profile.public.origin)
+
+
+@pytest.mark.smoke
+@pytest.mark.foundation("public_websocket")
 def test_websocket_through_proxy_with_browser_origin(public_comfy, measure):
     with public_comfy.websocket() as ws:
         assert ws.sid, f"the greeting through the proxy carries no sid: {ws.greeting}"
@@ -75,8 +80,24 @@ def test_websocket_through_proxy_with_browser_origin(public_comfy, measure):
     measure.info("WebSocket through the proxy", "status greeting received", origin=public_comfy.origin)
 
 
+@pytest.mark.needs("public_websocket")
+def test_websocket_through_proxy_survives_the_longest_silent_phase(public_comfy, profile, measure):
+    """Loading a model, ComfyUI sends nothing for a while; a proxy that drops a silent WebSocket sooner leaves
+    the page without progress and 'Reconnecting...', although the prompt runs on."""
+    idle = profile.public.websocket_idle_s
+    with public_comfy.websocket() as ws:
+        survived, silent = ws.stays_open_through_silence(idle, timeout=3 * idle + 10)
+    target = Target("websocket_idle_s", "silence the WebSocket through the proxy survives", idle, "s", ">=")
+    measure.against(target, round(silent, 1),
+                    name="silence the WebSocket through the proxy survives (public.websocket_idle_s)",
+                    fix=f"the proxy closed the WebSocket after {silent:.1f} s of silence, the profile declares "
+                        f"silent phases up to {idle:g} s: raise the proxy's read timeout (nginx "
+                        "proxy_read_timeout, IIS ARR's proxy timeout)")
+
+
 @pytest.mark.smoke
 @pytest.mark.generation
+@pytest.mark.needs("public_websocket")
 def test_smoke_generation_through_proxy(public_comfy, profile, measure):
     workflow = make_unique(load_workflow(profile.workflow_path(profile.comfyui.smoke_workflow)))
     result = public_comfy.run(workflow, timeout=profile.comfyui.generation_timeout_s)
@@ -112,30 +133,34 @@ def _proxy_limit(public_comfy, upper: int) -> int | None:
 
 
 @pytest.mark.smoke
-def test_proxy_upload_limit_not_stricter_than_backend(public_comfy, profile, backend_max_upload, measure):
-    expected = int(profile.public.upload_limit_mb * MiB)
-    limit = _proxy_limit(public_comfy, max(expected, backend_max_upload) + MiB)
+@pytest.mark.foundation("proxy_upload")
+def test_proxy_accepts_the_profile_upload_limit(public_comfy, profile, measure):
+    """The proxy's own limit, from its early answers to `Expect: 100-continue`: nothing reaches ComfyUI."""
+    required = profile.public.upload_limit_mb
+    upper = int(required * MiB) + MiB
+    limit = _proxy_limit(public_comfy, upper)
+    if limit is None:
+        measure.info("proxy upload limit", f"no early refusal up to {upper / MiB:g} MiB", "")
+        return
     # One unit throughout, named: MiB (nginx's 100m and ComfyUI's 100 MB default are both 100 x 2^20 bytes)
-    shown = f"{limit / MiB:.2f} MiB" if limit is not None else "no early refusal up to the expected size"
-    measure.info("proxy upload limit", round(limit / MiB, 2) if limit is not None else shown, "MiB",
-                 backend_max_upload_mib=round(backend_max_upload / MiB, 2), expected_mib=expected / MiB)
-    wanted = min(expected, backend_max_upload) - 64 * 1024
-    answer = public_comfy.upload_early_answer(wanted)
-    assert answer != 413, (
-        f"the proxy refuses a {wanted / MiB:.1f} MiB upload (413) but the backend accepts up to "
-        f"{backend_max_upload / MiB:.0f} MiB (/features max_upload_size {backend_max_upload}); the proxy's "
-        f"limit is about {shown}: raise it (nginx client_max_body_size, IIS maxAllowedContentLength) "
-        f"to at least {expected / MiB:.0f} MiB")
+    target = Target("proxy_upload_limit_mib", "proxy upload limit", required, "MiB", ">=")
+    measure.against(target, round(limit / MiB, 2), required_by="public.upload_limit_mb",
+                    fix=f"the proxy refuses uploads above about {limit / MiB:.2f} MiB with 413 before any byte "
+                        "reaches ComfyUI: raise its body limit (nginx client_max_body_size, IIS "
+                        f"maxAllowedContentLength, Caddy request_body max_size) to at least {required:g} MiB")
 
 
-def test_upload_just_under_the_limit_passes_through_proxy(public_comfy, profile, backend_max_upload, measure):
-    size = min(int(profile.public.upload_limit_mb * MiB), backend_max_upload) - 64 * 1024
+@pytest.mark.needs("backend_upload", "proxy_upload")
+def test_upload_just_under_the_limit_passes_through_proxy(public_comfy, profile, measure):
+    required = profile.public.upload_limit_mb
+    size = int(required * MiB) - 64 * 1024
     resp = public_comfy.upload_filler(size)
     # ComfyUI read the whole body and answered 400 (no `image` field): the upload crossed the proxy, no file kept
+    refused = who_refused(resp.status_code, resp.headers.get("content-type", ""), resp.text, required_mib=required)
+    assert refused is None, f"a {size / MiB:.1f} MiB upload through the proxy was refused: {refused.describe()}"
     assert resp.status_code == 400, (
-        f"a {size / MiB:.1f} MiB upload through the proxy got HTTP {resp.status_code} "
-        f"({resp.headers.get('server', '?')}), expected ComfyUI's 400 for a body with no image: "
-        + ("the proxy refused it, its body limit is too small" if resp.status_code == 413 else resp.text[:200]))
+        f"a {size / MiB:.1f} MiB upload through the proxy got HTTP {resp.status_code}, expected ComfyUI's 400 "
+        f"for a body with no image: {resp.text[:200]}")
     measure.info("upload through the proxy", round(size / MiB, 1), "MiB",
                  seconds=round(resp.elapsed.total_seconds(), 2))
 

@@ -36,6 +36,12 @@ def roots(public):
         pytest.fail(f"{exc} (public.ca_bundle in the profile)", pytrace=False)
 
 
+@pytest.mark.foundation("public_tls")
+def test_public_address_answers_tls(public, presented, measure):
+    measure.info("TLS handshake with", f"{public.host}:{public.port}", certificates_sent=len(presented.chain))
+
+
+@pytest.mark.foundation("certificate")
 def test_certificate_chain_verifies_to_trust_store(public, presented, roots, measure):
     certs, where = roots
     try:
@@ -43,8 +49,11 @@ def test_certificate_chain_verifies_to_trust_store(public, presented, roots, mea
     except VerificationError as exc:
         pytest.fail(f"the certificate chain of {public.url} does not verify against {where}: {exc}", pytrace=False)
     measure.info("chain", " <- ".join(tls.describe(c) for c in built), trust_store=where)
+    incomplete = tls.anchored_below_a_root(built, presented.chain)
+    assert not incomplete, f"{public.url}: {incomplete} (trust store {where})"
 
 
+@pytest.mark.needs("certificate")  # a name mismatch is the chain check's failure first
 def test_hostname_matches_certificate(public, presented, measure):
     names = tls.san_names(presented.chain[0])
     measure.info("certificate names (SAN)", ", ".join(names) or "(none)")
@@ -53,6 +62,7 @@ def test_hostname_matches_certificate(public, presented, measure):
         f"the certificate of {public.url} is for {', '.join(names)}, not for {public.host}")
 
 
+@pytest.mark.needs("certificate")  # an expired certificate is the chain check's failure first
 def test_certificate_renewal_point_not_passed(public, presented, measure):
     now = dt.datetime.now(dt.timezone.utc)
     earliest = min(presented.chain, key=lambda c: c.not_valid_after_utc)
@@ -86,14 +96,17 @@ def test_modern_tls_negotiated(presented, measure):
     assert presented.protocol in ("TLSv1.2", "TLSv1.3"), f"negotiated {presented.protocol}, expected TLS 1.2 or 1.3"
 
 
-@pytest.mark.parametrize("version", ["TLSv1", "TLSv1.1"])
-def test_legacy_tls_refused(public, version, measure):
-    try:
-        offered = tls.offers_protocol(public.host, public.port, version)
-    except tls.TLSProbeError as exc:
-        pytest.fail(f"{public.url}: {exc}", pytrace=False)
-    measure.info(f"{version} handshake", "accepted" if offered else "refused")
-    assert not offered, f"{public.url} accepts {version}: disable TLS 1.0 and 1.1 on the proxy"
+@pytest.mark.needs("public_tls")
+def test_legacy_tls_refused(public, measure):
+    accepted = []
+    for version in ("TLSv1", "TLSv1.1"):
+        try:
+            offered = tls.offers_protocol(public.host, public.port, version)
+        except tls.TLSProbeError as exc:
+            pytest.fail(f"{public.url}: {exc}", pytrace=False)
+        measure.info(f"{version} handshake", "accepted" if offered else "refused")
+        accepted += [version] if offered else []
+    assert not accepted, f"{public.url} accepts {' and '.join(accepted)}: disable TLS 1.0 and 1.1 on the proxy"
 
 
 def test_hsts_header_present(public, public_comfy, measure):

@@ -97,6 +97,16 @@ def assert_fails(result, nodeid: str, *phrases: str) -> None:
         assert phrase in out, f"{phrase!r} not in the failure message:\n{out}"
 
 
+def red_lines(out: str) -> list[str]:
+    """The checks a run reports as failed or in error (its short summary, -rfE)."""
+    return [line.split()[1] for line in out.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+
+
+def blocked_lines(out: str) -> list[str]:
+    """The skip lines of checks blocked by a failed foundation (-rs)."""
+    return [line for line in out.splitlines() if line.startswith("SKIPPED") and "blocked: needs" in line]
+
+
 def recording(name: str):
     path = RECORDINGS / name
     if not path.is_file():

@@ -28,6 +28,6 @@ def test_a_cpu_device_is_named_by_its_type(fault_switch, tmp_path):
 def test_upload_limit_is_shown_in_the_unit_the_limit_is_set_in(deployment, profile, tmp_path):
     if profile.public is None:
         pytest.skip(f"profile {profile.name!r} has no proxy")
-    found = _measurements(tmp_path, f"{PROXY}::test_proxy_upload_limit_not_stricter_than_backend")
+    found = _measurements(tmp_path, f"{PROXY}::test_proxy_accepts_the_profile_upload_limit")
     limit = found["proxy upload limit"]
     assert limit["unit"] == "MiB" and abs(limit["value"] - profile.public.upload_limit_mb) < 0.01, limit

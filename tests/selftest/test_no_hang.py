@@ -14,7 +14,7 @@ import pytest
 from comfycheck.client import ComfyClient, ComfyUnreachable
 from comfycheck.stack import PKI_DIR, certs
 from comfycheck.stack.proxy import NginxProxy, ProxyConfig
-from conftest import free_port, run_pytest
+from conftest import blocked_lines, free_port, red_lines, run_pytest
 
 pytestmark = pytest.mark.selftest
 TIMEOUT_S = 2.0
@@ -115,10 +115,13 @@ def test_smoke_against_a_silent_backend_fails_fast_naming_the_url(silent, make_p
 
 
 def test_smoke_through_the_proxy_to_a_silent_backend_fails_fast(silent, silent_behind_nginx, make_profile, tmp_path):
-    public, _ = silent_behind_nginx
+    """The proxied checks run too, each within its bound, and are reported as blocked by the backend: one fault."""
     out, times, elapsed = _run_smoke(_profile(make_profile, silent.url, silent_behind_nginx), tmp_path)
-    assert f"{public}/system_stats: no answer within 2 s" in out, out
-    failed = [line for line in out.splitlines() if line.startswith("FAILED tests/acceptance/test_proxy.py")]
-    assert failed, "the proxy checks should fail against a silent backend:\n" + out
+    backend = "tests/acceptance/test_backend.py::test_backend_answers_system_stats"
+    assert red_lines(out) == [backend], out
+    blocked = [line for line in blocked_lines(out) if "test_proxy.py" in line]
+    assert blocked and all(f"needs 'ComfyUI at {silent.url} answers', which failed in {backend}" in line
+                           for line in blocked), out
+    assert any(name.startswith("tests.acceptance.test_proxy") for name in times), times  # they ran, bounded
     _assert_bounded(times)
     assert elapsed < 120, f"the whole smoke run took {elapsed:.0f} s"

@@ -6,10 +6,12 @@ import threading
 
 import pytest
 
-from conftest import assert_fails, free_port, run_pytest
+from comfycheck.stack import PKI_DIR
+from conftest import _merge, assert_fails, free_port, own_ports, red_lines, run_pytest
 
 pytestmark = pytest.mark.selftest
 PROXY = "tests/acceptance/test_proxy.py"
+BACKEND = "tests/acceptance/test_backend.py"
 TLS = "tests/acceptance/test_tls.py"
 TOKEN_ENV = "COMFYCHECK_SELFTEST_PUBLIC_TOKEN"
 TOKEN = "cc-selftest-7f3a9b1e5d2c4086"
@@ -22,10 +24,14 @@ CASES = [
      ["HTTP 403", "is a proxy rewriting Host?"]),
     ({"host_rewritten": True}, f"{PROXY}::test_websocket_through_proxy_with_browser_origin",
      ["refused: HTTP 403", "is a proxy rewriting Host?"]),
-    ({"upload_limit_mb": 30}, f"{PROXY}::test_proxy_upload_limit_not_stricter_than_backend",
-     ["the proxy refuses a 99.9 MiB upload (413) but the backend accepts up to 100 MiB", "about 30.00 MiB"]),
+    ({"upload_limit_mb": 30}, f"{PROXY}::test_proxy_accepts_the_profile_upload_limit",
+     ["proxy upload limit: measured 30 MiB, target >= 100 MiB", "the proxy refuses uploads above about 30.00 MiB",
+      "nginx client_max_body_size"]),
     ({"upload_limit_mb": 30}, f"{PROXY}::test_upload_just_under_the_limit_passes_through_proxy",
-     ["got HTTP 413", "the proxy refused it"]),
+     ["the proxy refused it (HTTP 413: its own error page, 'Request Entity Too Large')",
+      "raise the proxy's body limit to at least 100 MiB"]),
+    ({"host_rewritten": True}, f"{PROXY}::test_upload_just_under_the_limit_passes_through_proxy",
+     ["ComfyUI refused it (HTTP 403: its Host/Origin guard", "nginx proxy_set_header Host $http_host"]),
     ({"no_https_redirect": True}, f"{PROXY}::test_http_redirects_to_https",
      ["answered 200 over plain HTTP instead of redirecting"]),
     ({"cert": "expired"}, f"{TLS}::test_certificate_chain_verifies_to_trust_store",
@@ -38,11 +44,13 @@ CASES = [
      ["is for comfycheck-other-host.example.net, not for {host}"]),
     ({"cert": "untrusted"}, f"{TLS}::test_certificate_chain_verifies_to_trust_store",
      ["does not verify against", "not sign it"]),
+    ({"cert": "leaf_only"}, f"{TLS}::test_certificate_chain_verifies_to_trust_store",
+     ["the server sends 1 certificate; the issuer CN=comfycheck Intermediate E1,O=comfycheck embedded stack of "
+      "CN={host} is missing from what it sends", "configure the full chain on the proxy"]),
     ({"cert": "expiring_5d"}, f"{TLS}::test_certificate_renewal_point_not_passed",
      ["days left on CN={host}", "renewal point: a third of its 90-day lifetime): measured 5 days",
       "target > 30 days"]),
-    ({"legacy_tls": True}, f"{TLS}::test_legacy_tls_refused[TLSv1]", ["accepts TLSv1: disable TLS 1.0 and 1.1"]),
-    ({"legacy_tls": True}, f"{TLS}::test_legacy_tls_refused[TLSv1.1]", ["accepts TLSv1.1"]),
+    ({"legacy_tls": True}, f"{TLS}::test_legacy_tls_refused", ["accepts TLSv1 and TLSv1.1: disable TLS 1.0 and 1.1"]),
     ({"no_hsts": True}, f"{TLS}::test_hsts_header_present", ["sends no Strict-Transport-Security header"]),
 ]
 
@@ -58,6 +66,42 @@ def test_healthy_proxy_passes_every_proxy_and_tls_check(proxy_faults):
 def test_proxy_fault_fails_its_check(proxy_faults, profile, faults, nodeid, phrases):
     proxy_faults(**faults)
     assert_fails(run_pytest(nodeid), nodeid, *(p.format(host=profile.public.host) for p in phrases))
+
+
+def test_comfyui_own_upload_limit_is_named_as_comfyuis_not_the_proxys(make_profile, profile):
+    """ComfyUI started with --max-upload-size 10 behind a proxy that takes 100 MiB: ComfyUI is the layer to fix."""
+    ports = own_ports(profile.public.host)
+    ports["forge"] = None  # not part of this check (None drops the table from the profile)
+    args = [*profile.stack.comfyui_args, "--max-upload-size", "10"]
+    own = make_profile(_merge(ports, {"stack": {"comfyui_args": args}}))
+    limit = f"{BACKEND}::test_backend_accepts_the_profile_upload_limit"
+    direct = f"{BACKEND}::test_upload_just_under_the_limit_reaches_comfyui"
+    early = f"{PROXY}::test_proxy_accepts_the_profile_upload_limit"
+    proxied = f"{PROXY}::test_upload_just_under_the_limit_passes_through_proxy"
+    result = run_pytest(limit, direct, early, proxied, profile=own, timeout=180)
+    out = result.stdout + result.stderr
+    assert_fails(result, limit, "ComfyUI's own upload limit (/features max_upload_size): measured 10 MiB, "
+                 "target >= 100 MiB", "start ComfyUI with --max-upload-size 100")
+    assert red_lines(out) == [limit], out  # one fault, one red line
+    for nodeid in (direct, proxied):  # the full-size uploads are blocked by it, not failed again
+        assert f"{nodeid.split('::')[0]}" in out and f"blocked: needs 'ComfyUI takes uploads of 100 MiB', which " \
+            f"failed in {limit}" in out, out
+    assert "nginx" not in out, out  # the proxy is not blamed
+    # without the limit check in the run, the full-size upload says which layer refused, and why
+    alone = run_pytest(proxied, profile=own, timeout=180)
+    assert_fails(alone, proxied, "ComfyUI refused it (HTTP 413: its own body limit, 10.00 MiB: "
+                 "'Maximum request body size 10485760 exceeded'", "start ComfyUI with --max-upload-size 100")
+
+
+def test_intermediate_in_the_ca_bundle_does_not_hide_a_missing_chain(proxy_faults, make_profile, tmp_path):
+    """The fix the old message invited (add the intermediate to ca_bundle) must not turn the check green."""
+    proxy_faults(cert="leaf_only")
+    bundle = tmp_path / "root-and-intermediate.pem"
+    bundle.write_bytes((PKI_DIR / "ca.pem").read_bytes() + (PKI_DIR / "intermediate.pem").read_bytes())
+    nodeid = f"{TLS}::test_certificate_chain_verifies_to_trust_store"
+    assert_fails(run_pytest(nodeid, profile=make_profile({"public": {"ca_bundle": str(bundle)}})), nodeid,
+                 "the chain verifies only because the trust store holds CN=comfycheck Intermediate E1",
+                 "that the server does not send", "configure the full chain on the proxy")
 
 
 def test_hsts_shorter_than_the_profile_minimum_fails(proxy_faults, make_profile):

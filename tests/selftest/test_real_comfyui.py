@@ -15,7 +15,7 @@ from conftest import run_pytest
 pytestmark = [pytest.mark.selftest, pytest.mark.real_comfyui]
 REAL_PROFILE = PROJECT_ROOT / "profiles" / "local-real.toml"
 WITHOUT_FAULT_SWITCHES = [f"tests/selftest/{name}.py" for name in (
-    "test_proxy_faults", "test_watchdog_faults", "test_bad_input", "test_no_hang", "test_contract",
+    "test_proxy_faults", "test_root_cause", "test_watchdog_faults", "test_bad_input", "test_no_hang", "test_contract",
     "test_contract_values")]
 
 

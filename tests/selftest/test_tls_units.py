@@ -85,9 +85,35 @@ def test_untrusted_chain_is_explained(tmp_path):
     chain = x509.load_pem_x509_certificates(rogue.chain.read_bytes())
     with pytest.raises(tls.VerificationError, match="names a trusted root as issuer, but that root did not sign it"):
         tls.verify_chain(chain, roots, "comfy.test")
-    with pytest.raises(tls.VerificationError, match="which is not in the trust store"):
-        stranger = _self_signed(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
-        tls.verify_chain(chain[:1], [stranger], "comfy.test")
+    stranger = _self_signed(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    with pytest.raises(tls.VerificationError, match="ending at the CA CN=comfycheck Intermediate E1.*which is not "
+                                                    "in the trust store: an untrusted or private root"):
+        tls.verify_chain(chain, [stranger], "comfy.test")
+
+
+def test_missing_intermediate_is_told_apart_from_an_untrusted_root(tmp_path):
+    good = certs.mint(tmp_path / "pki", tmp_path / "good", ["comfy.test"], "leaf_only")
+    roots = x509.load_pem_x509_certificates(good.ca_bundle.read_bytes())
+    chain = x509.load_pem_x509_certificates(good.chain.read_bytes())
+    assert len(chain) == 1
+    with pytest.raises(tls.VerificationError, match="the server sends 1 certificate; the issuer CN=comfycheck "
+                                                    "Intermediate E1.* is missing from what it sends.*full chain"):
+        tls.verify_chain(chain, roots, "comfy.test")
+    inter = x509.load_pem_x509_certificate((tmp_path / "pki" / "intermediate.pem").read_bytes())
+    built = tls.verify_chain(chain, roots + [inter], "comfy.test")  # a CA bundle holding the intermediate
+    assert "the chain verifies only because the trust store holds CN=comfycheck Intermediate E1" in \
+        tls.anchored_below_a_root(built, chain)
+    full = certs.mint(tmp_path / "pki", tmp_path / "full", ["comfy.test"])
+    presented = x509.load_pem_x509_certificates(full.chain.read_bytes())
+    assert tls.anchored_below_a_root(tls.verify_chain(presented, roots, "comfy.test"), presented) is None
+
+
+def test_wrong_host_is_explained_with_the_names(tmp_path):
+    other = certs.mint(tmp_path / "pki", tmp_path / "o", ["comfy.test"], "wrong_host")
+    roots = x509.load_pem_x509_certificates(other.ca_bundle.read_bytes())
+    with pytest.raises(tls.VerificationError, match="the certificate is for comfycheck-other-host.example.net, "
+                                                    "not for comfy.test"):
+        tls.verify_chain(x509.load_pem_x509_certificates(other.chain.read_bytes()), roots, "comfy.test")
 
 
 def test_public_table_defaults_and_paths(make_profile):

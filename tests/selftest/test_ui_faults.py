@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from comfycheck.stack import EmbeddedStack
-from conftest import assert_fails, run_pytest
+from conftest import assert_fails, blocked_lines, red_lines, run_pytest
 
 pytestmark = pytest.mark.selftest
 PAGE = "tests/ui/test_comfyui_page.py"
@@ -32,8 +32,9 @@ def test_console_error_in_the_page_is_reported(fault_switch):
 def test_websocket_blocked_at_the_proxy_is_caught(proxy_faults):
     proxy_faults(ws_upgrade_blocked=True)
     nodeid = f"{PAGE}::test_comfyui_page_websocket_receives_status[chromium]"
-    assert_fails(run_pytest(nodeid), nodeid, "the page's WebSocket to /ws never received `status`",
-                 "the frontend falls back to polling", "wss://localhost:28443/ws")
+    assert_fails(run_pytest(nodeid), nodeid, "the page's WebSocket to /ws was refused, it never received `status`",
+                 "wss://localhost:28443/ws", "the proxy does not pass WebSocket upgrades",
+                 "the frontend falls back to polling")
 
 
 def test_page_changed_against_its_baseline_fails(fault_switch):
@@ -64,9 +65,15 @@ def forge_down(profile, deployment):
     stack.start_forge()
 
 
-def test_forge_down_is_caught_by_api_and_page_checks(forge_down):
+def test_forge_down_is_one_red_line_and_the_page_says_why_alone(forge_down):
     api = f"{FORGE_API}::test_forge_answers_ping"
     page = f"{FORGE_PAGE}::test_forge_page_becomes_ready[chromium]"
-    result = run_pytest(api, page)
+    result = run_pytest(FORGE_API, FORGE_PAGE)
+    out = result.stdout + result.stderr
     assert_fails(result, api, "Forge at http://127.0.0.1:27860 does not answer /internal/ping: ConnectError")
-    assert_fails(result, page, "the Forge page http://127.0.0.1:27860/ is not ready", "ERR_CONNECTION_REFUSED")
+    assert red_lines(out) == [api], out
+    assert len(blocked_lines(out)) >= 4 and f"which failed in {api}" in out, out
+    alone = run_pytest(FORGE_PAGE)  # without the API check in the run, the page check names the cause itself
+    assert_fails(alone, page, "the Forge page http://127.0.0.1:27860/ is not ready",
+                 "the browser cannot reach http://127.0.0.1:27860/ (net::ERR_CONNECTION_REFUSED)")
+    assert red_lines(alone.stdout) == [page], alone.stdout

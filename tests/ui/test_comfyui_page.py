@@ -11,7 +11,7 @@ from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 
 from comfycheck.expected import predict
-from comfycheck.ui import COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE
+from comfycheck.ui import COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE, navigation_cause
 from comfycheck.workflows import load_workflow, make_unique
 from conftest import pump_until, wait_state
 
@@ -47,26 +47,41 @@ class Load:
 
 
 @pytest.fixture(scope="module")
-def comfy_page(module_page, profile, deployment, watch_factory):
+def comfy_page(module_page, profile, deployment, watch_factory, foundations):
     if profile.public_url is None:
         pytest.skip(f"profile {profile.name!r} has no [public] table: the page is checked through the proxy")
     load = Load()
     load.watch = watch_factory(module_page, COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE)
+    load.error = _open(module_page, profile, load)
+    foundations.report("comfyui_page", load.error)
+    if load.error is None:
+        load.dialogs_closed = _close_dialogs(module_page)
+    return load
+
+
+def _open(page, profile, load) -> str | None:
+    """Open the page and wait for the app to be ready, or for a cause that means it never will be."""
+    url = profile.public_url + "/"
     t0 = time.monotonic()
     try:
-        module_page.goto(profile.public_url + "/", wait_until="domcontentloaded")
-        module_page.wait_for_function(READY_ALL_JS, timeout=profile.ui.timeout_s * 1000)
-        load.ready_s = time.monotonic() - t0
-    except Exception as exc:  # noqa: BLE001 - navigation error or timeout: say which condition was missing
-        state = _safe_eval(module_page, READY_JS)
-        missing = [k for k, v in (state or {}).items() if not v] or ["the page did not load"]
-        problems = load.watch.problems()
-        load.error = (f"the ComfyUI page {profile.public_url}/ was not ready after {profile.ui.timeout_s:g} s: missing "
-                      f"{', '.join(missing)} ({type(exc).__name__})"
-                      + (f"; the page saw: {'; '.join(problems[:6])}" if problems else ""))
-        return load
-    load.dialogs_closed = _close_dialogs(module_page)
-    return load
+        page.goto(url, wait_until="domcontentloaded")
+    except PlaywrightError as exc:
+        return f"the ComfyUI page did not open: {navigation_cause(str(exc), url)}"
+    deadline = t0 + profile.ui.timeout_s
+    while True:
+        state = _safe_eval(page, READY_JS) or {}
+        if state and all(state.values()):
+            load.ready_s = time.monotonic() - t0
+            return None
+        cause = load.watch.cause(url)
+        missing = [k for k, v in state.items() if not v] or ["the page's script"]
+        if cause:
+            return f"the ComfyUI page {url} cannot become ready (missing {', '.join(missing)}): {cause}"
+        if time.monotonic() >= deadline:
+            problems = load.watch.problems()
+            return (f"the ComfyUI page {url} was not ready after {profile.ui.timeout_s:g} s: missing "
+                    f"{', '.join(missing)}" + (f"; the page saw: {'; '.join(problems[:6])}" if problems else ""))
+        page.wait_for_timeout(100)  # Playwright delivers the page's events meanwhile
 
 
 def _safe_eval(page, js):
@@ -96,6 +111,7 @@ def _ready(load):
         pytest.fail(load.error, pytrace=False)
 
 
+@pytest.mark.foundation("comfyui_page")
 def test_comfyui_page_becomes_ready(comfy_page, module_page, screenshots, measure):
     png, _ = screenshots.take(module_page, "comfyui", required=False)
     _ready(comfy_page)
@@ -112,20 +128,20 @@ def test_comfyui_page_has_no_console_errors_or_failed_requests(comfy_page, measu
     assert not problems, "the ComfyUI page is not healthy:\n  " + "\n  ".join(problems)
 
 
+@pytest.mark.needs("public_websocket")
 def test_comfyui_page_websocket_receives_status(comfy_page, module_page, profile):
     _ready(comfy_page)
-    sockets = comfy_page.watch.websockets
-
-    def greeted():
-        return any(m.get("type") == "status" for ws in sockets if "/ws" in ws["url"] for m in ws["received"])
-
+    watch = comfy_page.watch
     try:
-        pump_until(module_page, greeted, 10, "a `status` message on the page's WebSocket")
+        pump_until(module_page, lambda: watch.websocket_state()[0] != "pending", 10,
+                   "the page's WebSocket to /ws greeted or refused")
     except AssertionError:
-        tried = [f"{ws['url']} ({ws['error'] or ('closed' if ws['closed'] else 'open, silent')})" for ws in sockets]
-        pytest.fail("the page's WebSocket to /ws never received `status`: the frontend falls back to polling and "
-                    "shows 'Reconnecting...'; is the proxy passing WebSocket upgrades? Attempts: "
-                    + ("; ".join(tried) or "none opened"), pytrace=False)
+        pytest.fail("the page opened no WebSocket to /ws within 10 s: the frontend falls back to polling and "
+                    "shows 'Reconnecting...'", pytrace=False)
+    state, detail = watch.websocket_state()
+    assert state == "greeted", (
+        f"the page's WebSocket to /ws was refused, it never received `status`: {detail}; the frontend falls back "
+        "to polling and shows 'Reconnecting...'")
 
 
 def test_comfyui_page_matches_baseline(comfy_page, module_page, profile, screenshots, measure):
@@ -152,6 +168,7 @@ PREVIEWS_LOADED_JS = """() => {
 
 
 @pytest.mark.generation
+@pytest.mark.needs("public_websocket")
 def test_comfyui_run_button_runs_smoke_workflow(comfy_page, module_page, profile, screenshots, measure):
     if not profile.ui.run_workflow:
         pytest.skip("the profile says not to run a workflow from the page ([ui] run_workflow = false)")
@@ -171,6 +188,10 @@ def test_comfyui_run_button_runs_smoke_workflow(comfy_page, module_page, profile
     prompt_id = answer.json()["prompt_id"]
 
     def finished():
+        state, detail = comfy_page.watch.websocket_state()
+        if state == "refused":  # the page cannot hear the end of the run: no use waiting for it
+            raise AssertionError(f"the run of prompt {prompt_id} cannot be followed on the page: its WebSocket "
+                                 f"was refused: {detail}")
         for ws in comfy_page.watch.websockets:
             for m in ws["received"]:
                 data = m.get("data") or {}

@@ -4,6 +4,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+
+from comfycheck.ui import navigation_cause
 
 READY = "#txt2img_prompt textarea"  # Forge's own readiness condition (its UI scripts wait on this element)
 # ...but Gradio may still be building the rest (a visible "Loading..." where the sliders go) and the fonts may
@@ -13,26 +16,35 @@ BUILT_JS = """() => document.fonts.status === 'loaded' &&
 
 
 @pytest.fixture(scope="module")
-def forge_page(module_page, profile, deployment, watch_factory):
+def forge_page(module_page, profile, deployment, watch_factory, foundations):
     if not profile.forge_url:
         pytest.skip(f"profile {profile.name!r} has no [forge] table: no Forge page to check")
     watch = watch_factory(module_page)
     t0 = time.monotonic()
-    try:
-        module_page.goto(profile.forge_url + "/", wait_until="domcontentloaded", timeout=profile.ui.timeout_s * 1000)
-        module_page.locator(READY).wait_for(state="visible", timeout=profile.ui.timeout_s * 1000)
-    except Exception as exc:  # noqa: BLE001 - connection refused, or the UI never built itself
-        reason = str(exc).splitlines()[0]
-        return None, watch, f"the Forge page {profile.forge_url}/ is not ready ({READY} never appeared): {reason}"
-    try:
-        module_page.wait_for_function(BUILT_JS, timeout=profile.ui.timeout_s * 1000)
-    except Exception as exc:  # noqa: BLE001 - a component that never finished loading
-        reason = str(exc).splitlines()[0]
-        return None, watch, (f"the Forge page {profile.forge_url}/ never finished building (a Gradio component "
-                             f"still 'Loading...', or its fonts not loaded): {reason}")
-    return time.monotonic() - t0, watch, None
+    error = _open(module_page, profile)
+    foundations.report("forge_page", error)
+    return (None if error else time.monotonic() - t0), watch, error
 
 
+def _open(page, profile) -> str | None:
+    url = profile.forge_url + "/"
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=profile.ui.timeout_s * 1000)
+    except PlaywrightError as exc:  # it cannot load at all: say why now, not after the deadline
+        return f"the Forge page {url} is not ready: {navigation_cause(str(exc), url)}"
+    try:
+        page.locator(READY).wait_for(state="visible", timeout=profile.ui.timeout_s * 1000)
+    except PlaywrightError as exc:  # the UI never built itself
+        return f"the Forge page {url} is not ready ({READY} never appeared): {str(exc).splitlines()[0]}"
+    try:
+        page.wait_for_function(BUILT_JS, timeout=profile.ui.timeout_s * 1000)
+    except PlaywrightError as exc:  # a component that never finished loading
+        return (f"the Forge page {url} never finished building (a Gradio component still 'Loading...', or its "
+                f"fonts not loaded): {str(exc).splitlines()[0]}")
+    return None
+
+
+@pytest.mark.foundation("forge_page")
 def test_forge_page_becomes_ready(forge_page, module_page, screenshots, measure):
     ready_s, _, error = forge_page
     screenshots.take(module_page, "forge", required=False)

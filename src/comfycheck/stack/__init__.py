@@ -212,7 +212,7 @@ class EmbeddedStack:
                "--vram-idle-gb", str(self.settings.vram_idle_gb)]
         for m in models:
             cmd += ["--model", m]
-        return cmd, PROJECT_ROOT
+        return cmd + list(self.settings.comfyui_args), PROJECT_ROOT  # ComfyUI flags the stand-in imitates
 
     def down_processes(self, info: StackInfo) -> None:
         NginxProxy.stop(info.proxy_pid)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 LEAF_LIFETIME = dt.timedelta(days=90)
-CERT_FAULTS = ("expired", "not_yet_valid", "wrong_host", "untrusted", "expiring_5d")
+CERT_FAULTS = ("expired", "not_yet_valid", "wrong_host", "untrusted", "expiring_5d", "leaf_only")
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,8 @@ def mint(pki: Path, out: Path, hosts: list[str], fault: str | None = None) -> Ce
 
     out.mkdir(parents=True, exist_ok=True)
     files = CertFiles(pki / "ca.pem", out / "chain.pem", out / "key.pem")
-    files.chain.write_bytes(_pem(leaf) + _pem(inter))
+    # leaf_only: cert.pem configured where fullchain.pem belongs, the intermediate left out
+    files.chain.write_bytes(_pem(leaf) if fault == "leaf_only" else _pem(leaf) + _pem(inter))
     files.key.write_bytes(_key_pem(leaf_key))
     files.key.chmod(0o600)
     return files

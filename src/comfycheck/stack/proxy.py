@@ -30,6 +30,7 @@ PROXY_FAULTS = {
     "no_hsts": "no Strict-Transport-Security header",
     "require_token": "requests without this bearer token are refused with 401",
     "cert": f"the server certificate is broken: one of {', '.join(CERT_FAULTS)}",
+    "read_timeout_s": "proxy_read_timeout set to this many seconds (nginx's default is 60 s)",
 }
 
 
@@ -72,6 +73,7 @@ def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
     token = f.get("require_token")
     auth = (f'if ($http_authorization != "Bearer {token}") {{ return 401; }}' if token else "")
     cors_map = "\n".join(f'        "{o}" $http_origin;' for o in cfg.cors_origins)
+    read_timeout = f"{int(f['read_timeout_s'])}s" if f.get("read_timeout_s") else "3600s"
     proxied = f"""
             proxy_pass {cfg.backend};
             proxy_http_version 1.1;
@@ -81,7 +83,7 @@ def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Real-IP $remote_addr;
-            proxy_read_timeout 3600s;
+            proxy_read_timeout {read_timeout};
             proxy_send_timeout 3600s;
             proxy_request_buffering off;"""
     if cfg.http_port is None:

@@ -25,6 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model-step-s", type=float, default=0.05, help="simulated seconds per model step")
     p.add_argument("--vram-total-gb", type=float, default=24.0)
     p.add_argument("--vram-idle-gb", type=float, default=0.4)
+    p.add_argument("--max-upload-size", type=float, default=None, metavar="MB",
+                   help="ComfyUI's own flag: the largest request body in MB (2^20 bytes); default 100")
     p.add_argument("--faults", default="{}", help=f"JSON of fault switches to start with: {sorted(FAULTS)}")
     return p.parse_args(argv)
 
@@ -36,7 +38,7 @@ async def serve(args: argparse.Namespace) -> None:
         path.touch()
     standin = StandIn(args.data_dir, host=args.host, port=args.port, model_step_s=args.model_step_s,
                       vram_total_gb=args.vram_total_gb, vram_idle_gb=args.vram_idle_gb,
-                      faults=json.loads(args.faults))
+                      max_upload_mb=args.max_upload_size, faults=json.loads(args.faults))
     runners = []
     for app, port in ((standin.control_app(), args.control_port), (standin.app(), args.port)):
         runner = web.AppRunner(app, access_log=None)

@@ -60,7 +60,9 @@ class PromptQueue:
         return ws
 
     def features_data(self) -> dict:
-        return json.loads((DATA / "features.json").read_text())
+        features = json.loads((DATA / "features.json").read_text())
+        features["max_upload_size"] = self.max_upload_mb * 1024 * 1024  # ComfyUI's own arithmetic, float or int
+        return features
 
     # --- the prompt queue -------------------------------------------------------------------------
     async def post_prompt(self, request: web.Request) -> web.Response:

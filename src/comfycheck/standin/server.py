@@ -27,14 +27,14 @@ from .protocol import cache_control, origin_check
 from .routes import api_routes
 from .storage import Storage
 
-MAX_UPLOAD = 100 * 1024 * 1024
+DEFAULT_MAX_UPLOAD_MB = 100
 
 
 class StandIn(PromptQueue, Storage):
     """One stand-in server: its state, what it offers (/object_info, /system_stats) and its two aiohttp apps."""
 
     def __init__(self, data_dir: Path, *, host: str, port: int, model_step_s: float, vram_total_gb: float,
-                 vram_idle_gb: float, faults: dict | None = None):
+                 vram_idle_gb: float, max_upload_mb: float | None = None, faults: dict | None = None):
         import comfyui_frontend_package
 
         self.web_root = Path(comfyui_frontend_package.__file__).with_name("static")
@@ -45,6 +45,9 @@ class StandIn(PromptQueue, Storage):
         self.defs_all = nodes.load_definitions()
         self.model_step_s = model_step_s
         self.vram = Vram(total=int(vram_total_gb * nodes.GB), idle=int(vram_idle_gb * nodes.GB))
+        # As ComfyUI's argparse gives it: the default is the int 100, a value given on the command line a float
+        # (so /features says 104857600 by default and e.g. 10485760.0 for --max-upload-size 10)
+        self.max_upload_mb = DEFAULT_MAX_UPLOAD_MB if max_upload_mb is None else float(max_upload_mb)
         self.faults = dict(FAULTS)
         self.faults.update(faults or {})
         self.sockets: dict[str, web.WebSocketResponse] = {}
@@ -80,8 +83,10 @@ class StandIn(PromptQueue, Storage):
         stats = json.loads((DATA / "system_stats.json").read_text())
         mem = psutil.virtual_memory()
         s = stats["system"]
-        s.update(ram_total=mem.total, ram_free=mem.available,
-                 python_version=sys.version, argv=["main.py", "--listen", self.host, "--port", str(self.port)])
+        argv = ["main.py", "--listen", self.host, "--port", str(self.port)]
+        if isinstance(self.max_upload_mb, float):
+            argv += ["--max-upload-size", f"{self.max_upload_mb:g}"]
+        s.update(ram_total=mem.total, ram_free=mem.available, python_version=sys.version, argv=argv)
         s["required_frontend_version"] = self.frontend_version
         if self.faults["cpu_only"]:  # as recorded from a real --cpu server: RAM reported as the device's memory
             stats["devices"] = [{"name": "cpu", "type": "cpu", "index": None, "vram_total": mem.total,
@@ -105,7 +110,7 @@ class StandIn(PromptQueue, Storage):
 
     # --- the app ------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_UPLOAD, middlewares=[cache_control, origin_check])
+        app = web.Application(client_max_size=round(self.max_upload_mb * 1024 * 1024), middlewares=[cache_control, origin_check])
         routes = self.routes()
         api = web.RouteTableDef()
         for route in routes:

@@ -1,0 +1,107 @@
+"""One fault, one red line: the check that reports the fault fails with the fix, the checks that stand on it are
+reported as blocked by it, and the page checks say the cause at once. Proxy faults only, so this module runs on
+the stand-in and on real ComfyUI alike."""
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from comfycheck.stack import FaultSwitch
+from conftest import assert_fails, blocked_lines, red_lines, run_pytest
+
+pytestmark = pytest.mark.selftest
+PROXY = "tests/acceptance/test_proxy.py"
+TLS = "tests/acceptance/test_tls.py"
+PAGE = "tests/ui/test_comfyui_page.py"
+EVERY_CHECK = ["-m", "(acceptance or ui) and not destructive and not load"]
+
+CASES = [
+    # (proxy faults, the one check that fails, phrases of its message, at least this many blocked)
+    ({"cert": "expired"}, f"{TLS}::test_certificate_chain_verifies_to_trust_store",
+     ["CN={host} expired on"], 12),
+    ({"cert": "leaf_only"}, f"{TLS}::test_certificate_chain_verifies_to_trust_store",
+     ["the server sends 1 certificate", "configure the full chain on the proxy"], 12),
+    ({"cert": "wrong_host"}, f"{TLS}::test_certificate_chain_verifies_to_trust_store",
+     ["the certificate is for comfycheck-other-host.example.net, not for {host}"], 12),
+    ({"host_rewritten": True}, f"{PROXY}::test_proxy_keeps_host_so_comfyui_accepts_the_page_origin",
+     ["HTTP 403 from ComfyUI", "the proxy rewrites Host", "proxy_set_header Host $http_host"], 6),
+    ({"ws_upgrade_blocked": True}, f"{PROXY}::test_websocket_through_proxy_with_browser_origin",
+     ["the proxy does not pass WebSocket upgrades"], 3),
+    ({"upload_limit_mb": 30}, f"{PROXY}::test_proxy_accepts_the_profile_upload_limit",
+     ["the proxy refuses uploads above about 30.00 MiB"], 1),
+]
+
+
+@pytest.mark.parametrize("faults, root, phrases, blocked", CASES,
+                         ids=[f"{next(iter(f))}={next(iter(f.values()))}" for f, *_ in CASES])
+def test_one_fault_makes_one_red_line(proxy_faults, profile, faults, root, phrases, blocked):
+    proxy_faults(**faults)
+    result = run_pytest(*EVERY_CHECK, timeout=300)
+    out = result.stdout + result.stderr
+    assert_fails(result, root, *(p.format(host=profile.public.host) for p in phrases))
+    assert red_lines(out) == [root], f"expected {root} as the only failure:\n{out}"
+    assert len(blocked_lines(out)) >= blocked, out
+    assert all(f"which failed in {root}" in line for line in blocked_lines(out)), out
+
+
+def test_host_rewritten_fails_the_page_once_with_its_cause(proxy_faults, profile):
+    """The UI layer alone (no API check in the run): the page names the Host/Origin cause at once, and its other
+    checks are blocked by it instead of waiting for a page that will never be ready."""
+    proxy_faults(host_rewritten=True)
+    ready = f"{PAGE}::test_comfyui_page_becomes_ready[chromium]"
+    result = run_pytest(PAGE, timeout=120)
+    out = result.stdout + result.stderr
+    assert_fails(result, ready, "cannot become ready", "the page's own request", "HTTP 403 from ComfyUI",
+                 "pass the original Host header")
+    assert "not ready after" not in out, out  # it did not wait for the deadline
+    assert red_lines(out) == [ready], out
+    assert len(blocked_lines(out)) >= 3, out
+
+
+def test_certificate_error_in_the_browser_is_named_as_such(proxy_faults):
+    proxy_faults(cert="untrusted")
+    ready = f"{PAGE}::test_comfyui_page_becomes_ready[chromium]"
+    result = run_pytest(PAGE, timeout=120)
+    assert_fails(result, ready, "the browser refuses the certificate of", "net::ERR_CERT_")
+    assert red_lines(result.stdout) == [ready], result.stdout
+
+
+def test_proxy_idle_timeout_shorter_than_the_silent_phase_is_measured(proxy_faults, make_profile):
+    proxy_faults(read_timeout_s=1)
+    nodeid = f"{PROXY}::test_websocket_through_proxy_survives_the_longest_silent_phase"
+    result = run_pytest(nodeid, profile=make_profile({"public": {"websocket_idle_s": 3}}))
+    assert_fails(result, nodeid, "measured 1", "target >= 3 s",
+                 "the proxy closed the WebSocket after 1.0 s of silence", "nginx proxy_read_timeout")
+
+
+def test_websocket_dropped_mid_prompt_says_the_prompt_finished_on_the_server(proxy_faults, profile, make_profile):
+    """A generation whose one node works 3 s in silence, behind a proxy that drops a WebSocket silent for 1 s."""
+    proxy_faults(read_timeout_s=1)
+    if profile.stack.real:  # real ComfyUI: a 2048x2048 blur is about 3 s of CPU work in one node
+        overrides = {"comfyui": {"smoke_workflow": "cpu_load_modelfree.json"}}
+    else:
+        overrides = {}
+        FaultSwitch(profile.stack.control_url).set(slow_generation_s=3.0)
+    nodeid = f"{PROXY}::test_smoke_generation_through_proxy"
+    try:
+        result = run_pytest(nodeid, profile=make_profile(overrides))
+    finally:
+        if not profile.stack.real:
+            FaultSwitch(profile.stack.control_url).reset()
+    assert_fails(result, nodeid, "the proxy closed the WebSocket after 1.", "s of silence while prompt",
+                 "the prompt kept running and finished on the server (success)", "proxy read timeout?")
+
+
+def test_the_report_headline_names_the_root_failure_once(proxy_faults, tmp_path):
+    proxy_faults(cert="expired")
+    report = tmp_path / "report.html"
+    result = run_pytest(*EVERY_CHECK, f"--html={report}", "--self-contained-html", timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    page = html.unescape(report.read_text())
+    verdict = page[page.index('class="comfycheck-verdict"'):]
+    verdict = verdict[:verdict.index("</div>")]
+    assert re.search(r"FAILED: 1 of \d+ checks did not pass; \d+ more blocked by it", verdict), verdict
+    assert verdict.count("<li>") == 1 and "test_certificate_chain_verifies_to_trust_store" in verdict, verdict
+    assert "expired on" in verdict and "CERTIFICATE_VERIFY_FAILED" not in verdict, verdict
