@@ -1,9 +1,10 @@
 """The checks others stand on, so that one fault makes one red line.
 
 A foundation (the backend answers, the public address answers TLS, its certificate verifies, the proxy keeps
-Host, WebSocket upgrades pass, the proxy and ComfyUI take the uploads, the pages load, Forge answers) is probed once per run. Its own check (the test marked
-`foundation(key)`) carries the failure; a check that stands on it and fails while it is down is reported as
-blocked by it, naming it, instead of failing again with the same error.
+Host, WebSocket upgrades pass, the proxy and ComfyUI take the uploads, the pages load, Forge answers) is probed
+at most once per run. Its own check (the test marked `foundation(key)`) carries the failure; a check that stands
+on it and fails while it is down is reported as blocked by it, naming it, instead of failing again with the
+same error.
 """
 from __future__ import annotations
 
