@@ -20,7 +20,7 @@ from .gpu import (DeviceMatchError, GpuUnavailable, NvmlSource, Sampler, SystemS
                   inventory, load_nvml, match_device)
 from .polling import DeadlineExceeded, wait_until
 from .profile import PROJECT_ROOT, Profile, is_loopback
-from .targets import Target
+from .targets import NOT_ASSESSED, Measurement, Target  # noqa: F401 - NOT_ASSESSED: for the load run's readers
 from .watchdog import listening_process
 from .workflows import generation_workflow, make_unique
 
@@ -208,7 +208,7 @@ class LoadRun:
             _row(t["gpu_temp_load_c"], s.max_temp if s else None, "highest temperature during the run",
                  none_why="not assessed: no temperature without NVML"),
         ]
-        verdict = "FAIL" if any(r["verdict"] == "FAIL" for r in rows) else "pass"
+        verdict = "FAIL" if any(m.verdict == "FAIL" for m in rows) else "pass"
         return {
             "profile": self.profile.name,
             "workflow": self.workflow_name,
@@ -236,7 +236,7 @@ class LoadRun:
             "sampler": {"hz": self.hz, "samples": s.count if s else 0, "errors": s.errors if s else 0,
                         "last_error": s.last_error if s else ""},
             "notes": self.notes,
-            "measurements": rows,
+            "measurements": [m.as_dict() for m in rows],
             "verdict": verdict,
             "errors": [g.error for g in gens if not g.ok][:10],
         }
@@ -254,15 +254,10 @@ def _r(v: float | None, nd: int = 3):
     return None if v is None else round(v, nd)
 
 
-NOT_ASSESSED = "not assessed"
-
-
-def _row(target: Target, value, what: str, none_why: str = "not measured") -> dict:
+def _row(target: Target, value, what: str, none_why: str = "not measured") -> Measurement:
     if value is None:
-        return {"key": target.key, "name": target.label, "value": None, "unit": target.unit,
-                "threshold": target.describe(), "verdict": NOT_ASSESSED, "note": none_why}
-    return {"key": target.key, "name": target.label, "value": round(float(value), 3), "unit": target.unit,
-            "threshold": target.describe(), "verdict": "pass" if target.met_by(value) else "FAIL", "note": what}
+        return Measurement(target.label, None, target.unit, target, "load run", {"note": what}, not_assessed=none_why)
+    return Measurement(target.label, round(float(value), 3), target.unit, target, "load run", {"note": what})
 
 
 # --- files ----------------------------------------------------------------------------------------
@@ -321,23 +316,27 @@ def plots(out: Path, summary: dict, generations: list[Generation]) -> None:
 
 def summary_html(summary: dict) -> str:
     import html
-    rows = "".join(
-        f"<tr><td>{html.escape(r['name'])}</td><td>{'' if r['value'] is None else r['value']} {r['unit']}</td>"
-        f"<td>{html.escape(r['threshold'])}</td><td class='{r['verdict'].replace(' ', '-')}'>{r['verdict']}</td>"
-        f"<td>{html.escape(r['note'])}</td></tr>" for r in summary["measurements"])
+
+    from .report import targets_table
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary["notes"])
+    measurements = [Measurement.from_dict(d) for d in summary["measurements"]]
     return f"""<!doctype html><meta charset="utf-8"><title>comfycheck load run</title>
-<style>body{{font-family:sans-serif}} td,th{{border:1px solid #999;padding:4px}} table{{border-collapse:collapse}}
-.FAIL{{color:#b00020;font-weight:bold}} .pass{{color:#2a7d2a}} .not-assessed{{color:#777}}</style>
+<style>body{{font-family:sans-serif}}</style>
 <h1>Load run: {summary['verdict']}</h1>
-<p>Profile <b>{html.escape(summary['profile'])}</b>, workflow {html.escape(summary['workflow'])},
-{summary['generations_ok']} of {summary['generations_requested']} generations succeeded (stopped by
-{html.escape(summary['stopped_by'])}); samples from {html.escape(str(summary['source']))}
-({html.escape(str(summary['device']))}) {html.escape(summary['device_match'])}.</p>
-<table><tr><th>target</th><th>measured</th><th>threshold</th><th>verdict</th><th>what</th></tr>{rows}</table>
+{load_summary_html(summary)}
+{targets_table(measurements)}
 <ul>{notes}</ul>{gpu_map_html(summary.get("gpu_map") or [])}
 <img src="timeline.png"><br><img src="generations.png">
 """
+
+
+def load_summary_html(summary: dict) -> str:
+    """The run in one paragraph: profile, workflow, generations, where the samples came from."""
+    import html
+    return (f"<p>Profile <b>{html.escape(summary['profile'])}</b>, workflow {html.escape(summary['workflow'])}, "
+            f"{summary['generations_ok']} of {summary['generations_requested']} generations succeeded (stopped by "
+            f"{html.escape(summary['stopped_by'])}); samples from {html.escape(str(summary['source']))} "
+            f"({html.escape(str(summary['device']))}) {html.escape(summary['device_match'])}.</p>")
 
 
 def gpu_map_html(rows: list[dict]) -> str:

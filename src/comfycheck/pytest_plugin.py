@@ -210,6 +210,18 @@ class Recorder:
             pytest.fail(m.failure_message() + (f": {fix}" if fix else ""), pytrace=False)
         return m
 
+    def record(self, m: Measurement) -> Measurement:
+        """A Measurement taken elsewhere (the load run), kept as it is: its verdict is not judged again."""
+        m.test = f"{self.nodeid} ({m.test})" if m.test else self.nodeid
+        self._keep(m)
+        return m
+
+    def fail_on_missed(self) -> None:
+        """Fail once, naming every target missed among this check's measurements (all recorded first)."""
+        missed = [m for m in self.item.stash.get(ITEM_MEASUREMENTS_KEY, []) if m.verdict == "FAIL"]
+        if missed:
+            pytest.fail("; ".join(m.failure_message() for m in missed), pytrace=False)
+
     def info(self, name: str, value, unit: str = "", **details) -> Measurement:
         m = Measurement(name, value, unit, None, self.nodeid, details)
         self._keep(m)

@@ -84,13 +84,15 @@ def _rows(measurements: list[Measurement]) -> str:
         style = {"pass": f"color:{GREEN}", "FAIL": f"color:{RED};font-weight:bold"}.get(m.verdict, f"color:{GREY}")
         rows.append(
             "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
-                m.name, m.value, m.unit, f"{m.target.describe()} ({m.target.label})" if m.target else "")) +
-            f'<td style="{style}">{m.verdict}</td><td>{html.escape(m.test)}</td></tr>'
+                m.name, "" if m.value is None else m.value, m.unit,
+                f"{m.target.describe()} ({m.target.label})" if m.target else "")) +
+            f'<td style="{style}">{m.verdict}</td><td>{html.escape(m.note)}</td><td>{html.escape(m.test)}</td></tr>'
         )
     return "".join(rows)
 
 
 def targets_table(measurements: list[Measurement]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("measurement", "value", "unit", "target", "verdict", "test"))
+    """Every Measurement, wherever it was taken (a check, the load run): the one way figures are shown."""
+    head = "".join(f"<th>{h}</th>" for h in ("measurement", "value", "unit", "target", "verdict", "what", "test"))
     return (f'<h2>Targets</h2><table class="comfycheck-targets" border="1" cellpadding="4" '
             f'style="border-collapse:collapse"><tr>{head}</tr>{_rows(measurements)}</table>')

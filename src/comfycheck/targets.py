@@ -47,22 +47,35 @@ DEFAULT_TARGETS: dict[str, Target] = {
 }
 
 
+NOT_ASSESSED = "not assessed"
+
+
 @dataclass
 class Measurement:
-    """One line of the targets table: what was measured, against which target, and the verdict."""
+    """One judged (or informative) figure, whoever measured it: a pytest check, the load run, a later runner.
+
+    verdict: "pass" / "FAIL" against its target, "info" without one, "not assessed" (with the reason in
+    `not_assessed`) where the figure could not be taken (no GPU, a run too short for the target)."""
 
     name: str
-    value: float | str
+    value: float | str | None
     unit: str = ""
     target: Target | None = None
     test: str = ""
     details: dict = field(default_factory=dict)
+    not_assessed: str = ""
 
     @property
     def verdict(self) -> str:
+        if self.not_assessed:
+            return NOT_ASSESSED
         if self.target is None or not isinstance(self.value, (int, float)):
             return "info"
         return "pass" if self.target.met_by(self.value) else "FAIL"
+
+    @property
+    def note(self) -> str:
+        return self.not_assessed or str(self.details.get("note", ""))
 
     def failure_message(self) -> str:
         t = self.target
@@ -73,16 +86,33 @@ class Measurement:
         )
 
     def as_dict(self) -> dict:
+        t = self.target
         return {
             "name": self.name,
             "value": self.value,
             "unit": self.unit,
-            "target": self.target.key if self.target else None,
-            "threshold": self.target.describe() if self.target else None,
+            "target": t.key if t else None,
+            "key": t.key if t else None,
+            "threshold": t.describe() if t else None,
+            "target_label": t.label if t else None,
+            "target_threshold": t.threshold if t else None,
+            "target_op": t.op if t else None,
             "verdict": self.verdict,
+            "note": self.note,
+            "not_assessed": self.not_assessed,
             "test": self.test,
             "details": self.details,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Measurement":
+        """A Measurement as as_dict() wrote it (measurements.json, a load run's summary.json)."""
+        target = None
+        if d.get("target") and d.get("target_threshold") is not None:
+            target = Target(d["target"], d.get("target_label") or d["name"], float(d["target_threshold"]),
+                            d.get("unit", ""), d.get("target_op") or "<")
+        return cls(d["name"], d.get("value"), d.get("unit", ""), target, d.get("test", ""), dict(d.get("details") or {}),
+                   d.get("not_assessed", ""))
 
 
 def percentile(values: list[float], pct: float) -> float:

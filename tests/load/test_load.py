@@ -1,18 +1,20 @@
 """Load checklist: N consecutive generations, VRAM on ComfyUI's own GPU, against the documented targets.
 
 Locust runs in a subprocess (its gevent monkey-patching must not reach this process); this test reads its
-summary.json, records every target and embeds the plots and the summary page in the report.
+summary.json, records its Measurements as they are (the run judged them) and embeds its plots in the report.
 """
 from __future__ import annotations
 
 import base64
+import html
 import json
 import subprocess
 
 import pytest
 
-from comfycheck.loadrun import NOT_ASSESSED, locust_command, new_report_dir
+from comfycheck.loadrun import load_summary_html, locust_command, new_report_dir
 from comfycheck.profile import PROJECT_ROOT
+from comfycheck.targets import Measurement
 
 pytestmark = pytest.mark.load
 
@@ -42,11 +44,8 @@ def test_consecutive_generations_meet_the_targets(profile, deployment, pytestcon
     measure.info("generation wall time (median)", summary["wall_s"]["median"], "s")
     measure.info("client wall time minus ComfyUI's own timestamps (median)", summary["timing_error_ms"]["median"], "ms")
     for row in summary["measurements"]:
-        if row["verdict"] == NOT_ASSESSED:
-            measure.info(row["name"], row["note"])
-    judged = [r for r in summary["measurements"] if r["verdict"] != NOT_ASSESSED]
-    for row in sorted(judged, key=lambda r: r["verdict"] == "FAIL"):  # every figure is recorded before a miss fails
-        measure(row["key"], row["value"], name=f"{row['name']} (load run)", note=row["note"])
+        measure.record(Measurement.from_dict(row))
+    measure.fail_on_missed()
     assert done.returncode == 0, f"Locust exited with {done.returncode} although every target passed:\n{done.stderr[-1500:]}"
 
 
@@ -58,6 +57,5 @@ def _embed(extras, out, summary) -> None:
     for name in ("timeline.png", "generations.png"):
         if (out / name).is_file():
             extras.append(html_extras.png(base64.b64encode((out / name).read_bytes()).decode(), name))
-    page = (out / "index.html").read_text()
-    body = page.split("</style>", 1)[-1].split("<img", 1)[0]  # the table and notes; the plots are embedded above
-    extras.append(html_extras.html(f"<div class='comfycheck-load'>{body}</div>"))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary["notes"])
+    extras.append(html_extras.html(f"<div class='comfycheck-load'>{load_summary_html(summary)}<ul>{notes}</ul></div>"))

@@ -184,3 +184,16 @@ def test_baseline_comparison_ignores_anti_aliasing_but_counts_real_changes(tmp_p
     assert shifted.changed_pct == 0 and shifted.anti_aliased > 100, (shifted.changed_pct, shifted.anti_aliased)
     real = compare_to_baseline(shapes(0, extra=True), baseline, masks=[], tolerance_pct=1.0)
     assert real.changed_pct > 5, real.changed_pct
+
+
+def test_a_measurement_survives_its_json_form_with_its_verdict():
+    from comfycheck.targets import DEFAULT_TARGETS, NOT_ASSESSED, Measurement
+    target = DEFAULT_TARGETS["generation_s"].with_threshold(1.0)
+    missed = Measurement("one generation", 1.5, "s", target, "load run", {"note": "slowest"})
+    skipped = Measurement("peak VRAM", None, "GB", DEFAULT_TARGETS["vram_generation_gb"], "load run",
+                          not_assessed="not assessed: ComfyUI runs on the CPU")
+    for m in (missed, skipped, Measurement("device", "cpu")):
+        again = Measurement.from_dict(json.loads(json.dumps(m.as_dict())))
+        assert (again.verdict, again.value, again.note, again.unit) == (m.verdict, m.value, m.note, m.unit)
+    assert missed.verdict == "FAIL" and Measurement.from_dict(missed.as_dict()).target == target
+    assert skipped.verdict == NOT_ASSESSED and skipped.as_dict()["note"].startswith("not assessed: ComfyUI")
