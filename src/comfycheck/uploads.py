@@ -50,3 +50,18 @@ def who_refused(status: int, content_type: str, body: str, *, required_mib: floa
                        f"raise requestLimits maxAllowedContentLength to at least {want} MiB")
     snippet = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)).strip()[:160]
     return Refusal("an unknown layer", status, snippet or "an empty body", "see the proxy's and ComfyUI's logs")
+
+
+def full_upload(client, required_mib: float, where: str) -> tuple[float, float, str | None]:
+    """Send a body 64 KiB under `required_mib` that ComfyUI reads whole and keeps nothing of (no `image` field,
+    so it answers 400). (MiB sent, seconds, what went wrong or None), `where` naming the path in messages."""
+    size = int(required_mib * MiB) - 64 * 1024
+    resp = client.upload_filler(size)
+    sent, seconds = round(size / MiB, 1), round(resp.elapsed.total_seconds(), 2)
+    refused = who_refused(resp.status_code, resp.headers.get("content-type", ""), resp.text, required_mib=required_mib)
+    if refused is not None:
+        return sent, seconds, f"a {size / MiB:.1f} MiB upload {where} was refused: {refused.describe()}"
+    if resp.status_code != 400:
+        return sent, seconds, (f"a {size / MiB:.1f} MiB upload {where} got HTTP {resp.status_code}, expected "
+                               f"ComfyUI's 400 for a body with no image: {resp.text[:200]}")
+    return sent, seconds, None

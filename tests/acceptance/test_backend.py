@@ -13,7 +13,7 @@ from comfycheck.events import protocol_problems
 from comfycheck.expected import intermediate_dtype, predict
 from comfycheck.polling import DeadlineExceeded, wait_until
 from comfycheck.targets import Target, percentile
-from comfycheck.uploads import MiB, who_refused
+from comfycheck.uploads import MiB, full_upload
 from comfycheck.workflows import check_preflight, generation_workflow, load_workflow, make_unique
 
 pytestmark = pytest.mark.acceptance
@@ -85,16 +85,9 @@ def test_backend_accepts_the_profile_upload_limit(comfy, profile, measure):
 
 @pytest.mark.needs("backend_upload")
 def test_upload_just_under_the_limit_reaches_comfyui(comfy, profile, measure):
-    required = profile.upload_limit_mb
-    size = int(required * MiB) - 64 * 1024
-    resp = comfy.upload_filler(size)  # ComfyUI reads it all and answers 400 (no `image` field): nothing is kept
-    refused = who_refused(resp.status_code, resp.headers.get("content-type", ""), resp.text, required_mib=required)
-    assert refused is None, f"a {size / MiB:.1f} MiB upload straight to ComfyUI was refused: {refused.describe()}"
-    assert resp.status_code == 400, (
-        f"a {size / MiB:.1f} MiB upload straight to ComfyUI got HTTP {resp.status_code}, expected its 400 for a "
-        f"body with no image: {resp.text[:200]}")
-    measure.info("upload straight to ComfyUI", round(size / MiB, 1), "MiB",
-                 seconds=round(resp.elapsed.total_seconds(), 2))
+    sent, seconds, problem = full_upload(comfy, profile.upload_limit_mb, "straight to ComfyUI")
+    assert problem is None, problem
+    measure.info("upload straight to ComfyUI", sent, "MiB", seconds=seconds)
 
 
 @pytest.mark.smoke
