@@ -20,7 +20,7 @@ from .gpu import (DeviceMatchError, GpuUnavailable, NvmlSource, Sampler, SystemS
                   inventory, load_nvml, match_device)
 from .polling import DeadlineExceeded, wait_until
 from .profile import PROJECT_ROOT, Profile, is_loopback
-from .targets import NOT_ASSESSED, Measurement, Target  # noqa: F401 - NOT_ASSESSED: for the load run's readers
+from .targets import Measurement, Target
 from .watchdog import listening_process
 from .workflows import generation_workflow, make_unique
 
