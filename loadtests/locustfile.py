@@ -19,6 +19,7 @@ from locust.exception import StopUser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a checkout without `pip install -e .`
 
+from comfycheck.history import History, HistoryError  # noqa: E402
 from comfycheck.loadrun import LoadRun, new_report_dir  # noqa: E402
 from comfycheck.profile import ProfileError, load_profile  # noqa: E402
 
@@ -37,6 +38,9 @@ def _arguments(parser):
     parser.add_argument("--report-dir", default="", help="output folder (default reports/load/<timestamp>)")
     parser.add_argument("--allow-load", action="store_true", default=False,
                         help="allow a load run against a profile that does not say allow_load = true")
+    parser.add_argument("--history", default="", help="run history to append to (default: the profile's "
+                        "[results] history, else reports/history.sqlite)")
+    parser.add_argument("--no-history", action="store_true", default=False, help="keep this run out of the history")
 
 
 @events.init.add_listener
@@ -53,11 +57,19 @@ def _init(environment, **_kw):
         _abort(environment, f"load runs against profile {profile.name!r} are not allowed: set allow_load = true "
                             "in the profile or pass --allow-load")
         return
+    history = None if opts.no_history else (Path(opts.history).resolve() if opts.history else profile.history_path)
+    if history is not None:
+        try:
+            History(history).close()  # a history that cannot be written stops the run before it starts
+        except HistoryError as exc:
+            _abort(environment, str(exc))
+            return
     generations = opts.generations or profile.load.generations
     out = Path(opts.report_dir) if opts.report_dir else new_report_dir()
     RUN.update(profile=profile, generations=generations, out=out, stopped_by="generations",
                time_limit=opts.time_limit_s or profile.load.time_limit_s,
-               run=LoadRun(profile, out, generations=generations, sample_hz=opts.sample_hz or profile.load.sample_hz))
+               run=LoadRun(profile, out, generations=generations, sample_hz=opts.sample_hz or profile.load.sample_hz,
+                           history=history))
 
 
 def _abort(environment, message: str) -> None:
@@ -97,6 +109,11 @@ def _quitting(environment, **_kw):
     summary = run.finish(RUN["stopped_by"])
     print(f"comfycheck load run: {summary['verdict']}: {summary['generations_ok']}/{summary['generations_requested']} "
           f"generations; report {RUN['out']}/index.html")
+    if "history_run" in summary:
+        print(f"  kept as run #{summary['history_run']} (load) in {run.history}")
+    if "history_error" in summary:
+        print(f"comfycheck: {summary['history_error']}", file=sys.stderr)
+        environment.process_exit_code = 2
     for row in summary["measurements"]:
         figure = f"{row['value']} {row['unit']}" if row["value"] is not None else row["note"]
         print(f"  {row['verdict']:12} {row['name']}: {figure} (target {row['threshold']})")

@@ -29,7 +29,7 @@ FAULTS = [
 def run(profile: Path, args: list[str]) -> tuple[list[str], int, float, str]:
     t0 = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:html", "-p", "no:cacheprovider", "-q",
-                             "-rfEs", "--no-header", f"--profile={profile}", *args],
+                             "-rfEs", "--no-header", "--no-history", f"--profile={profile}", *args],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
     took = time.monotonic() - t0
     out = result.stdout

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import socket
+import sqlite3
 import statistics
 import sys
 import time
@@ -20,7 +22,10 @@ from .gpu import (DeviceMatchError, GpuUnavailable, NvmlSource, Sampler, SystemS
                   inventory, load_nvml, match_device)
 from .polling import DeadlineExceeded, wait_until
 from .profile import PROJECT_ROOT, Profile, is_loopback
-from .targets import Measurement, Target
+from . import versions
+from .history import History, HistoryError
+from .measurements import FAIL, Measurement, overall_verdict
+from .targets import Target
 from .watchdog import listening_process
 from .workflows import generation_workflow, make_unique
 
@@ -39,8 +44,10 @@ class Generation:
 
 
 class LoadRun:
-    def __init__(self, profile: Profile, out_dir: Path, *, generations: int, sample_hz: float):
+    def __init__(self, profile: Profile, out_dir: Path, *, generations: int, sample_hz: float,
+                 history: Path | None = None):
         self.profile = profile
+        self.history = history  # where the run is appended (kind "load"); None: not kept
         self.out = out_dir
         self.wanted = generations
         self.hz = sample_hz
@@ -54,11 +61,13 @@ class LoadRun:
         self.device_match = ""
         self.gpu_map: list[dict] = []
         self.idle: dict = {}
+        self.system_stats: dict = {}
         self.started = dt.datetime.now(dt.timezone.utc)
 
     # --- before ---------------------------------------------------------------------------------
     def prepare(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        self.system_stats = self.client.system_stats()
         self.workflow = generation_workflow(self.client, self.profile)
         self.source = self._choose_source()
         self.client.free()
@@ -146,6 +155,11 @@ class LoadRun:
         after = self._after_free()
         summary = self._summary(stopped_by, after)
         write_outputs(self.out, summary, self.generations)
+        if self.history is not None:
+            try:
+                summary["history_run"] = keep_in_history(self.history, summary)
+            except (HistoryError, sqlite3.Error) as exc:
+                summary["history_error"] = f"the run could not be kept in {self.history}: {exc}"
         return summary
 
     def _after_free(self) -> dict:
@@ -208,9 +222,10 @@ class LoadRun:
             _row(t["gpu_temp_load_c"], s.max_temp if s else None, "highest temperature during the run",
                  none_why="not assessed: no temperature without NVML"),
         ]
-        verdict = "FAIL" if any(m.verdict == "FAIL" for m in rows) else "pass"
+        verdict = overall_verdict(rows)
         return {
             "profile": self.profile.name,
+            "report_dir": str(self.out.resolve()),
             "workflow": self.workflow_name,
             "started": self.started.isoformat(timespec="seconds"),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -237,9 +252,24 @@ class LoadRun:
                         "last_error": s.last_error if s else ""},
             "notes": self.notes,
             "measurements": [m.as_dict() for m in rows],
+            "versions": {**versions.from_system_stats(self.system_stats),
+                         **({"gpu": self.source.gpu.name} if isinstance(self.source, NvmlSource) else {}),
+                         "comfycheck": versions.comfycheck()},
             "verdict": verdict,
             "errors": [g.error for g in gens if not g.ok][:10],
         }
+
+
+def keep_in_history(path: Path, summary: dict) -> int:
+    """The load run as a run of kind "load" in the history."""
+    failed = summary["verdict"] == FAIL or summary["generations_failed"]
+    with History(path) as history:
+        return history.append(
+            summary["profile"], "load", started=summary["started"], finished=summary["finished"],
+            verdict="failed" if failed else "passed", versions=summary["versions"],
+            outcomes={"generations_ok": summary["generations_ok"], "generations_failed": summary["generations_failed"]},
+            measurements=[Measurement.from_dict(d) for d in summary["measurements"]],
+            report=str(Path(summary["report_dir"]) / "index.html"), host=socket.gethostname())
 
 
 def _longest_streak(gens: list[Generation]) -> int:
@@ -353,9 +383,14 @@ def new_report_dir() -> Path:
 
 
 def locust_command(profile_path: Path, out_dir: Path, *, generations: int, time_limit_s: float,
-                   allow_load: bool = False) -> list[str]:
-    """The headless Locust command the README gives, as pytest and the self-tests run it (a subprocess)."""
+                   allow_load: bool = False, history: Path | None = None, keep: bool = True) -> list[str]:
+    """The headless Locust command the README gives, as pytest and the self-tests run it (a subprocess).
+
+    history: where the run is kept (default: the profile's); keep=False: not kept, the caller records its
+    figures itself (a pytest session, in its own run)."""
     cmd = [sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "loadtests" / "locustfile.py"), "--headless",
            "-u", "1", "-r", "1", "--only-summary", "--comfy-profile", str(profile_path),
            "--generations", str(generations), "--time-limit-s", str(time_limit_s), "--report-dir", str(out_dir)]
-    return cmd + (["--allow-load"] if allow_load else [])
+    cmd += ["--allow-load"] if allow_load else []
+    cmd += ["--history", str(history)] if history is not None else []
+    return cmd + ([] if keep else ["--no-history"])

@@ -1,8 +1,8 @@
 """The pytest plugin: --profile, the deployment fixtures, and the targets table of the HTML report."""
 from __future__ import annotations
 
+import contextlib
 import html
-import json
 import time
 from pathlib import Path
 
@@ -14,7 +14,9 @@ from .foundations import Foundations, for_profile
 from .profile import Profile, ProfileError, load_profile
 from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
 from .report import failure_banner, headline, one_line, record, targets_table
-from .targets import Measurement, Target
+from .runrecord import RunRecord, add_options
+from .measurements import Measurement, write_json
+from .targets import Target
 
 MARKERS = {
     "smoke": "fast, read-only checks to run right after a deploy",
@@ -38,6 +40,7 @@ OUTCOMES_KEY = pytest.StashKey[dict]()
 STARTED_KEY = pytest.StashKey[float]()
 ITEM_MEASUREMENTS_KEY = pytest.StashKey[list]()
 BLOCKING_KEY = pytest.StashKey[Blocking]()
+RUN_KEY = pytest.StashKey[RunRecord]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--browser-path", default=None,
                     help="UI tests: the Chromium to launch (default: [ui] browser_path, Playwright's own, "
                          "else /usr/bin/chromium)")
+    add_options(group)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-html reads --html
@@ -74,6 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PROFILE_KEY] = profile
     config.stash[MEASUREMENTS_KEY] = []
     config.stash[BLOCKING_KEY] = Blocking(for_profile(profile))
+    run = RunRecord(config, profile, config.stash[OUTCOMES_KEY], config.stash[MEASUREMENTS_KEY])
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(run, "comfycheck-run-record")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -139,11 +146,11 @@ def deployment(profile: Profile):
 
 
 @pytest.fixture(scope="session")
-def comfy(profile: Profile, deployment: StackInfo | None):
+def comfy(profile: Profile, deployment: StackInfo | None, pytestconfig: pytest.Config):
     """ComfyClient on the backend; fails every test at once, with the URL, when ComfyUI cannot be reached."""
     client = ComfyClient.from_profile(profile)
     try:
-        client.system_stats()
+        pytestconfig.stash[RUN_KEY].saw_system_stats(client.system_stats())
     except ComfyError as exc:
         client.close()
         pytest.fail(f"ComfyUI backend of profile {profile.name!r} is not usable: {exc}", pytrace=False)
@@ -188,13 +195,15 @@ def fault_switch(profile: Profile, deployment):
 
 
 class Recorder:
-    """Records measurements for the report; a measurement against a target fails the test when missed."""
+    """Records measurements for the report; a measurement against a target fails the test when missed, at once,
+    or, inside `with measure.together():`, once at the end of the block, naming every target missed there."""
 
     def __init__(self, profile: Profile, store: list, item: pytest.Item):
         self.profile = profile
         self.store = store
         self.nodeid = item.nodeid
         self.item = item
+        self._deferred = 0
 
     def __call__(self, target_key: str, value: float, *, name: str | None = None, fix: str = "",
                  **details) -> Measurement:
@@ -202,25 +211,34 @@ class Recorder:
 
     def against(self, target: Target, value: float, *, name: str | None = None, fix: str = "",
                 **details) -> Measurement:
-        """A measurement against a target computed by the test (e.g. a certificate's renewal point);
-        `fix` is what the operator should do when it is missed."""
-        m = Measurement(name or target.label, round(float(value), 4), target.unit, target, self.nodeid, details)
+        """A measurement against a target (one of the profile's, or one worked out by the check, such as a
+        certificate's renewal point); `fix` is what the operator should do when it is missed."""
+        m = Measurement(name or target.label, round(float(value), 4), target.unit, target, self.nodeid, details,
+                        fix=fix)
         self._keep(m)
-        if m.verdict == "FAIL":
-            pytest.fail(m.failure_message() + (f": {fix}" if fix else ""), pytrace=False)
+        if m.verdict == "FAIL" and not self._deferred:
+            pytest.fail(m.failure_message(), pytrace=False)
         return m
+
+    @contextlib.contextmanager
+    def together(self):
+        """Record every figure of the block, then fail once if any target was missed (none is lost to the
+        first miss)."""
+        before = len(self.item.stash.get(ITEM_MEASUREMENTS_KEY, []))
+        self._deferred += 1
+        try:
+            yield self
+        finally:
+            self._deferred -= 1
+        missed = [m for m in self.item.stash.get(ITEM_MEASUREMENTS_KEY, [])[before:] if m.verdict == "FAIL"]
+        if missed:
+            pytest.fail("; ".join(m.failure_message() for m in missed), pytrace=False)
 
     def record(self, m: Measurement) -> Measurement:
         """A Measurement taken elsewhere (the load run), kept as it is: its verdict is not judged again."""
         m.test = f"{self.nodeid} ({m.test})" if m.test else self.nodeid
         self._keep(m)
         return m
-
-    def fail_on_missed(self) -> None:
-        """Fail once, naming every target missed among this check's measurements (all recorded first)."""
-        missed = [m for m in self.item.stash.get(ITEM_MEASUREMENTS_KEY, []) if m.verdict == "FAIL"]
-        if missed:
-            pytest.fail("; ".join(m.failure_message() for m in missed), pytrace=False)
 
     def info(self, name: str, value, unit: str = "", **details) -> Measurement:
         m = Measurement(name, value, unit, None, self.nodeid, details)
@@ -230,7 +248,7 @@ class Recorder:
     def _keep(self, m: Measurement) -> None:
         self.store.append(m)
         self.item.stash.setdefault(ITEM_MEASUREMENTS_KEY, []).append(m)
-        self.item.user_properties.append(("measurement", m.as_dict()))
+        self.item.user_properties.append((m.name, m.summary()))  # JUnit XML's <property>, for a CI server
 
 
 @pytest.fixture
@@ -243,8 +261,11 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
     measurements = session.config.stash.get(MEASUREMENTS_KEY, [])
     profile = session.config.stash.get(PROFILE_KEY, None)
     started = session.config.stash.get(STARTED_KEY, None)
+    run = session.config.stash.get(RUN_KEY, None)
+    comparison = run.comparison() if run is not None else None
     prefix.append(headline(list(session.config.stash.get(OUTCOMES_KEY, {}).values()), measurements,
-                           time.monotonic() - started if started is not None else None))
+                           time.monotonic() - started if started is not None else None,
+                           comparison.html() if comparison else ""))
     if profile is not None:
         prefix.append(f"<p>Profile <b>{html.escape(profile.name)}</b>: {html.escape(profile.description)}</p>")
     prefix.append(targets_table(measurements) if measurements else "<p>No measurements were recorded.</p>")
@@ -299,6 +320,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     html_path = session.config.getoption("htmlpath", None)
     if not measurements or not html_path:
         return
-    out = Path(html_path).with_name("measurements.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps([m.as_dict() for m in measurements], indent=1, default=str))
+    write_json(Path(html_path).with_name("measurements.json"), measurements)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from .targets import Measurement
+from .measurements import Measurement
 
 RED, GREEN, GREY = "#b00020", "#2a7d2a", "#555"
 
@@ -46,15 +46,36 @@ def record(outcomes: dict[str, Outcome], report) -> None:
     outcomes[report.nodeid] = Outcome(report.nodeid, outcome, one_line(report) if outcome != "passed" else "")
 
 
-def headline(outcomes: list[Outcome], measurements: list[Measurement], duration_s: float | None = None) -> str:
+def counts(outcomes: list[Outcome]) -> dict[str, int]:
+    """passed, failed, error, skipped, and how many of the skipped were blocked by a failed foundation."""
+    count = {k: sum(o.outcome == k for o in outcomes) for k in ("passed", "failed", "error", "skipped")}
+    count["blocked"] = sum(o.outcome == "skipped" and o.message.startswith("blocked: ") for o in outcomes)
+    return count
+
+
+def run_verdict(outcomes: list[Outcome], exitstatus: int = 0) -> str:
+    """The run in a word, as the history keeps it."""
+    if exitstatus == 2:
+        return "interrupted"
+    if exitstatus in (3, 4):
+        return "internal error" if exitstatus == 3 else "usage error"
+    count = counts(outcomes)
+    if count["failed"] or count["error"]:
+        return "failed"
+    return "passed" if count["passed"] else "nothing checked"
+
+
+def headline(outcomes: list[Outcome], measurements: list[Measurement], duration_s: float | None = None,
+             comparison: str = "") -> str:
     """The run's verdict first: a failed run can never look green, even where its failure recorded no figure.
 
-    It also replaces pytest-html's "N tests took" line, whose N leaves out skipped and erroring tests."""
-    count = {k: sum(o.outcome == k for o in outcomes) for k in ("passed", "failed", "error", "skipped")}
+    It also replaces pytest-html's "N tests took" line, whose N leaves out skipped and erroring tests.
+    `comparison` is the comparison with the previous run (HTML), shown under the verdict."""
+    count = counts(outcomes)
+    blocked = count["blocked"]
     missed = [m for m in measurements if m.verdict == "FAIL"]
     judged = [m for m in measurements if m.verdict in ("pass", "FAIL")]
     bad = [o for o in outcomes if o.outcome in ("failed", "error")]
-    blocked = sum(o.outcome == "skipped" and o.message.startswith("blocked: ") for o in outcomes)
     if bad:
         title, colour = f"FAILED: {len(bad)} of {len(outcomes)} checks did not pass", RED
         if blocked:
@@ -71,7 +92,7 @@ def headline(outcomes: list[Outcome], measurements: list[Measurement], duration_
     return ('<style>.run-count{display:none}</style>'
             f'<div class="comfycheck-verdict" style="border:3px solid {colour};padding:8px;margin:8px 0">'
             f'<h2 style="color:{colour};margin:0">{html.escape(title)}</h2><p>{" · ".join(parts)}</p>'
-            f'{f"<ul>{items}</ul>" if items else ""}</div>')
+            f'{f"<ul>{items}</ul>" if items else ""}{comparison}</div>')
 
 
 def failure_banner(message: str) -> str:

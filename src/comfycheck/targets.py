@@ -1,8 +1,12 @@
-"""The documented targets, in one place, and the verdict on a measurement against one of them."""
+"""The documented targets, in one place: every threshold a figure is judged against, with its direction.
+
+A profile's [targets] table overrides a default; the targets marked `source` take their threshold from the
+profile key they name (a requirement the checks also use, such as the upload size), and `rule` says how a
+default is worked out where it depends on what is measured (a certificate's lifetime)."""
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -14,15 +18,18 @@ class Target:
     threshold: float
     unit: str
     op: str = "<"
+    rule: str = ""  # how the default threshold is derived from what is measured, unless a profile sets one
+    source: str = ""  # the profile key the threshold comes from (not set in [targets])
 
     def met_by(self, value: float) -> bool:
         return _OPS[self.op](value, self.threshold)
 
     def describe(self) -> str:
-        return f"{self.op} {_fmt(self.threshold)} {self.unit}".strip()
+        return f"{self.op} {fmt(self.threshold)} {self.unit}".strip()
 
-    def with_threshold(self, threshold: float) -> "Target":
-        return Target(self.key, self.label, float(threshold), self.unit, self.op)
+    def with_threshold(self, threshold: float, *, rule: str = "") -> "Target":
+        """This target at another threshold: a profile's override (no rule any more), or the rule worked out."""
+        return Target(self.key, self.label, float(threshold), self.unit, self.op, rule, self.source)
 
 
 # The defaults of the deployment's documented targets; a profile's [targets] table overrides any of them.
@@ -43,76 +50,16 @@ DEFAULT_TARGETS: dict[str, Target] = {
         Target("generation_time_cv_pct", "generation time stability (coefficient of variation)", 20, "%"),
         Target("vram_released_gb", "VRAM left above the idle baseline after /free", 0.5, "GB"),
         Target("availability_pct", "availability", 99.9, "%", ">="),
+        Target("hsts_max_age_s", "HSTS max-age", 15768000, "s", ">="),
+        Target("cert_days_left", "days left on the certificate that expires first", 30, "days", ">",
+               rule="a third of the certificate's lifetime"),
+        Target("websocket_idle_s", "silence the WebSocket through the proxy survives", 90, "s", ">=",
+               source="public.websocket_idle_s"),
+        Target("backend_upload_limit_mib", "ComfyUI's own upload limit (/features max_upload_size)", 100, "MiB",
+               ">=", source="comfyui.upload_limit_mb"),
+        Target("proxy_upload_limit_mib", "proxy upload limit", 100, "MiB", ">=", source="public.upload_limit_mb"),
     ]
 }
-
-
-NOT_ASSESSED = "not assessed"
-
-
-@dataclass
-class Measurement:
-    """One judged (or informative) figure, whoever measured it: a pytest check, the load run, a later runner.
-
-    verdict: "pass" / "FAIL" against its target, "info" without one, "not assessed" (with the reason in
-    `not_assessed`) where the figure could not be taken (no GPU, a run too short for the target)."""
-
-    name: str
-    value: float | str | None
-    unit: str = ""
-    target: Target | None = None
-    test: str = ""
-    details: dict = field(default_factory=dict)
-    not_assessed: str = ""
-
-    @property
-    def verdict(self) -> str:
-        if self.not_assessed:
-            return NOT_ASSESSED
-        if self.target is None or not isinstance(self.value, (int, float)):
-            return "info"
-        return "pass" if self.target.met_by(self.value) else "FAIL"
-
-    @property
-    def note(self) -> str:
-        return self.not_assessed or str(self.details.get("note", ""))
-
-    def failure_message(self) -> str:
-        t = self.target
-        assert t is not None
-        return (
-            f"{self.name}: measured {_fmt(self.value)} {self.unit}, target {t.describe()} "
-            f"(target '{t.key}')"
-        )
-
-    def as_dict(self) -> dict:
-        t = self.target
-        return {
-            "name": self.name,
-            "value": self.value,
-            "unit": self.unit,
-            "target": t.key if t else None,
-            "key": t.key if t else None,
-            "threshold": t.describe() if t else None,
-            "target_label": t.label if t else None,
-            "target_threshold": t.threshold if t else None,
-            "target_op": t.op if t else None,
-            "verdict": self.verdict,
-            "note": self.note,
-            "not_assessed": self.not_assessed,
-            "test": self.test,
-            "details": self.details,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Measurement":
-        """A Measurement as as_dict() wrote it (measurements.json, a load run's summary.json)."""
-        target = None
-        if d.get("target") and d.get("target_threshold") is not None:
-            target = Target(d["target"], d.get("target_label") or d["name"], float(d["target_threshold"]),
-                            d.get("unit", ""), d.get("target_op") or "<")
-        return cls(d["name"], d.get("value"), d.get("unit", ""), target, d.get("test", ""), dict(d.get("details") or {}),
-                   d.get("not_assessed", ""))
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -133,7 +80,7 @@ def paired_overhead(base: list[float], extra: list[float]) -> tuple[float, float
     return median, percentile(diffs, 95)
 
 
-def _fmt(v: float | str) -> str:
+def fmt(v: float | str) -> str:
     if isinstance(v, float) and v.is_integer() and abs(v) >= 100:
         return str(int(v))
     if isinstance(v, float):

@@ -13,7 +13,7 @@ from PIL import Image
 from comfycheck.client import ComfyClient, ComfyError
 from comfycheck.foundations import host_rewritten
 from comfycheck.profile import is_loopback
-from comfycheck.targets import Target, paired_overhead, percentile
+from comfycheck.targets import paired_overhead, percentile
 from comfycheck.uploads import MiB, full_upload
 from comfycheck.watchdog import listening_addresses
 from comfycheck.workflows import load_workflow, make_unique
@@ -90,11 +90,10 @@ def test_websocket_through_proxy_survives_the_longest_silent_phase(public_comfy,
     if not survived and silent >= idle:  # never closed, yet no pong: dropped without a word
         pytest.fail(f"after {silent:.1f} s of silence the WebSocket through the proxy no longer answers a ping: "
                     f"the proxy dropped it without closing it; {fix}", pytrace=False)
-    target = Target("websocket_idle_s", "silence the WebSocket through the proxy survives", idle, "s", ">=")
-    measure.against(target, round(silent, 1),
-                    name="silence the WebSocket through the proxy survives (public.websocket_idle_s)",
-                    fix=f"the proxy closed the WebSocket after {silent:.1f} s of silence, the profile declares "
-                        f"silent phases up to {idle:g} s: {fix}")
+    measure("websocket_idle_s", round(silent, 1),
+            name="silence the WebSocket through the proxy survives (public.websocket_idle_s)",
+            fix=f"the proxy closed the WebSocket after {silent:.1f} s of silence, the profile declares "
+                f"silent phases up to {idle:g} s: {fix}")
 
 
 @pytest.mark.smoke
@@ -145,11 +144,10 @@ def test_proxy_accepts_the_profile_upload_limit(public_comfy, profile, measure):
         measure.info("proxy upload limit", f"no early refusal up to {upper / MiB:g} MiB", "")
         return
     # One unit throughout, named: MiB (nginx's 100m and ComfyUI's 100 MB default are both 100 x 2^20 bytes)
-    target = Target("proxy_upload_limit_mib", "proxy upload limit", required, "MiB", ">=")
-    measure.against(target, round(limit / MiB, 2), required_by="public.upload_limit_mb",
-                    fix=f"the proxy refuses uploads above about {limit / MiB:.2f} MiB with 413 before any byte "
-                        "reaches ComfyUI: raise its body limit (nginx client_max_body_size, IIS "
-                        f"maxAllowedContentLength, Caddy request_body max_size) to at least {required:g} MiB")
+    measure("proxy_upload_limit_mib", round(limit / MiB, 2), required_by="public.upload_limit_mb",
+            fix=f"the proxy refuses uploads above about {limit / MiB:.2f} MiB with 413 before any byte "
+                "reaches ComfyUI: raise its body limit (nginx client_max_body_size, IIS "
+                f"maxAllowedContentLength, Caddy request_body max_size) to at least {required:g} MiB")
 
 
 @pytest.mark.needs("backend_upload", "proxy_upload")

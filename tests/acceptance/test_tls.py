@@ -8,7 +8,6 @@ import pytest
 from cryptography.x509.verification import VerificationError
 
 from comfycheck import tls
-from comfycheck.targets import Target
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.smoke]
 
@@ -65,20 +64,22 @@ def test_hostname_matches_certificate(public, presented, measure):
 
 
 @pytest.mark.needs("certificate")  # an expired certificate is the chain check's failure first
-def test_certificate_renewal_point_not_passed(public, presented, measure):
+def test_certificate_renewal_point_not_passed(profile, presented, measure):
     now = dt.datetime.now(dt.timezone.utc)
     earliest = min(presented.chain, key=lambda c: c.not_valid_after_utc)
-    left = tls.days_left(earliest, now)
-    lifetime = tls.lifetime_days(earliest)
-    threshold = public.min_days_left if public.min_days_left is not None else round(lifetime / 3, 1)
     assert earliest.not_valid_before_utc <= now, (
         f"{tls.describe(earliest)} is not valid yet: valid from {earliest.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "
         "(a clock problem on the server, or a certificate issued for the future)")
-    rule = ("public.min_days_left in the profile" if public.min_days_left is not None
-            else f"renewal point: a third of its {lifetime:.0f}-day lifetime")
-    label = (f"days left on {tls.describe(earliest)} (expires {earliest.not_valid_after_utc:%Y-%m-%d}; {rule})")
-    target = Target("cert_days_left", label, threshold, "days", ">")
-    measure.against(target, round(left, 1), name=label, certificate=tls.describe(earliest))
+    lifetime = tls.lifetime_days(earliest)
+    target = profile.targets["cert_days_left"]
+    rule = "targets.cert_days_left in the profile"
+    if target.rule:  # no threshold in the profile: the renewal point
+        rule = f"renewal point: a third of its {lifetime:.0f}-day lifetime"
+        target = target.with_threshold(round(lifetime / 3, 1), rule=rule)
+    expires = f"{tls.describe(earliest)} expires {earliest.not_valid_after_utc:%Y-%m-%d}"
+    measure.against(target, round(tls.days_left(earliest, now), 1), certificate=expires, rule=rule,
+                    fix=f"{expires} ({rule}): renew it (certbot renew; win-acme on IIS) and check that renewal "
+                        "is scheduled")
 
 
 def test_keys_and_signatures_are_strong(presented, measure):
@@ -117,8 +118,8 @@ def test_hsts_header_present(public, public_comfy, measure):
     assert hsts, f"{public.url} sends no Strict-Transport-Security header"
     match = re.search(r"max-age=\"?(\d+)", hsts, re.I)
     assert match, f"Strict-Transport-Security without max-age: {hsts!r}"
-    target = Target("hsts_max_age_s", "HSTS max-age", public.hsts_min_age_s, "s", ">=")
-    measure.against(target, int(match.group(1)), header=hsts)
+    measure("hsts_max_age_s", int(match.group(1)), header=hsts,
+            fix="raise max-age in the proxy's Strict-Transport-Security header")
 
 
 def test_chain_sent_leaf_first_in_order(presented, measure):

@@ -74,17 +74,25 @@ def own_ports(public_host: str = "localhost") -> dict:
                        "cors_origins": [f"https://{public_host}:{https}"]}}
 
 
-def run_pytest(*args: str, profile: Path | None = None, timeout: float = 120,
-               env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the suite's own pytest in a subprocess (no HTML report unless asked), as a user would."""
+def suite_command(*args: str, profile: Path | None = None, env: dict | None = None) -> tuple[list[str], dict]:
+    """The suite's own pytest as a subprocess command (no HTML report, no history unless asked) and its env."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "-rfEs",
            "--no-header", *args]
     if not any(a.startswith("--html") for a in args):
         cmd[3:3] = ["-p", "no:html"]  # the plugin's default report would overwrite the outer run's
+    if not any(a.startswith("--history") for a in args):
+        cmd.append("--no-history")  # the self-tests' runs, faults and all, stay out of the user's history
     profile = profile or SESSION_PROFILE.get("path")
     if profile:
         cmd.append(f"--profile={profile}")  # the = form: pytest must not take the path for its rootdir
     full_env = {k: v for k, v in os.environ.items() if k != "COMFYCHECK_PROFILE"} | (env or {})
+    return cmd, full_env
+
+
+def run_pytest(*args: str, profile: Path | None = None, timeout: float = 120,
+               env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the suite's own pytest in a subprocess, as a user would."""
+    cmd, full_env = suite_command(*args, profile=profile, env=env)
     return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 

@@ -6,14 +6,17 @@ import subprocess
 
 import pytest
 
+from comfycheck.history import History
 from comfycheck.loadrun import locust_command
 from comfycheck.profile import PROJECT_ROOT
 
 pytestmark = pytest.mark.selftest
 
 
-def run_load(profile_path, out, generations=3, time_limit_s=120):
-    done = subprocess.run(locust_command(profile_path, out, generations=generations, time_limit_s=time_limit_s),
+def run_load(profile_path, out, generations=3, time_limit_s=120, history=None):
+    cmd = locust_command(profile_path, out, generations=generations, time_limit_s=time_limit_s, history=history,
+                         keep=history is not None)
+    done = subprocess.run(cmd,
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=time_limit_s + 90)
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else None
     return done, summary
@@ -30,8 +33,15 @@ def short_profile(make_profile):
 
 
 def test_healthy_run_passes_and_writes_the_report_folder(deployment, fault_switch, short_profile, tmp_path):
-    done, summary = run_load(short_profile, tmp_path / "run")
+    done, summary = run_load(short_profile, tmp_path / "run", history=tmp_path / "history.sqlite")
     assert done.returncode == 0, done.stdout + done.stderr
+    with History(tmp_path / "history.sqlite") as history:
+        (run,) = history.runs()
+        assert (run.kind, run.verdict, run.outcomes["generations_ok"]) == ("load", "passed", 3)
+        assert run.versions["comfyui"] == "0.33.0" and run.versions["comfycheck"], run.versions
+        kept = history.measurements(run.id)
+    assert [m.as_dict() for m in kept] == summary["measurements"], "the history holds the run's own Measurements"
+    assert f"kept as run #{run.id} (load)" in done.stdout
     for name in ("summary.json", "generations.csv", "samples.csv", "timeline.png", "generations.png", "index.html"):
         assert (tmp_path / "run" / name).is_file(), name
     assert summary["generations_ok"] == 3 and summary["verdict"] == "pass" and summary["source"] == "system_stats"

@@ -68,3 +68,30 @@ def test_failure_message_comes_before_its_traceback(report_of_failed_run, tmp_pa
             browser.close()
     # short tracebacks: the failing line, not the whole function's source
     assert "assert status == 200" in terminal and "status = 502" not in terminal, terminal
+
+
+TOGETHER = '''
+def test_three_times(measure):
+    with measure.together():
+        measure("restart_s", 45.0, name="back after the kill", fix="look at the watchdog")
+        measure("startup_s", 5.0, name="startup of the new process")
+        measure("restart_s", 50.0, name="back through the proxy")
+    raise AssertionError("not reached: together() fails at the end of its block")
+'''
+
+
+def test_a_check_records_all_its_figures_then_fails_once(tmp_path):
+    from comfycheck.measurements import read_json
+
+    checks = tmp_path / "test_together.py"
+    checks.write_text(TOGETHER)
+    result = run_pytest(str(checks), f"--html={tmp_path / 'report.html'}")
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert out.count("FAILED") == 1, out
+    assert ("back after the kill: measured 45 s, target < 30 s (target 'restart_s'): look at the watchdog; "
+            "back through the proxy: measured 50 s, target < 30 s (target 'restart_s')") in out, out
+    assert "not reached" not in out, out
+    recorded = read_json(tmp_path / "measurements.json")
+    assert [(m.name, m.verdict) for m in recorded] == [
+        ("back after the kill", "FAIL"), ("startup of the new process", "pass"), ("back through the proxy", "FAIL")]

@@ -10,7 +10,8 @@ import pytest
 from comfycheck.client import format_prompt_error
 from comfycheck.polling import DeadlineExceeded, wait_until
 from comfycheck.profile import DEFAULT_PROFILE, ProfileError, load_profile
-from comfycheck.targets import DEFAULT_TARGETS, Measurement
+from comfycheck.measurements import Measurement
+from comfycheck.targets import DEFAULT_TARGETS
 from comfycheck.workflows import WorkflowError, load_workflow, make_unique, preflight
 from conftest import recording
 
@@ -63,6 +64,24 @@ def test_profile_overrides_a_target(make_profile):
     p = load_profile(make_profile({"targets": {"generation_s": 45}}))
     assert p.targets["generation_s"].threshold == 45
     assert p.targets["latency_local_ms"] == DEFAULT_TARGETS["latency_local_ms"]
+
+
+def test_every_threshold_is_a_target_in_targets_py(make_profile):
+    """The TLS thresholds sit in [targets]; the older [public] spellings still set them; the requirement keys
+    (upload sizes, the WebSocket's silence) set theirs, and [targets] does not take those."""
+    p = load_profile(make_profile({"targets": {"hsts_max_age_s": 63072000, "cert_days_left": 20},
+                                   "public": {"upload_limit_mb": 250, "websocket_idle_s": 120}}))
+    assert p.targets["hsts_max_age_s"].threshold == 63072000 and p.targets["hsts_max_age_s"].op == ">="
+    assert p.targets["cert_days_left"].threshold == 20 and not p.targets["cert_days_left"].rule
+    assert p.targets["proxy_upload_limit_mib"].threshold == 250 == p.upload_limit_mb
+    assert p.targets["websocket_idle_s"].threshold == 120
+    assert DEFAULT_TARGETS["cert_days_left"].rule, "without an override the renewal point is worked out"
+    older = load_profile(make_profile({"public": {"hsts_min_age_s": 100, "min_days_left": 7}}))
+    assert (older.targets["hsts_max_age_s"].threshold, older.targets["cert_days_left"].threshold) == (100, 7)
+    with pytest.raises(ProfileError, match=r"public.min_days_left = 7 and targets.cert_days_left = 9"):
+        load_profile(make_profile({"public": {"min_days_left": 7}, "targets": {"cert_days_left": 9}}))
+    with pytest.raises(ProfileError, match=r"targets.proxy_upload_limit_mib: unknown key"):
+        load_profile(make_profile({"targets": {"proxy_upload_limit_mib": 5}}))
 
 
 def test_token_comes_from_the_environment(make_profile, monkeypatch):
@@ -187,7 +206,8 @@ def test_baseline_comparison_ignores_anti_aliasing_but_counts_real_changes(tmp_p
 
 
 def test_a_measurement_survives_its_json_form_with_its_verdict():
-    from comfycheck.targets import DEFAULT_TARGETS, NOT_ASSESSED, Measurement
+    from comfycheck.measurements import NOT_ASSESSED, Measurement
+    from comfycheck.targets import DEFAULT_TARGETS
     target = DEFAULT_TARGETS["generation_s"].with_threshold(1.0)
     missed = Measurement("one generation", 1.5, "s", target, "load run", {"note": "slowest"})
     skipped = Measurement("peak VRAM", None, "GB", DEFAULT_TARGETS["vram_generation_gb"], "load run",

@@ -308,7 +308,8 @@ class EmbeddedStack:
         files = certs.mint(PKI_DIR, self.state_dir / "tls", [pub.host, "127.0.0.1"], faults.get("cert"))
         cfg = ProxyConfig(backend=self.profile.comfyui.url, https_port=https_port, http_port=http_port,
                           upload_limit_mb=int(pub.upload_limit_mb), cors_origins=pub.cors_origins,
-                          hsts_max_age_s=max(31536000, pub.hsts_min_age_s), faults=faults)
+                          hsts_max_age_s=max(31536000, int(self.profile.targets["hsts_max_age_s"].threshold)),
+                          faults=faults)
         self.proxy.write_config(cfg, files)
         info.proxy_pid = self.proxy.start([p for p in (https_port, http_port) if p])
         info.public_url = pub.url

@@ -1,0 +1,134 @@
+"""How this run compares with the runs before it of the same profile: the report headline's second line."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from ..measurements import FAIL, PASS, Measurement
+from . import regression
+from .store import History, Run
+
+BAD = ("failed", "error")
+
+
+@dataclass
+class Comparison:
+    profile: str
+    kind: str
+    previous: Run | None
+    newly_failing: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+    newly_missed: list[str] = field(default_factory=list)
+    now_met: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)  # "ComfyUI 0.3.59 -> 0.3.60"
+
+    @property
+    def news(self) -> bool:
+        return bool(self.newly_failing or self.newly_missed or self.regressions or self.versions or self.fixed
+                    or self.now_met)
+
+    def summary(self) -> str:
+        if self.previous is None:
+            return f"first {self.kind!r} run of profile {self.profile!r} in the history: nothing to compare with"
+        p = self.previous
+        head = f"compared with {p.label} ({p.verdict or 'did not finish'})"
+        parts = [_n(self.newly_failing, "check", "newly failing"), _n(self.fixed, "check", "fixed"),
+                 _n(self.newly_missed, "target", "newly missed"), _n(self.now_met, "target", "met again"),
+                 _n(self.regressions, "figure", "worse than usual"),
+                 "versions changed: " + ", ".join(self.versions) if self.versions else ""]
+        parts = [x for x in parts if x]
+        return f"{head}: " + ("; ".join(parts) if parts else "no change in checks, targets, figures or versions")
+
+    def lines(self) -> list[str]:
+        out = [self.summary()]
+        for title, items in (("newly failing", self.newly_failing), ("fixed", self.fixed),
+                             ("target newly missed", self.newly_missed), ("target met again", self.now_met),
+                             ("worse than usual", self.regressions)):
+            out += [f"  {title}: {x}" for x in items]
+        return out
+
+    def html(self) -> str:
+        colour = "#b00020" if (self.newly_failing or self.newly_missed or self.regressions) else "#555"
+        items = "".join(f"<li>{html.escape(x.strip())}</li>" for x in self.lines()[1:])
+        return (f'<div class="comfycheck-comparison" style="border-left:4px solid {colour};padding:4px 8px;'
+                f'margin:8px 0"><p style="margin:0">{html.escape(self.summary())}</p>'
+                f'{f"<ul>{items}</ul>" if items else ""}</div>')
+
+
+def _n(items: list, noun: str, what: str) -> str:
+    return f"{len(items)} {noun}{'s' if len(items) != 1 else ''} {what}" if items else ""
+
+
+def series_key(target: str | None, name: str) -> tuple[str, str]:
+    return (target or "", name)
+
+
+def compare(history: History, *, profile: str, kind: str, run_id: int | None, measurements: list[Measurement],
+            checks: dict[str, str], versions: dict[str, str], window: int = regression.WINDOW,
+            pct: float = regression.PCT) -> Comparison:
+    """This run (not yet in the history, or `run_id` if it was begun there) against the previous ones."""
+    before = run_id
+    last = history.runs(profile, kind=kind, finished_only=True, before=before, limit=1)
+    c = Comparison(profile, kind, last[0] if last else None)
+    if c.previous is None:
+        return c
+    prev = c.previous
+    then = history.checks(prev.id)
+    for nodeid, outcome in checks.items():
+        was = then.get(nodeid, ("", ""))[0]
+        if outcome in BAD and was == "passed":
+            c.newly_failing.append(nodeid)
+        elif outcome == "passed" and was in BAD:
+            c.fixed.append(nodeid)
+    before_verdicts = {series_key(t, n): v for _, t, n, _, _, _, _, v, _ in history.figures([prev.id])}
+    for m in measurements:
+        was = before_verdicts.get(series_key(m.key, m.name))
+        if m.verdict == FAIL and was == PASS:
+            c.newly_missed.append(m.failure_message())
+        elif m.verdict == PASS and was == FAIL:
+            c.now_met.append(f"{m.name} (target '{m.key}')")
+    previous = _previous_values(history, profile, before, [m for m in measurements if m.number is not None
+                                                           and m.target is not None], window)
+    for m in measurements:
+        if m.number is None or m.target is None:
+            continue
+        r = regression.judge(previous.get(series_key(m.key, m.name), []), m.number, op=m.target.op,
+                             threshold=m.target.threshold, pct=pct, window=window)
+        if r:
+            c.regressions.append(f"{m.name} (target '{m.key}'): {r.describe(m.unit)}")
+    c.versions = version_changes(prev.versions, versions)
+    return c
+
+
+def _previous_values(history: History, profile: str, before: int | None, wanted: list[Measurement],
+                     window: int) -> dict[tuple[str, str], list[float]]:
+    """The last `window` values of each wanted figure in earlier finished runs of the profile, oldest first."""
+    keys = {series_key(m.key, m.name) for m in wanted}
+    found: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
+    cursor = history.db.execute(
+        "SELECT m.target, m.name, m.value FROM measurements m JOIN runs r ON r.id = m.run_id "
+        "WHERE r.profile = ? AND r.finished IS NOT NULL AND r.id < ? AND m.target IS NOT NULL "
+        "AND m.value IS NOT NULL ORDER BY m.run_id DESC, m.seq", (profile, before if before is not None else 2**62))
+    open_keys = set(keys)
+    for target, name, value in cursor:
+        k = (target, name)
+        if k in open_keys:
+            found[k].append(value)
+            if len(found[k]) >= window:
+                open_keys.discard(k)
+                if not open_keys:
+                    break
+    return {k: list(reversed(v)) for k, v in found.items()}
+
+
+LABELS = {"comfyui": "ComfyUI", "frontend": "frontend", "torch": "torch", "python": "Python", "gpu": "GPU",
+          "comfycheck": "comfycheck"}
+
+
+def version_changes(old: dict, new: dict) -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new), key=lambda k: (list(LABELS).index(k) if k in LABELS else 99, k)):
+        if old.get(key) != new.get(key) and old.get(key) and new.get(key):
+            out.append(f"{LABELS.get(key, key)} {old[key]} -> {new[key]}")
+    return out

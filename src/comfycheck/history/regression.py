@@ -1,0 +1,57 @@
+"""When a figure counts as a regression, even while it still meets its target.
+
+The rule: a run's value is flagged when it is worse, in its target's direction, than the median of the same
+figure in the previous runs of the same profile (up to `window` of them, at least MIN_RUNS) by more than the
+tolerance, the largest of
+  * `pct` % of that median (default 25 %: a generation that takes a quarter longer than usual),
+  * SPREAD_K robust standard deviations of those runs (1.4826 x the median absolute deviation): a figure that
+    always jitters is flagged only beyond its usual spread,
+  * FLOOR_OF_THRESHOLD of the target's threshold (5 %): a change too small to matter against the target is not
+    news (0.05 ms on a 20 ms latency target, 0 -> 0.01 GB on a 0.5 GB leak target).
+The median includes earlier flagged runs, so a lasting change is flagged until it makes up half the window,
+then becomes the new normal: with the default window of 20 runs, a shift is flagged for 10 nights.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+WINDOW = 20
+MIN_RUNS = 5
+PCT = 25.0
+SPREAD_K = 3.0
+FLOOR_OF_THRESHOLD = 0.05
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class Regression:
+    value: float
+    baseline: float  # the median of the previous runs
+    worse_by: float
+    tolerance: float
+    runs: int  # how many previous runs the median is of
+
+    def describe(self, unit: str) -> str:
+        pct = f" ({100 * self.worse_by / abs(self.baseline):+.0f} %)" if self.baseline else ""
+        return (f"{_g(self.value)} {unit} against a median of {_g(self.baseline)} {unit} over the previous "
+                f"{self.runs} runs: worse by {_g(self.worse_by)} {unit}{pct}, tolerance {_g(self.tolerance)} {unit}")
+
+
+def judge(previous: list[float], value: float, *, op: str, threshold: float, pct: float = PCT,
+          window: int = WINDOW) -> Regression | None:
+    """The regression of `value` against the last `window` of `previous` (oldest first), or None."""
+    recent = previous[-window:]
+    if len(recent) < MIN_RUNS:
+        return None
+    baseline = statistics.median(recent)
+    spread = MAD_TO_SIGMA * statistics.median(abs(v - baseline) for v in recent)
+    tolerance = max(pct / 100 * abs(baseline), SPREAD_K * spread, FLOOR_OF_THRESHOLD * abs(threshold))
+    worse_by = baseline - value if op in (">", ">=") else value - baseline
+    if worse_by > tolerance:
+        return Regression(value, baseline, worse_by, tolerance, len(recent))
+    return None
+
+
+def _g(v: float) -> str:
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"

@@ -1,0 +1,49 @@
+"""The versions a run saw: ComfyUI's, its frontend's, torch's, the GPU's, and comfycheck's own.
+
+A ComfyUI update is the usual cause of a change from one night to the next, so every run records them."""
+from __future__ import annotations
+
+import functools
+import subprocess
+from importlib import metadata
+
+from .profile import PROJECT_ROOT
+
+
+def from_system_stats(stats: dict) -> dict[str, str]:
+    """What /system_stats says: ComfyUI, the installed frontend package, torch, Python and the first GPU."""
+    system = stats.get("system") or {}
+    packages = {p.get("name"): p.get("installed") for p in system.get("comfy_package_versions") or []
+                if isinstance(p, dict)}
+    gpus = [d for d in stats.get("devices") or [] if isinstance(d, dict) and d.get("type") != "cpu"]
+    seen = {
+        "comfyui": system.get("comfyui_version"),
+        "frontend": packages.get("comfyui-frontend-package") or system.get("required_frontend_version"),
+        "torch": system.get("pytorch_version"),
+        "python": str(system.get("python_version") or "").split(" ")[0] or None,
+        "gpu": _gpu_name(gpus[0]["name"]) if gpus else ("cpu" if stats.get("devices") else None),
+    }
+    return {k: str(v) for k, v in seen.items() if v}
+
+
+def _gpu_name(name: str) -> str:
+    # ComfyUI names a device "cuda:0 NVIDIA H100 80GB HBM3 : cudaMallocAsync": the card is the middle part
+    name = str(name)
+    if name.startswith("cuda:") and " " in name:
+        name = name.split(" ", 1)[1]
+    return name.split(" : ")[0].strip()
+
+
+@functools.cache
+def comfycheck() -> str:
+    """comfycheck's version, with the checkout's commit where it runs from git."""
+    try:
+        version = metadata.version("comfycheck")
+    except metadata.PackageNotFoundError:
+        version = "?"
+    try:
+        commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short=12", "HEAD"],
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        commit = ""
+    return f"{version} ({commit})" if commit else version
