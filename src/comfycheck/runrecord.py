@@ -76,7 +76,6 @@ class RunRecord:
         self.kind = run_kind(config)
         self.history: History | None = None
         self._comparison: Comparison | None = None
-        self.compare_s = 0.0
         self.started = time.time()
         self.lost = ""  # why the run could not be kept in the history, if it could not
         given = config.getoption("--prometheus")
@@ -114,13 +113,11 @@ class RunRecord:
         if self.history is None or self.run_id is None:
             return None
         if self._comparison is None:
-            t0 = time.perf_counter()
             checks = {o.nodeid: o.outcome for o in self.outcomes.values()}
             self._comparison = compare(self.history, profile=self.profile.name, kind=self.kind, run_id=self.run_id,
                                        measurements=self.measurements, checks=checks, versions=self.versions(),
                                        window=self.profile.results.regression_window,
                                        pct=self.profile.results.regression_pct)
-            self.compare_s = time.perf_counter() - t0
         return self._comparison
 
     @pytest.hookimpl(tryfirst=True)  # before pytest-html writes the report that shows the comparison

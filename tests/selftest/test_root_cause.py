@@ -90,8 +90,12 @@ def test_websocket_dropped_mid_prompt_says_the_prompt_finished_on_the_server(pro
     finally:
         if not profile.stack.real:
             FaultSwitch(profile.stack.control_url).reset()
-    assert_fails(result, nodeid, "the proxy closed the WebSocket after 1.", "s of silence while prompt",
+    assert_fails(result, nodeid, "s of silence while prompt",
                  "the prompt kept running and finished on the server (success)", "proxy read timeout?")
+    # the client counts silence from the last message it received, nginx from its last read upstream (a little
+    # earlier): 1 s of nginx's can show as 0.9 s
+    silent = float(re.search(r"the proxy closed the WebSocket after (\d+\.\d) s of silence", result.stdout).group(1))
+    assert 0.8 <= silent < 2.5, result.stdout
 
 
 def test_the_report_headline_names_the_root_failure_once(proxy_faults, tmp_path):

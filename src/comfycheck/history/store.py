@@ -7,6 +7,7 @@ SQLite; a run killed before it finished keeps its start row, with no end). The s
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -126,17 +127,12 @@ class History:
                                         f"{SCHEMA_VERSION})")
         if version == SCHEMA_VERSION:
             return
-        self.db.execute("BEGIN IMMEDIATE")  # one upgrader at a time; the others find it done
-        try:
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        with self._write() as db:  # one upgrader at a time; the others find it done
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {step + 1}")
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {step + 1}")
 
     @property
     def schema_version(self) -> int:
@@ -169,19 +165,17 @@ class History:
         self.finish(run_id, **finish)
         return run_id
 
-    class _Transaction:
-        def __init__(self, db):
-            self.db = db
-
-        def __enter__(self):
-            self.db.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock upgrading a read lock
-            return self.db
-
-        def __exit__(self, kind, exc, tb):
-            self.db.execute("ROLLBACK" if kind else "COMMIT")
-
-    def _write(self) -> "_Transaction":
-        return History._Transaction(self.db)
+    @contextlib.contextmanager
+    def _write(self):
+        """One write transaction. BEGIN IMMEDIATE takes the write lock at once (waiting up to the lock timeout
+        for another run's): no deadlock from two readers both upgrading to writers."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # --- reading --------------------------------------------------------------------------------
     def runs(self, profile: str | None = None, *, kind: str | None = None, finished_only: bool = False,
