@@ -40,7 +40,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--slow", type=span, default=span("20-25"))
     ap.add_argument("--leak", type=span, default=span("26-30"))
-    ap.add_argument("--slow-s", type=float, default=1.5, help="extra seconds per prompt in the slow runs")
+    # the slowdown must be news by the rule's own terms: beyond 5 % of the 30 s target (1.5 s) as well as beyond
+    # 25 % of the usual time; at exactly 1.5 s a run sits on the tolerance and is flagged or not by noise
+    ap.add_argument("--slow-s", type=float, default=3.0, help="extra seconds per prompt in the slow runs")
     ap.add_argument("--marks", default="smoke or load")
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "trend-acceptance")
     opts = ap.parse_args()

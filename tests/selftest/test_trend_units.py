@@ -35,6 +35,10 @@ def test_jitter_within_its_usual_spread_and_changes_too_small_for_the_target_are
     assert judge(jittery, 9.0, op="<", threshold=20), "far outside its spread"
     assert judge([0.0] * 10, 0.02, op="<", threshold=0.5) is None, "below 5 % of the threshold"
     assert judge([0.0] * 10, 0.03, op="<", threshold=0.5), "a leak of 30 MB on a 0.5 GB target is news"
+    steady = [0.55, 0.52, 0.59, 0.51, 0.56, 0.55, 0.50, 0.57]  # a p95 of 30 requests on loopback, in ms
+    latency = DEFAULT_TARGETS["latency_local_ms"]
+    assert judge(steady, 3.8, op="<", threshold=20, news=latency.news) is None, "one scheduling hiccup"
+    assert judge(steady, 6.0, op="<", threshold=20, news=latency.news), "beyond a quarter of the target"
 
 
 def test_a_lasting_change_is_flagged_until_it_fills_half_the_window():

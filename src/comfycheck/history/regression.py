@@ -6,8 +6,9 @@ tolerance, the largest of
   * `pct` % of that median (default 25 %: a generation that takes a quarter longer than usual),
   * SPREAD_K robust standard deviations of those runs (1.4826 x the median absolute deviation): a figure that
     always jitters is flagged only beyond its usual spread,
-  * FLOOR_OF_THRESHOLD of the target's threshold (5 %): a change too small to matter against the target is not
-    news (0.05 ms on a 20 ms latency target, 0 -> 0.01 GB on a 0.5 GB leak target).
+  * the target's `news` share of its threshold (targets.py: 5 %, 25 % for the latency p95s): a change too small
+    to matter against the target is not news (0 -> 0.01 GB on a 0.5 GB leak target; a p95 latency of 0.5 ms
+    that jumps to 4 ms once, against a 20 ms target).
 The median includes earlier flagged runs, so a lasting change is flagged until it makes up half the window,
 then becomes the new normal: with the default window of 20 runs, a shift is flagged for 10 nights.
 """
@@ -16,11 +17,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from ..targets import DEFAULT_TARGETS
+
 WINDOW = 20
 MIN_RUNS = 5
 PCT = 25.0
 SPREAD_K = 3.0
-FLOOR_OF_THRESHOLD = 0.05
 MAD_TO_SIGMA = 1.4826
 
 
@@ -39,14 +41,14 @@ class Regression:
 
 
 def judge(previous: list[float], value: float, *, op: str, threshold: float, pct: float = PCT,
-          window: int = WINDOW) -> Regression | None:
+          window: int = WINDOW, news: float = 0.05) -> Regression | None:
     """The regression of `value` against the last `window` of `previous` (oldest first), or None."""
     recent = previous[-window:]
     if len(recent) < MIN_RUNS:
         return None
     baseline = statistics.median(recent)
     spread = MAD_TO_SIGMA * statistics.median(abs(v - baseline) for v in recent)
-    tolerance = max(pct / 100 * abs(baseline), SPREAD_K * spread, FLOOR_OF_THRESHOLD * abs(threshold))
+    tolerance = max(pct / 100 * abs(baseline), SPREAD_K * spread, news * abs(threshold))
     worse_by = baseline - value if op in (">", ">=") else value - baseline
     if worse_by > tolerance:
         return Regression(value, baseline, worse_by, tolerance, len(recent))
@@ -55,3 +57,9 @@ def judge(previous: list[float], value: float, *, op: str, threshold: float, pct
 
 def _g(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+
+
+def news_of(target_key: str | None) -> float:
+    """The target's `news` share (targets.py); 5 % for a key this version does not know."""
+    t = DEFAULT_TARGETS.get(target_key or "")
+    return t.news if t else 0.05

@@ -78,7 +78,8 @@ def analyse(history: History, profile: str, *, window: int = regression.WINDOW, 
         point = Point(run_id, value, verdict, threshold, op)
         if value is not None and threshold is not None:
             before = [p.value for p in s.points[-window:] if p.value is not None]
-            point.flag = regression.judge(before, value, op=op or "<", threshold=threshold, pct=pct, window=window)
+            point.flag = regression.judge(before, value, op=op or "<", threshold=threshold, pct=pct, window=window,
+                                          news=regression.news_of(target))
             if point.flag:
                 flags.append(Flag(run_id, target, name, point.flag.describe(unit)))
         s.points.append(point)
@@ -115,7 +116,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}} h2
 {len(flagged)} with figures worse than usual; {len(trend.versions)} with changed versions. {html.escape(generated)}</p>
 <p class="muted">Worse than usual: worse, in the target's direction, than the median of the same figure over the
 previous runs by more than the largest of the stated percentage of that median, three robust standard deviations
-of those runs, and 5 % of the threshold (README: "Run history and trend").</p>"""]
+of those runs, and a share of the threshold (5 %; 25 % for latency p95s) (README: "Run history and trend").</p>"""]
     parts.append("<h2>Runs</h2>" + _strip(runs, flagged))
     if trend.flags:
         rows = "".join(f'<tr class="flag" data-run="{f.run_id}" data-target="{html.escape(f.target)}"><td>'
