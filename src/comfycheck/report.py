@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from .measurements import Measurement
+from .measurements import FAIL, PASS, Measurement, missed
 
 RED, GREEN, GREY = "#b00020", "#2a7d2a", "#555"
 
@@ -73,8 +73,8 @@ def headline(outcomes: list[Outcome], measurements: list[Measurement], duration_
     `comparison` is the comparison with the previous run (HTML), shown under the verdict."""
     count = counts(outcomes)
     blocked = count["blocked"]
-    missed = [m for m in measurements if m.verdict == "FAIL"]
-    judged = [m for m in measurements if m.verdict in ("pass", "FAIL")]
+    failed_targets = missed(measurements)
+    judged = [m for m in measurements if m.verdict in (PASS, FAIL)]
     bad = [o for o in outcomes if o.outcome in ("failed", "error")]
     if bad:
         title, colour = f"FAILED: {len(bad)} of {len(outcomes)} checks did not pass", RED
@@ -87,7 +87,7 @@ def headline(outcomes: list[Outcome], measurements: list[Measurement], duration_
     took = f" in {duration_s:.1f} s" if duration_s is not None else ""
     parts = [f"{len(outcomes)} checks{took}", f"{count['passed']} passed", f"{count['failed']} failed",
              f"{count['error']} errors", f"{count['skipped']} skipped" + (f" ({blocked} blocked)" if blocked else ""),
-             f"targets missed: {len(missed)} of {len(judged)}"]
+             f"targets missed: {len(failed_targets)} of {len(judged)}"]
     items = "".join(f"<li><b>{html.escape(o.nodeid)}</b> ({o.outcome}): {html.escape(o.message)}</li>" for o in bad)
     return ('<style>.run-count{display:none}</style>'
             f'<div class="comfycheck-verdict" style="border:3px solid {colour};padding:8px;margin:8px 0">'

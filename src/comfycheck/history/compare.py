@@ -23,11 +23,6 @@ class Comparison:
     regressions: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)  # "ComfyUI 0.3.59 -> 0.3.60"
 
-    @property
-    def news(self) -> bool:
-        return bool(self.newly_failing or self.newly_missed or self.regressions or self.versions or self.fixed
-                    or self.now_met)
-
     def summary(self) -> str:
         if self.previous is None:
             return f"first {self.kind!r} run of profile {self.profile!r} in the history: nothing to compare with"
