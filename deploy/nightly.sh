@@ -5,14 +5,17 @@
 #
 #   deploy/nightly.sh PROFILE [pytest args ...]     (the checks default to: -m "not selftest")
 #
-# Leaves: $COMFYCHECK_REPORTS/<YYYY-MM-DD_HHMMSS>/{report.html, junit.xml, measurements.json, pytest.log}, the
-# trend page $COMFYCHECK_REPORTS/trend.html, a run in the profile's history ([results] history), and, where
+# Then a short soak (python -m comfycheck.soak --nightly: the profile's [soak] nightly_duration, 10 min unless it
+# says otherwise or "off") in the dated folder's soak/, kept in the history as a run of kind "soak".
+# Leaves: $COMFYCHECK_REPORTS/<YYYY-MM-DD_HHMMSS>/{report.html, junit.xml, measurements.json, pytest.log,
+# soak/report.html, soak.log}, the trend page $COMFYCHECK_REPORTS/trend.html, a run in the profile's history ([results] history), and, where
 # COMFYCHECK_PROMETHEUS or the profile's [results] prometheus_file names one, a Prometheus text file.
 #   COMFYCHECK_REPORTS     where the dated folders go (default: <checkout>/reports/nightly)
 #   COMFYCHECK_KEEP_DAYS   dated folders older than this are removed (default 90; the history keeps every run)
 #   COMFYCHECK_PROMETHEUS  e.g. /var/lib/prometheus/node-exporter/comfycheck.prom
 # Destructive checks (the watchdog kill) and load runs run only where the profile allows them.
-# Exit status: pytest's (0 every check passed, 1 some failed, 2+ the run could not be made).
+# Exit status: pytest's (0 every check passed, 1 some failed, 2+ the run could not be made), else the soak's
+# (1: a soak target missed).
 set -uo pipefail
 checkout=$(cd "$(dirname "$0")/.." && pwd)
 if [ $# -lt 1 ]; then
@@ -37,9 +40,14 @@ extra=()
   --junitxml="$out/junit.xml" ${extra[@]+"${extra[@]}"} >"$out/pytest.log" 2>&1
 rc=$?
 
+"$checkout/.venv/bin/python" -m comfycheck.soak --nightly --profile "$profile" --out "$out/soak" --quiet \
+  >"$out/soak.log" 2>&1
+soak_rc=$?
+[ "$rc" -eq 0 ] && rc=$soak_rc
+
 "$checkout/.venv/bin/python" -m comfycheck.history trend --profile "$profile" --out "$reports/trend.html" \
   >>"$out/pytest.log" 2>&1 || echo "comfycheck nightly: no trend page (see $out/pytest.log)" >&2
 find "$reports" -mindepth 1 -maxdepth 1 -type d -name '20??-??-??_*' -mtime +"${COMFYCHECK_KEEP_DAYS:-90}" \
   -exec rm -rf {} +
-echo "comfycheck nightly $stamp: exit $rc; report $out/report.html; trend $reports/trend.html"
+echo "comfycheck nightly $stamp: exit $rc; report $out/report.html; soak $out/soak (exit $soak_rc); trend $reports/trend.html"
 exit "$rc"

@@ -191,7 +191,11 @@ class SystemStatsSource:
         self.gpu = True  # False once /system_stats shows ComfyUI runs on the CPU: its memory is then RAM
 
     def sample(self) -> Sample:
-        listed = self.client.system_stats().get("devices", [])
+        return self.parse(self.client.system_stats())
+
+    def parse(self, stats: dict) -> Sample:
+        """The sample a /system_stats answer gives (the soak reuses the answer of its latency probe)."""
+        listed = stats.get("devices", [])
         devices = [d for d in listed if d.get("type") != "cpu"]
         self.gpu = bool(devices)
         devices = devices or listed

@@ -15,18 +15,16 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from .client import ComfyClient, ComfyError
-from .gpu import (DeviceMatchError, GpuUnavailable, NvmlSource, Sampler, SystemStatsSource, gpu_map_rows,
-                  inventory, load_nvml, match_device)
+from .gpu import NvmlSource, Sampler
+from .gpusource import choose_source
 from .polling import DeadlineExceeded, wait_until
-from .profile import PROJECT_ROOT, Profile, is_loopback
+from .profile import PROJECT_ROOT, Profile
 from . import versions
 from .history import History, HistoryError
 from .measurements import FAIL, Measurement, overall_verdict
 from .targets import Target
-from .watchdog import listening_process
 from .workflows import generation_workflow, make_unique
 
 LOAD_REPORTS = PROJECT_ROOT / "reports" / "load"
@@ -75,46 +73,11 @@ class LoadRun:
         self.sampler = Sampler(self.source, self.out / "samples.csv", self.hz).start()
 
     def _choose_source(self):
-        try:
-            nvml = load_nvml()
-        except GpuUnavailable as exc:
-            self.notes.append(f"{exc}; VRAM sampled from /system_stats, no temperature")
-            return SystemStatsSource(self.client)
-        gpus = inventory(nvml)
-        stats_dev = next((d for d in self.client.system_stats().get("devices", []) if d.get("type") != "cpu"), None)
-        pids = []
-        if is_loopback(self.profile.comfyui.url):
-            found = listening_process(urlsplit(self.profile.comfyui.url).port or 80)
-            pids = [found.pid] if found else []
-        g = self.profile.gpus
-        try:
-            gpu, how = match_device(gpus, pids=pids, uuid=g.get("comfyui_uuid", ""),
-                                    pci_bus_id=g.get("comfyui_pci_bus_id", ""), stats_device=stats_dev)
-        except DeviceMatchError as exc:
-            self.notes.append(f"NVML: {exc}; VRAM sampled from /system_stats instead, no temperature")
-            self.gpu_map = gpu_map_rows(gpus)
-            return SystemStatsSource(self.client)
-        gpu.service = "comfyui"
-        self._mark_forge(gpus)
-        self.device_match = how
-        self.gpu_map = gpu_map_rows(gpus)
-        return NvmlSource(nvml, gpu)
-
-    def _mark_forge(self, gpus) -> None:
-        """Put Forge on the GPU map too, where its process (or the profile) says which card it has."""
-        if not self.profile.forge_url:
-            return
-        forge = urlsplit(self.profile.forge_url)
-        found = listening_process(forge.port or 80) if is_loopback(self.profile.forge_url) else None
-        g = self.profile.gpus
-        try:
-            card, _ = match_device(gpus, pids=[found.pid] if found else [], uuid=g.get("forge_uuid", ""),
-                                   pci_bus_id=g.get("forge_pci_bus_id", ""), service="forge")
-        except DeviceMatchError:
-            return
-        if card.service != "comfyui" and (found and found.pid in card.pids or g.get("forge_uuid") or
-                                           g.get("forge_pci_bus_id")):
-            card.service = "forge"
+        choice = choose_source(self.profile, self.client)
+        self.notes += choice.notes
+        self.device_match = choice.device_match
+        self.gpu_map = choice.gpu_map
+        return choice.source
 
     def _settled_sample(self, deadline_s: float) -> dict:
         """Sample until memory stops moving (two readings within 1 %) or the deadline; that is the baseline."""

@@ -113,6 +113,18 @@ class ResultsSettings:
 
 
 @dataclass(frozen=True)
+class SoakSettings:
+    """The soak (python -m comfycheck.soak): how often it probes, how it runs its canary, how long it lasts."""
+
+    interval_s: float = 1.0
+    probe_timeout_s: float = 5.0
+    canary_every_s: float = 600.0  # 0: no canary
+    canary: str = "smoke"  # or "generation"
+    duration: str = "24h"
+    nightly_duration: str = "10m"
+
+
+@dataclass(frozen=True)
 class WatchdogSettings:
     kill: str = "local"
     kill_command: str = ""
@@ -162,6 +174,7 @@ class Profile:
     load: LoadSettings = field(default_factory=LoadSettings)
     allow_load: bool = False
     results: ResultsSettings = field(default_factory=ResultsSettings)
+    soak: SoakSettings = field(default_factory=SoakSettings)
 
     def secrets(self) -> list[str]:
         """Every token this profile reads from the environment (to keep them out of reports)."""
@@ -294,6 +307,7 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
         watchdog=_watchdog(v.get("watchdog"), stack),
         load=LoadSettings(**(dict(LoadSettings().__dict__) | v.get("load", {}))),
         results=ResultsSettings(**(dict(ResultsSettings().__dict__) | v.get("results", {}))),
+        soak=SoakSettings(**(dict(SoakSettings().__dict__) | v.get("soak", {}))),
         allow_load=v["allow_load"],
         forge_url=v["forge"]["url"] if "forge" in v else None,
         gpus=v.get("gpus", {}),

@@ -66,6 +66,27 @@ def _prefix(v):
     return v in ("", "/api")
 
 
+def _num_pos(v):
+    return _num(v) and v > 0
+
+
+def _canary(v):
+    return v in ("smoke", "generation")
+
+
+def _duration(v):
+    from .soak.duration import parse_duration
+    try:
+        parse_duration(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _duration_or_off(v):
+    return v == "off" or _duration(v)
+
+
 def _backend(v):
     return v in ("standin", "real")
 
@@ -85,6 +106,10 @@ KINDS = {
     _poll: "a number of seconds above 0 and at most 0.1",
     _prefix: '"" or "/api"',
     _backend: '"standin" or "real"',
+    _num_pos: "a number above 0",
+    _canary: '"smoke" or "generation"',
+    _duration: 'a duration such as "90s", "30m", "24h" or "1h30m"',
+    _duration_or_off: 'a duration such as "90s", "10m" or "1h", or "off"',
 }
 
 SCHEMA: dict[str, Any] = {
@@ -181,10 +206,18 @@ SCHEMA: dict[str, Any] = {
         "regression_window": (_int_pos, 20),  # the previous runs whose median a value is compared with
         "regression_pct": (_num, 25.0),  # how much worse than that median flags a regression
     },
+    "soak": {
+        "interval_s": (_num_pos, 1.0),  # one round of probes per interval
+        "probe_timeout_s": (_num_pos, 5.0),  # a probe slower than this counts as down
+        "canary_every_s": (_num, 600.0),  # a cache-busted generation this often; 0: no canary
+        "canary": (_canary, "smoke"),  # "smoke": the smoke workflow; "generation": the generation workflow
+        "duration": (_duration, "24h"),  # when --duration is not given
+        "nightly_duration": (_duration_or_off, "10m"),  # the nightly job's short soak (deploy/nightly.sh); "off"
+    },
     # targets with a `source` take their threshold from that key, not from here
     "targets": {key: (_num, None) for key, t in DEFAULT_TARGETS.items() if not t.source},
 }
-OPTIONAL_TABLES = {"public", "forge", "gpus", "stack", "targets", "ui", "watchdog", "load", "results"}
+OPTIONAL_TABLES = {"public", "forge", "gpus", "stack", "targets", "ui", "watchdog", "load", "results", "soak"}
 
 
 def validate(data: dict, schema: dict, where: str, errors: list[str]) -> dict:

@@ -61,6 +61,13 @@ DEFAULT_TARGETS: dict[str, Target] = {
         Target("backend_upload_limit_mib", "ComfyUI's own upload limit (/features max_upload_size)", 100, "MiB",
                ">=", source="comfyui.upload_limit_mb"),
         Target("proxy_upload_limit_mib", "proxy upload limit", 100, "MiB", ">=", source="public.upload_limit_mb"),
+        # the soak (comfycheck.soak): what hours of service do to the process and its users
+        Target("ram_growth_mb_per_h", "ComfyUI process RAM (RSS) growth per hour", 100, "MB/h"),
+        Target("vram_growth_mb_per_h", "VRAM growth per hour", 100, "MB/h"),
+        Target("websocket_drops", "WebSocket drops before the required silence (public.websocket_idle_s)", 0,
+               "drops", "<="),
+        Target("canary_success_pct", "canary generations that succeed", 100, "%", ">="),
+        Target("canary_drift_s", "canary slowdown, last quarter against the first (median server time)", 3, "s"),
     ]
 }
 

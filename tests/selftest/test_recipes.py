@@ -30,7 +30,8 @@ def test_the_cron_line_runs_in_crons_bare_environment_and_leaves_dated_reports(m
     when, command = _cron_line()
     assert when == ["0", "3", "*", "*", "*"] and "%" not in command, "cron treats % as a newline"
     history = tmp_path / "history.sqlite"
-    profile = make_profile({"results": {"history": str(history)}})
+    profile = make_profile({"results": {"history": str(history)},
+                            "soak": {"nightly_duration": "15s", "canary_every_s": 5}})
     env_file = tmp_path / "env"
     env_file.write_text(f"COMFYCHECK_REPORTS={tmp_path / 'nightly'}\n")
     # the recipe as installed here: this checkout, a profile with its own history, the smoke checks to stay quick
@@ -44,13 +45,15 @@ def test_the_cron_line_runs_in_crons_bare_environment_and_leaves_dated_reports(m
     assert done.returncode == 0, log + done.stderr
     (dated,) = [d for d in (tmp_path / "nightly").iterdir() if d.is_dir()]
     assert re.fullmatch(r"20\d\d-\d\d-\d\d_\d{6}", dated.name), dated.name
-    for name in ("report.html", "junit.xml", "measurements.json", "pytest.log"):
+    for name in ("report.html", "junit.xml", "measurements.json", "pytest.log", "soak.log", "soak/report.html",
+                 "soak/samples.sqlite"):
         assert (dated / name).is_file(), name
     assert (tmp_path / "nightly" / "trend.html").is_file()
     assert f"comfycheck nightly {dated.name}: exit 0" in log
     with History(history) as h:
-        (run,) = h.runs()
+        run, soak = h.runs()
         assert (run.kind, run.verdict) == ("pytest -m smoke", "passed") and run.report == str(dated / "report.html")
+        assert (soak.kind, soak.verdict) == ("soak", "passed") and soak.report == str(dated / "soak" / "report.html")
 
 
 def test_the_nightly_script_refuses_a_missing_profile_by_name(tmp_path):

@@ -216,6 +216,8 @@ class PromptQueue:
                      for n in ui_outputs} if ok else {},
         }
         self.history.move_to_end(prompt_id)
+        if self.faults["ram_leak_mb"]:
+            self.leaked.append(bytearray(b"\xa5") * int(self.faults["ram_leak_mb"] * 1e6))
         self.running = None
         await self.send_status()
         if sid:

@@ -50,6 +50,7 @@ class StandIn(PromptQueue, Storage):
         self.max_upload_mb = DEFAULT_MAX_UPLOAD_MB if max_upload_mb is None else float(max_upload_mb)
         self.faults = dict(FAULTS)
         self.faults.update(faults or {})
+        self.leaked: list[bytearray] = []  # the ram_leak_mb fault's memory, written so that it counts in RSS
         self.sockets: dict[str, web.WebSocketResponse] = {}
         self.pending: list[tuple] = []
         self.running: tuple | None = None

@@ -1,0 +1,245 @@
+"""A soak's samples judged on the targets: availability and its outages, latency percentiles, WebSocket drops,
+the canary, memory growth per hour, peak temperature. Everything is read back from the samples file, so the
+judgement of a soak that was killed can be made afterwards, and it is the same judgement."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from ..measurements import Measurement
+from ..targets import Target, fmt, percentile
+from .duration import format_duration
+from .samples import SampleStore
+
+MB = 1e6
+GB = 1e9
+GROWTH_WINDOWS = 12  # the memory floor is taken in this many windows; their slope is the growth
+MIN_GROWTH_SPAN_S = 60.0
+
+
+@dataclass
+class Outage:
+    """A run of consecutive rounds in which something failed, from the first failed round to the next good one."""
+
+    start: float
+    end: float
+    failed: set[str] = field(default_factory=set)
+    error: str = ""  # the first failure's message
+    rounds: int = 0
+    ongoing: bool = False  # the soak ended before the service came back
+
+    @property
+    def duration_s(self) -> float:
+        return self.end - self.start
+
+    def as_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "duration_s": round(self.duration_s, 3),
+                "failed": sorted(self.failed), "error": self.error, "rounds": self.rounds, "ongoing": self.ongoing}
+
+
+@dataclass
+class Availability:
+    pct: float | None
+    total_s: float
+    down_s: float
+    rounds: int
+    outages: list[Outage]
+
+
+def availability(store: SampleStore, interval_s: float) -> Availability:
+    """Time-weighted: each round's state holds until the next round began (the last one for one interval)."""
+    total = down = 0.0
+    rounds = 0
+    outages: list[Outage] = []
+    current: Outage | None = None
+    prev: tuple | None = None
+    for t, up, failed, error in store.ticks("t, up, failed, error"):
+        rounds += 1
+        if prev is not None:
+            total, down = _credit(prev, t, total, down)
+        if not up:
+            if current is None:
+                current = Outage(t, t, error=error or "")
+                outages.append(current)
+            current.failed.update(f for f in failed.split(",") if f)
+            current.rounds += 1
+        elif current is not None:
+            current.end = t
+            current = None
+        prev = (t, up)
+    if prev is not None:
+        end = prev[0] + interval_s
+        total, down = _credit(prev, end, total, down)
+        if current is not None:
+            current.end, current.ongoing = end, True
+    pct = 100.0 * (total - down) / total if total > 0 else None
+    return Availability(pct, total, down, rounds, outages)
+
+
+def _credit(prev: tuple, until: float, total: float, down: float) -> tuple[float, float]:
+    span = max(0.0, until - prev[0])
+    return total + span, down + (0.0 if prev[1] else span)
+
+
+def growth_per_hour(points: list[tuple[float, float]], windows: int = GROWTH_WINDOWS) -> tuple[float | None, str]:
+    """The slope, per hour, of the memory floor: the lowest value in each of `windows` equal slices of time,
+    fitted by least squares. A floor ignores the peaks of work (a generation's activations) and follows what
+    is never given back (a leak). (None, why) when too little was sampled."""
+    if len(points) < 2 * windows:
+        return None, f"{len(points)} samples after the warm-up; the slope needs at least {2 * windows}"
+    t0, t1 = points[0][0], points[-1][0]
+    if t1 - t0 < MIN_GROWTH_SPAN_S:
+        return None, f"{format_duration(t1 - t0)} sampled after the warm-up; the slope needs at least " \
+                     f"{format_duration(MIN_GROWTH_SPAN_S)}"
+    width = (t1 - t0) / windows
+    floors: dict[int, tuple[float, float]] = {}
+    for t, v in points:
+        i = min(windows - 1, int((t - t0) / width))
+        if i not in floors or v < floors[i][1]:
+            floors[i] = (t0 + (i + 0.5) * width, v)
+    if len(floors) < windows // 2:
+        return None, f"samples in only {len(floors)} of {windows} slices of time"
+    xs, ys = zip(*floors.values())
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return slope * 3600, f"slope of the lowest value in {len(floors)} slices of {format_duration(width)}"
+
+
+@dataclass
+class Judgement:
+    measurements: list[Measurement]
+    availability: Availability
+    warmup_end: float | None
+    notes: list[str]
+
+
+def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
+    meta = store.meta()
+    interval = float(meta.get("interval_s", 1.0))
+    notes: list[str] = []
+    avail = availability(store, interval)
+    m: list[Measurement] = []
+    t = targets
+
+    def add(key_or_target, value, *, note: str, none_why: str = "", fix: str = "", name: str = "", unit: str = "",
+            **details):
+        target = t[key_or_target] if isinstance(key_or_target, str) else key_or_target
+        details["note"] = note
+        if value is None:
+            m.append(Measurement(name or (target.label if target else ""), None, unit or (target.unit if target else ""),
+                                 target, "soak", details, not_assessed=none_why or "not measured"))
+        else:
+            m.append(Measurement(name or target.label, round(float(value), 4), unit or target.unit, target, "soak",
+                                 details, fix=fix))
+
+    outage_text = (f"{len(avail.outages)} outage(s), {format_duration(avail.down_s)} down in "
+                   f"{format_duration(avail.total_s)}")
+    add("availability_pct", avail.pct, note=outage_text, none_why="no round of probes was recorded",
+        fix="see the outage list: what failed first, and when", outages=len(avail.outages),
+        down_s=round(avail.down_s, 2), span_s=round(avail.total_s, 2), rounds=avail.rounds)
+
+    for column, key, where in (("direct_ms", "latency_local_ms", "directly"),
+                               ("public_ms", "latency_proxy_ms", "through the proxy")):
+        values = store.column(column)
+        if not values:
+            if column == "public_ms" and not meta.get("public_url"):
+                continue
+            add(key, None, name=f"API latency {where} over the soak (p95)", note=f"GET /system_stats {where}",
+                none_why="no probe answered")
+            continue
+        p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
+        # named apart from the checklist's 30-request p95 (test_backend), so the trend keeps the two series apart
+        add(key, p95, name=f"API latency {where} over the soak (p95)",
+            note=f"p95 of {len(values)} answered probes {where}", p50_ms=round(p50, 2),
+            p99_ms=round(p99, 2), fix="a slow API under a steady trickle of requests: see the latency chart")
+        for q, v in (("p50", p50), ("p99", p99)):
+            add(None, v, name=f"API latency {where} over the soak ({q})", unit="ms", note=f"{q} of {len(values)} answered probes")
+
+    drops = store.events("ws_drop")
+    idle = store.events("ws_idle_close")
+    reconnects = [e[2] for e in store.events("ws_reconnect") if e[2] is not None]
+    required = float(meta.get("websocket_idle_s", 90.0))
+    add("websocket_drops", len(drops), note=f"closed by the other side after less than {fmt(required)} s of silence "
+        f"({len(idle)} closed after more: an idle timeout above the requirement)",
+        fix=f"the proxy closes a silent WebSocket before public.websocket_idle_s ({fmt(required)} s): raise its "
+            "read timeout (nginx proxy_read_timeout, IIS ARR's proxy time-out)",
+        silences_s=[round(e[2], 1) for e in drops[:20]], idle_closes=len(idle))
+    add(None, max(reconnects) if reconnects else None, name="WebSocket reconnect (longest)", unit="s",
+        note=f"{len(reconnects)} reconnect(s) after a close", none_why="no reconnect was needed")
+
+    warmup_end = _canary_measurements(store, t, add, notes)
+
+    rss = [(t_, v / MB) for t_, v in _by_main_pid(store, "rss", warmup_end)]
+    if meta.get("process_watched"):
+        slope, how = growth_per_hour(rss)
+        add("ram_growth_mb_per_h", slope, note=how, none_why=f"not assessed: {how}",
+            fix="ComfyUI's process keeps memory it no longer needs (a leak): see the RSS chart; a scheduled "
+                "restart is the stopgap", peak_mb=round(max(v for _, v in rss), 1) if rss else None)
+    else:
+        add("ram_growth_mb_per_h", None, note="ComfyUI's process RSS",
+            none_why="not assessed: ComfyUI does not run on this host (no process to watch)")
+    restarts = store.events("restart")
+    add(None, len(restarts), name="ComfyUI restarts (a new process on its port)", unit="restarts",
+        note="; ".join(e[3] for e in restarts[:5]))
+
+    if meta.get("on_gpu", True):
+        vram = [(t_, v / MB) for t_, v in _series(store, "vram_used", warmup_end)]
+        slope, how = growth_per_hour(vram)
+        add("vram_growth_mb_per_h", slope, note=how, none_why=f"not assessed: {how}",
+            fix="VRAM is not given back between generations: see the VRAM chart")
+        peak = max((v for _, v in vram), default=None)
+        add(None, peak / 1000 if peak is not None else None, name="peak VRAM", unit="GB",
+            note=str(meta.get("gpu_device", "")))
+    else:
+        add("vram_growth_mb_per_h", None, note="VRAM", none_why="not assessed: ComfyUI runs on the CPU "
+            "(/system_stats lists no GPU)")
+    temps = store.column("temp_c")
+    add("gpu_temp_load_c", max(temps) if temps else None, name="peak GPU temperature over the soak",
+        note="the hottest sample of the soak", none_why="not assessed: no temperature without NVML")
+    queue = store.column("queue")
+    add(None, max(queue) if queue else None, name="longest queue", unit="prompts", note="running + pending")
+    return Judgement(m, avail, warmup_end, notes)
+
+
+def _canary_measurements(store: SampleStore, t: dict[str, Target], add, notes: list[str]) -> float | None:
+    """The canary's figures; returns when the first canary ended (the warm-up: it loads the models)."""
+    canaries = store.canaries()
+    if not canaries:
+        why = "not assessed: no canary ran ([soak] canary_every_s = 0, or the soak ended first)"
+        add("canary_success_pct", None, note="cache-busted generations", none_why=why)
+        add("canary_drift_s", None, note="canary server time", none_why=why)
+        return None
+    ok = [c for c in canaries if c[1]]
+    failures = [c for c in canaries if not c[1]]
+    add("canary_success_pct", 100.0 * len(ok) / len(canaries), note=f"{len(ok)} of {len(canaries)} succeeded",
+        fix="a generation failed: " + (failures[0][4][:300] if failures else ""), failures=len(failures))
+    timed = [c[2] for c in canaries[1:] if c[1] and c[2] is not None]  # the first loads the models
+    if len(timed) < 4:
+        add("canary_drift_s", None, note="canary server time",
+            none_why=f"not assessed: {len(timed)} timed canaries after the first; the drift needs 4")
+    else:
+        q = max(1, len(timed) // 4)
+        first, last = statistics.median(timed[:q]), statistics.median(timed[-q:])
+        add("canary_drift_s", last - first, note=f"median of the last {q} minus the first {q} (after the warm-up)",
+            first_s=round(first, 3), last_s=round(last, 3),
+            change_pct=round(100 * (last - first) / first, 1) if first else None,
+            fix="generations got slower over the soak: see the canary chart")
+    first_end = canaries[0][0] + canaries[0][3]
+    return first_end
+
+
+def _series(store: SampleStore, column: str, after: float | None) -> list[tuple[float, float]]:
+    where = f" AND t >= {float(after)!r}" if after else ""
+    return store.db.execute(f"SELECT t, {column} FROM ticks WHERE {column} IS NOT NULL{where} ORDER BY t").fetchall()
+
+
+def _by_main_pid(store: SampleStore, column: str, after: float | None) -> list[tuple[float, float]]:
+    """The series of the process that ran longest (a restart starts a fresh process: its memory with it)."""
+    row = store.db.execute("SELECT pid FROM ticks WHERE pid IS NOT NULL GROUP BY pid ORDER BY COUNT(*) DESC "
+                           "LIMIT 1").fetchone()
+    if row is None:
+        return []
+    where = f" AND t >= {float(after)!r}" if after else ""
+    return store.db.execute(f"SELECT t, {column} FROM ticks WHERE pid = ? AND {column} IS NOT NULL{where} "
+                            "ORDER BY t", (row[0],)).fetchall()

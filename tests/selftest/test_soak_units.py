@@ -1,0 +1,104 @@
+"""The soak's arithmetic on made-up samples: availability and outages, memory growth, canary drift, durations."""
+from __future__ import annotations
+
+import pytest
+
+from comfycheck.soak.duration import clock, format_duration, parse_duration
+from comfycheck.soak.judge import availability, growth_per_hour, judge
+from comfycheck.soak.samples import SampleStore, Tick
+from comfycheck.targets import DEFAULT_TARGETS
+
+pytestmark = pytest.mark.selftest
+
+
+@pytest.fixture
+def store(tmp_path):
+    with SampleStore(tmp_path / "samples.sqlite", create=True) as s:
+        s.set_meta(interval_s=1.0, websocket_idle_s=5.0, public_url="https://x", on_gpu=True, process_watched=True)
+        yield s
+
+
+def fill(store, pattern: str, t0: float = 1000.0, interval: float = 1.0, **columns):
+    """One round per character: '.' up, 'b' backend down, 'p' proxy down."""
+    for i, c in enumerate(pattern):
+        failed = {"." : "", "b": "backend,proxy", "p": "proxy"}[c]
+        store.add_tick(Tick(t0 + i * interval, c == ".", failed, direct_ms=None if c == "b" else 2.0 + i % 3,
+                            public_ms=None if c != "." else 4.0, error="" if c == "." else f"{c} down at {i}",
+                            **{k: f(i) for k, f in columns.items()}))
+
+
+def test_availability_is_time_weighted_and_outages_are_runs_of_failed_rounds(store):
+    fill(store, "." * 10 + "bbb" + "." * 5 + "pp" + "." * 80)
+    a = availability(store, 1.0)
+    assert (a.rounds, a.total_s, a.down_s) == (100, 100.0, 5.0)
+    assert a.pct == pytest.approx(95.0)
+    first, second = a.outages
+    assert (first.start, first.end, first.duration_s, first.rounds) == (1010.0, 1013.0, 3.0, 3)
+    assert first.failed == {"backend", "proxy"} and first.error == "b down at 10"
+    assert (second.duration_s, second.failed) == (2.0, {"proxy"})
+
+
+def test_an_outage_still_going_at_the_end_lasts_to_the_end(store):
+    fill(store, "....bb")
+    (o,) = availability(store, 1.0).outages
+    assert o.ongoing and o.duration_s == 2.0
+
+
+def test_a_late_round_counts_for_the_time_it_covered(store):
+    for t, up in ((0.0, 1), (1.0, 0), (6.0, 1), (7.0, 1)):  # a probe that hung for 5 s before failing
+        store.add_tick(Tick(t, bool(up), "" if up else "backend"))
+    a = availability(store, 1.0)
+    assert (a.total_s, a.down_s) == (8.0, 5.0)
+
+
+def test_growth_follows_the_floor_not_the_peaks():
+    hour = 3600.0
+    # a healthy process: 2 GB peaks during work, the floor flat at 1 GB
+    healthy = [(t, 1000.0 + (2000.0 if t % 60 < 10 else 0.0)) for t in range(0, int(hour), 5)]
+    slope, how = growth_per_hour(healthy)
+    assert abs(slope) < 1.0 and "lowest value in 12 slices" in how
+    leaking = [(t, 1000.0 + 0.1 * t + (2000.0 if t % 60 < 10 else 0.0)) for t in range(0, int(hour), 5)]
+    assert growth_per_hour(leaking)[0] == pytest.approx(360.0, rel=0.02)
+
+
+def test_growth_is_not_assessed_on_too_little():
+    slope, why = growth_per_hour([(t, 1.0) for t in range(30)])
+    assert slope is None and "the slope needs at least 1 min" in why
+
+
+def test_judgement_names_each_figure_and_its_verdict(store):
+    fill(store, "." * 200, rss=lambda i: int(500e6 + i * 1e6), vram_used=lambda i: int(2e9), pid=lambda i: 42,
+         vram_total=lambda i: int(24e9))
+    for i, server_s in enumerate([9.0, 1.0, 1.0, 1.1, 1.0, 5.0, 5.2, 5.1, 5.0]):
+        store.add_canary(1000.0 + 20 * i, True, server_s, server_s + 0.1)
+    store.add_event(1050.0, "ws_drop", 2.0, "closed")
+    store.add_event(1090.0, "ws_idle_close", 60.0, "closed")
+    found = {m.key or m.name: m for m in judge(store, DEFAULT_TARGETS).measurements}
+    assert found["availability_pct"].verdict == "pass"
+    assert found["ram_growth_mb_per_h"].verdict == "FAIL"  # 1 MB a second
+    assert found["ram_growth_mb_per_h"].value == pytest.approx(3600.0, rel=0.05)
+    assert found["vram_growth_mb_per_h"].verdict == "pass"
+    assert (found["websocket_drops"].value, found["websocket_drops"].details["idle_closes"]) == (1, 1)
+    drift = found["canary_drift_s"]  # the first canary (the warm-up) is left out; 1.0 s then 5.05 s
+    assert drift.verdict == "FAIL" and drift.value == pytest.approx(4.05)
+    assert found["canary_success_pct"].value == 100.0
+    assert found["latency_local_ms"].name == "API latency directly over the soak (p95)"
+    assert found["latency_local_ms"].value == 4.0
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("24h", 86400), ("1h30m", 5400),
+                                           ("1.5h", 5400), ("45", 45), (" 2 m ", 120), ("1d", 86400)])
+def test_durations_read_as_people_write_them(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "h", "1h30", "-5s", "0"])
+def test_a_bad_duration_is_named(text):
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_durations_print_for_people():
+    assert (format_duration(0.42), format_duration(42), format_duration(185), format_duration(3720)) == \
+        ("0.4 s", "42 s", "3 min 05 s", "1 h 02 min")
+    assert clock(90061) == "25:01:01"
