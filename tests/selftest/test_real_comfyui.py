@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.selftest, pytest.mark.real_comfyui]
 REAL_PROFILE = PROJECT_ROOT / "profiles" / "local-real.toml"
 WITHOUT_FAULT_SWITCHES = [f"tests/selftest/{name}.py" for name in (
     "test_proxy_faults", "test_root_cause", "test_watchdog_faults", "test_bad_input", "test_no_hang", "test_contract",
-    "test_contract_values")]
+    "test_contract_values", "test_soak")]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def real_stack(profile):
         found = real.locate(real_profile.stack.comfyui_dir, real_profile.stack.comfyui_python)
     except real.RealComfyUINotFound as exc:
         pytest.skip(f"real-ComfyUI runs left out (backend, proxy, TLS, UI, watchdog, load, proxy/TLS/watchdog "
-                    f"faults, bad input, contract): {exc}")
+                    f"faults, bad input, contract, soak): {exc}")
     stack = EmbeddedStack(real_profile)
     try:
         info = stack.up()  # once for the module: each run below reuses it

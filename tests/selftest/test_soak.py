@@ -16,9 +16,10 @@ import pytest
 from comfycheck.history import History
 from comfycheck.polling import wait_until
 from comfycheck.profile import PROJECT_ROOT
-from comfycheck.stack import EmbeddedStack
+from comfycheck.stack import EmbeddedStack, FaultSwitch
 from comfycheck.stack.proxy import NginxProxy
 from comfycheck.stack.supervisor import PROGRAM, rpc
+from conftest import free_port
 
 pytestmark = pytest.mark.selftest
 
@@ -50,6 +51,16 @@ def failed_keys(out: Path) -> set[str]:
 
 
 @pytest.fixture
+def embedded(profile, deployment):
+    """The session's embedded stack, stand-in or real ComfyUI, healthy."""
+    if not profile.embedded:
+        pytest.skip(f"the soak's self-tests run against the embedded stack; profile {profile.name!r} has none")
+    if not profile.stack.real:
+        FaultSwitch(profile.stack.control_url).reset()
+    return profile
+
+
+@pytest.fixture
 def stand_in(profile, deployment):
     if not profile.embedded or profile.stack.real:
         pytest.skip("the soak's fault self-tests need the embedded stand-in (its fault switches, its one-second "
@@ -57,14 +68,17 @@ def stand_in(profile, deployment):
     return profile
 
 
-def test_a_healthy_soak_passes_every_target_and_is_kept_in_the_history(stand_in, fault_switch, tmp_path):
+def test_a_healthy_soak_passes_every_target_and_is_kept_in_the_history(embedded, tmp_path):
     history = tmp_path / "history.sqlite"
-    done = run_soak(stand_in.path, tmp_path / "soak", "--duration=75s", "--canary-every=2s", f"--history={history}")
+    # a canary every 5 s: each adds an entry to ComfyUI's prompt history, which is memory too (a few dozen KB)
+    done = run_soak(embedded.path, tmp_path / "soak", "--duration=75s", "--canary-every=5s", f"--history={history}")
     assert done.returncode == 0, done.stdout + done.stderr
     found = figures(tmp_path / "soak")
     for key in ("availability_pct", "latency_local_ms", "latency_proxy_ms", "websocket_drops", "canary_success_pct",
-                "canary_drift_s", "ram_growth_mb_per_h", "vram_growth_mb_per_h"):
+                "canary_drift_s", "ram_growth_mb_per_h"):
         assert found[key]["verdict"] == "pass", found[key]
+    vram = found["vram_growth_mb_per_h"]  # real ComfyUI here runs on the CPU: no VRAM
+    assert vram["verdict"] == "pass" or "runs on the CPU" in vram["not_assessed"], vram
     assert found["availability_pct"]["value"] == 100.0
     assert found["canary_success_pct"]["details"]["note"].endswith("succeeded")
     page = (tmp_path / "soak" / "report.html").read_text()
@@ -90,17 +104,17 @@ def test_a_slow_ram_leak_fails_the_ram_growth_target(stand_in, fault_switch, tmp
 
 
 @pytest.mark.parametrize("what", ["backend", "proxy"])
-def test_an_outage_is_measured_listed_and_fails_availability(stand_in, tmp_path, what):
+def test_an_outage_is_measured_listed_and_fails_availability(embedded, tmp_path, what):
     out = tmp_path / "soak"
-    soak = subprocess.Popen(soak_command(stand_in.path, out, "--duration=120s", "--interval=0.5s",
+    soak = subprocess.Popen(soak_command(embedded.path, out, "--duration=180s", "--interval=0.5s",
                                          "--canary-every=0", "--no-history"),
                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    stack = EmbeddedStack(stand_in)
+    stack = EmbeddedStack(embedded)
     try:
         wait_until(lambda: sum(r[1] for r in rounds(out)) >= 4, timeout=30, interval=0.1, what="4 good rounds")
         t_stop = time.time()
         if what == "backend":
-            rpc(stand_in.stack.supervisor_url).supervisor.stopProcess(PROGRAM)
+            rpc(embedded.stack.supervisor_url).supervisor.stopProcess(PROGRAM)
         else:
             NginxProxy.stop(stack.running().proxy_pid)
         try:
@@ -109,10 +123,10 @@ def test_an_outage_is_measured_listed_and_fails_availability(stand_in, tmp_path,
         finally:
             t_back = time.time()
             if what == "backend":
-                rpc(stand_in.stack.supervisor_url).supervisor.startProcess(PROGRAM)
+                rpc(embedded.stack.supervisor_url).supervisor.startProcess(PROGRAM)
             assert stack.running(), "the embedded stack did not come back"  # restarts a stopped proxy
             t_up = time.time()
-        wait_until(lambda: rounds(out)[-1][1] == 1, timeout=30, interval=0.1, what="a good round after the outage")
+        wait_until(lambda: rounds(out)[-1][1] == 1, timeout=90, interval=0.1, what="a good round after the outage")
         soak.send_signal(signal.SIGTERM)  # ends the soak early, with its report
         text, _ = soak.communicate(timeout=60)
     finally:
@@ -123,16 +137,18 @@ def test_an_outage_is_measured_listed_and_fails_availability(stand_in, tmp_path,
     (outage,) = [line for line in text.splitlines() if line.strip().startswith("outage ")]
     expected = {"backend": "backend, proxy, websocket", "proxy": "proxy, websocket"}[what]
     assert f": {expected}: " in outage, outage
-    assert ("cannot reach ComfyUI at http://127.0.0.1" if what == "backend" else "https://localhost") in outage
+    assert ("cannot reach ComfyUI at http://127.0.0.1" if what == "backend" else embedded.public.url) in outage
+    ws = figures(out)["websocket_drops"]  # the WebSocket closed with the service: part of the outage, no drop
+    assert ws["verdict"] == "pass" and ws["details"]["outage_closes"] >= 1, ws
     down = figures(out)["availability_pct"]["details"]["down_s"]
     assert (t_back - t_stop) - 1.0 <= down <= (t_up - t_stop) + 1.5, (down, t_back - t_stop, t_up - t_stop)
     page = (out / "report.html").read_text()
     assert "outage " in page and f"<td>{expected}</td>" in page and "ended by</th><td>SIGTERM" in page
 
 
-def test_a_websocket_dropped_by_the_proxy_idle_timeout_fails_websocket_drops(stand_in, proxy_faults, tmp_path):
+def test_a_websocket_dropped_by_the_proxy_idle_timeout_fails_websocket_drops(embedded, proxy_faults, tmp_path):
     proxy_faults(read_timeout_s=2)  # shorter than the profile's public.websocket_idle_s (5 s)
-    done = run_soak(stand_in.path, tmp_path / "soak", "--duration=15s", "--canary-every=0", "--no-history")
+    done = run_soak(embedded.path, tmp_path / "soak", "--duration=15s", "--canary-every=0", "--no-history")
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "websocket_drops" in failed_keys(tmp_path / "soak"), out
@@ -142,9 +158,9 @@ def test_a_websocket_dropped_by_the_proxy_idle_timeout_fails_websocket_drops(sta
     assert "WebSocket dropped after 2." in (tmp_path / "soak" / "report.html").read_text()
 
 
-def test_a_killed_soak_loses_at_most_its_last_round_and_its_report_is_rebuilt(stand_in, tmp_path):
+def test_a_killed_soak_loses_at_most_its_last_round_and_its_report_is_rebuilt(embedded, tmp_path):
     out = tmp_path / "soak"
-    soak = subprocess.Popen(soak_command(stand_in.path, out, "--duration=120s", "--interval=0.2s",
+    soak = subprocess.Popen(soak_command(embedded.path, out, "--duration=120s", "--interval=0.2s",
                                          "--canary-every=1s", "--no-history"),
                             cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -166,7 +182,6 @@ def test_a_killed_soak_loses_at_most_its_last_round_and_its_report_is_rebuilt(st
 
 
 def test_an_unreachable_backend_stops_the_soak_at_once_naming_the_url(make_profile, tmp_path):
-    from conftest import free_port
     port = free_port()
     path = make_profile({"comfyui": {"url": f"http://127.0.0.1:{port}"}, "stack": None, "public": None,
                          "forge": None})

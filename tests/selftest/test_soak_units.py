@@ -102,3 +102,38 @@ def test_durations_print_for_people():
     assert (format_duration(0.42), format_duration(42), format_duration(185), format_duration(3720)) == \
         ("0.4 s", "42 s", "3 min 05 s", "1 h 02 min")
     assert clock(90061) == "25:01:01"
+
+
+def test_a_write_after_the_end_is_dropped_not_raised(tmp_path):
+    store = SampleStore(tmp_path / "samples.sqlite", create=True)
+    store.add_canary(1.0, True, 0.5, 0.6)
+    store.close()
+    store.add_canary(2.0, True, 0.5, 0.6)  # a canary that finished after the soak ended
+    with SampleStore(tmp_path / "samples.sqlite") as again:
+        assert [c[0] for c in again.canaries()] == [1.0]
+
+
+def test_a_file_that_is_not_a_samples_file_is_named(tmp_path):
+    from comfycheck.soak.samples import SampleFileError
+    bad = tmp_path / "notes.sqlite"
+    bad.write_text("hello")
+    with pytest.raises(SampleFileError, match=str(bad)):
+        SampleStore(bad)
+    with pytest.raises(SampleFileError, match="no such samples file"):
+        SampleStore(tmp_path / "missing.sqlite")
+
+
+def test_a_process_still_warming_up_is_not_a_leak():
+    # +1.5 MB over the first 12 s (caches filling after a restart), flat after: no growth to speak of
+    warming = [(float(t), 60.0 + 1.5 * min(t, 12) / 12) for t in range(75)]
+    slope, _ = growth_per_hour(warming)
+    assert abs(slope) < 1.0
+
+
+def test_a_websocket_closed_during_an_outage_is_part_of_the_outage_not_a_drop(store):
+    fill(store, "." * 20 + "bbbb" + "." * 20)
+    store.add_event(1021.5, "ws_drop", 1.0, "closed")  # the server went away
+    store.add_event(1035.0, "ws_drop", 2.0, "closed")  # the service answering: the proxy's doing
+    j = judge(store, DEFAULT_TARGETS)
+    drops = {m.key: m for m in j.measurements}["websocket_drops"]
+    assert (drops.value, drops.details["outage_closes"]) == (1, 1) and j.outage_closes == {1021.5}

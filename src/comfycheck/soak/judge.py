@@ -15,6 +15,7 @@ MB = 1e6
 GB = 1e9
 GROWTH_WINDOWS = 12  # the memory floor is taken in this many windows; their slope is the growth
 MIN_GROWTH_SPAN_S = 60.0
+WARMUP_SHARE = 0.1
 
 
 @dataclass
@@ -82,9 +83,10 @@ def _credit(prev: tuple, until: float, total: float, down: float) -> tuple[float
 
 
 def growth_per_hour(points: list[tuple[float, float]], windows: int = GROWTH_WINDOWS) -> tuple[float | None, str]:
-    """The slope, per hour, of the memory floor: the lowest value in each of `windows` equal slices of time,
-    fitted by least squares. A floor ignores the peaks of work (a generation's activations) and follows what
-    is never given back (a leak). (None, why) when too little was sampled."""
+    """The growth per hour of the memory floor: the lowest value in each of `windows` equal slices of time, and
+    the median of the slopes between every two of them (Theil-Sen). A floor ignores the peaks of work (a
+    generation's activations) and follows what is never given back (a leak); the median slope ignores a slice
+    or two that are off (a process still warming up, a one-off allocation). (None, why) on too little."""
     if len(points) < 2 * windows:
         return None, f"{len(points)} samples after the warm-up; the slope needs at least {2 * windows}"
     t0, t1 = points[0][0], points[-1][0]
@@ -99,11 +101,15 @@ def growth_per_hour(points: list[tuple[float, float]], windows: int = GROWTH_WIN
             floors[i] = (t0 + (i + 0.5) * width, v)
     if len(floors) < windows // 2:
         return None, f"samples in only {len(floors)} of {windows} slices of time"
-    xs, ys = zip(*floors.values())
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    return slope * 3600, f"slope of the lowest value in {len(floors)} slices of {format_duration(width)}"
+    ordered = sorted(floors.values())
+    slope = statistics.median((b[1] - a[1]) / (b[0] - a[0]) for i, a in enumerate(ordered) for b in ordered[i + 1:])
+    return slope * 3600, f"median slope of the lowest value in {len(floors)} slices of {format_duration(width)}"
+
+
+def warmup_end(first_tick: float, last_tick: float, first_canary_end: float | None) -> float:
+    """Memory is judged after the warm-up: the first canary (it loads the models) and the first tenth of the soak
+    (a process restarted just before the soak is still filling its caches)."""
+    return max(first_canary_end or first_tick, first_tick + WARMUP_SHARE * (last_tick - first_tick))
 
 
 @dataclass
@@ -112,6 +118,7 @@ class Judgement:
     availability: Availability
     warmup_end: float | None
     notes: list[str]
+    outage_closes: set[float] = field(default_factory=set)  # times of WebSocket closes that were part of an outage
 
 
 def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
@@ -156,21 +163,28 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
         for q, v in (("p50", p50), ("p99", p99)):
             add(None, v, name=f"API latency {where} over the soak ({q})", unit="ms", note=f"{q} of {len(values)} answered probes")
 
-    drops = store.events("ws_drop")
-    idle = store.events("ws_idle_close")
+    # a close while the backend or the proxy did not answer is part of that outage (availability judges it),
+    # not the proxy's idle timeout: a server that is going away is silent for as long as it takes
+    margin = 2 * interval + 1.0
+    closes = store.events("ws_drop") + store.events("ws_idle_close")
+    in_outage = [e for e in closes if _service_down_near(store, e[0], margin)]
+    drops = [e for e in store.events("ws_drop") if e not in in_outage]
+    idle = [e for e in store.events("ws_idle_close") if e not in in_outage]
     reconnects = [e[2] for e in store.events("ws_reconnect") if e[2] is not None]
     required = float(meta.get("websocket_idle_s", 90.0))
     add("websocket_drops", len(drops), note=f"closed by the other side after less than {fmt(required)} s of silence "
-        f"({len(idle)} closed after more: an idle timeout above the requirement)",
+        f"({len(idle)} closed after more: an idle timeout above the requirement; {len(in_outage)} during an "
+        "outage)",
         fix=f"the proxy closes a silent WebSocket before public.websocket_idle_s ({fmt(required)} s): raise its "
             "read timeout (nginx proxy_read_timeout, IIS ARR's proxy time-out)",
-        silences_s=[round(e[2], 1) for e in drops[:20]], idle_closes=len(idle))
+        silences_s=[round(e[2], 1) for e in drops[:20]], idle_closes=len(idle), outage_closes=len(in_outage))
     add(None, max(reconnects) if reconnects else None, name="WebSocket reconnect (longest)", unit="s",
         note=f"{len(reconnects)} reconnect(s) after a close", none_why="no reconnect was needed")
 
-    warmup_end = _canary_measurements(store, t, add, notes)
+    first, last, _ = store.span()
+    warmup = warmup_end(first, last, _canary_measurements(store, t, add, notes))
 
-    rss = [(t_, v / MB) for t_, v in _by_main_pid(store, "rss", warmup_end)]
+    rss = [(t_, v / MB) for t_, v in _by_main_pid(store, "rss", warmup)]
     if meta.get("process_watched"):
         slope, how = growth_per_hour(rss)
         add("ram_growth_mb_per_h", slope, note=how, none_why=f"not assessed: {how}",
@@ -184,7 +198,7 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
         note="; ".join(e[3] for e in restarts[:5]))
 
     if meta.get("on_gpu", True):
-        vram = [(t_, v / MB) for t_, v in _series(store, "vram_used", warmup_end)]
+        vram = [(t_, v / MB) for t_, v in _series(store, "vram_used", warmup)]
         slope, how = growth_per_hour(vram)
         add("vram_growth_mb_per_h", slope, note=how, none_why=f"not assessed: {how}",
             fix="VRAM is not given back between generations: see the VRAM chart")
@@ -199,7 +213,7 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
         note="the hottest sample of the soak", none_why="not assessed: no temperature without NVML")
     queue = store.column("queue")
     add(None, max(queue) if queue else None, name="longest queue", unit="prompts", note="running + pending")
-    return Judgement(m, avail, warmup_end, notes)
+    return Judgement(m, avail, warmup, notes, {e[0] for e in in_outage})
 
 
 def _canary_measurements(store: SampleStore, t: dict[str, Target], add, notes: list[str]) -> float | None:
@@ -227,6 +241,12 @@ def _canary_measurements(store: SampleStore, t: dict[str, Target], add, notes: l
             fix="generations got slower over the soak: see the canary chart")
     first_end = canaries[0][0] + canaries[0][3]
     return first_end
+
+
+def _service_down_near(store: SampleStore, t: float, margin: float) -> bool:
+    return store.db.execute(
+        "SELECT 1 FROM ticks WHERE up = 0 AND (failed LIKE '%backend%' OR failed LIKE '%proxy%') AND t BETWEEN ? AND ? "
+        "LIMIT 1", (t - margin, t + margin)).fetchone() is not None
 
 
 def _series(store: SampleStore, column: str, after: float | None) -> list[tuple[float, float]]:

@@ -45,11 +45,12 @@ def write_report(path: Path, store: SampleStore, meta: dict, judgement: Judgemen
     interval = float(meta.get("interval_s", 1.0))
     frame = Frame(first, (last - first) + interval if rounds else 1.0)
     shade = [(o.start, o.end) for o in judgement.availability.outages]
-    charts = [_availability_strip(store, frame, shade), _latency_chart(store, frame, shade, meta),
+    charts = [_availability_strip(store, frame, shade, interval), _latency_chart(store, frame, shade, meta),
               _memory_chart(store, frame, shade, "vram_used", "VRAM used", "GB", 1e9, BLUE,
                             total_expr="vram_total") if meta.get("on_gpu", True) else "",
               _memory_chart(store, frame, shade, "temp_c", "GPU temperature", "°C", 1, ORANGE),
               _memory_chart(store, frame, shade, "rss", "ComfyUI process RSS", "MB", 1e6, PURPLE),
+              _memory_chart(store, frame, shade, "cpu_pct", "ComfyUI process CPU (% of one core)", "%", 1, GREY),
               _canary_chart(store, frame, shade)]
     path.write_text(_page(meta, judgement, "".join(c for c in charts if c), store, frame), encoding="utf-8")
 
@@ -114,11 +115,12 @@ def _threshold(y, value: float, label: str, color=RED) -> str:
             f'stroke-dasharray="5,4"><title>{html.escape(label)}</title></line>')
 
 
-def _availability_strip(store, frame, shade) -> str:
+def _availability_strip(store, frame, shade, interval: float) -> str:
     rows = frame.aggregate(store, "1 - up")
     height = 60
     y = _scale(0, 1, height)
-    bars = "".join(f'<rect x="{frame.x(t - frame.bucket / 2):.1f}" y="{y(hi):.1f}" width="{max(1.0, PLOT_W / frame.columns):.1f}" '
+    width = max(1.0, PLOT_W / frame.columns, PLOT_W * interval / frame.span)  # a failed round covers its interval
+    bars = "".join(f'<rect x="{frame.x(t - frame.bucket / 2):.1f}" y="{y(hi):.1f}" width="{width:.1f}" '
                    f'height="{y(0) - y(hi):.1f}" fill="{RED}"/>' for t, _, hi, _ in rows if hi > 0)
     up = f'<rect x="{LEFT}" y="{y(0) - 3:.1f}" width="{PLOT_W}" height="3" fill="{GREEN}"/>'
     svg = _svg(frame, "availability", up + bars, [(y(1), "down"), (y(0), "up")], shade, height)
@@ -223,7 +225,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 {charts}
 {targets_table(judgement.measurements)}
 {_outage_table(a.outages)}
-{_event_table(store)}
+{_event_table(store, judgement.outage_closes)}
 <h2>The soak</h2><table>{info_rows}</table>
 {f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
 </body></html>"""
@@ -250,10 +252,16 @@ EVENT_TEXT = {"ws_drop": "WebSocket dropped after {v:.1f} s of silence", "ws_idl
               "ws_unreachable": "WebSocket cannot connect", "restart": "ComfyUI restarted"}
 
 
-def _event_table(store: SampleStore) -> str:
+def _event_table(store: SampleStore, outage_closes: set[float]) -> str:
     events = [e for e in store.events() if e[1] in EVENT_TEXT][:200]
     if not events:
         return ""
-    rows = "".join(f"<tr><td>{_clock(t)}</td><td>{html.escape(EVENT_TEXT[k].format(v=v or 0.0))}</td>"
+
+    def text(t, kind, v) -> str:
+        if t in outage_closes:
+            return f"WebSocket closed during an outage (after {v or 0.0:.1f} s of silence)"
+        return EVENT_TEXT[kind].format(v=v or 0.0)
+
+    rows = "".join(f"<tr><td>{_clock(t)}</td><td>{html.escape(text(t, k, v))}</td>"
                    f"<td>{html.escape(d[:300])}</td></tr>" for t, k, v, d in events)
     return f"<h2>WebSocket and process events</h2><table>{rows}</table>"

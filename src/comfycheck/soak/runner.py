@@ -123,7 +123,7 @@ class Soak:
             while not self.stop.is_set() and time.monotonic() < end:
                 self.store.add_tick(self.round())
                 self._live(time.monotonic() - start)
-                next_at = max(next_at + self.plan.interval_s, time.monotonic() - self.plan.interval_s)
+                next_at = max(next_at + self.plan.interval_s, time.monotonic())  # a slow round: no burst after
                 self.stop.wait(max(0.0, min(next_at, end) - time.monotonic()))
         finally:
             self.stop.set()
@@ -191,7 +191,8 @@ class Soak:
         if self.canary:
             last = self.canary.last_server_s
             parts.append(f"canary {self.canary.ok}/{self.canary.ran} ok"
-                         + (f", last {last:.2f} s" if last is not None else ""))
+                         + (f", last {last:.2f} s" if last is not None and last >= 1 else
+                            f", last {1000 * last:.0f} ms" if last is not None else ""))
         line = "  ".join(parts)
         if tty:
             self.live.write("\r\x1b[2K" + line + ("\n" if final else ""))
@@ -203,8 +204,9 @@ class Soak:
     def finish(self) -> Judgement:
         for worker in (self.ws, self.canary):
             if worker:
-                worker.join(timeout=5.0)
+                worker.join(timeout=5.0)  # a canary still running after that is abandoned: its result is not kept
         self.store.set_meta(finished=_now_iso(), end_t=time.time(), stopped_by=self.stopped_by)
+        self.store.close()
         return report_from_samples(self.out, history=self.history)
 
 

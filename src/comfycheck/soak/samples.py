@@ -76,6 +76,7 @@ class SampleStore:
     def __init__(self, path: Path, *, create: bool = False):
         self.path = Path(path)
         self._lock = threading.Lock()  # one connection, three writers (probes, canary, WebSocket): one at a time
+        self.closed = False
         if not create and not self.path.is_file():
             raise SampleFileError(f"{self.path}: no such samples file")
         try:
@@ -93,7 +94,10 @@ class SampleStore:
             raise SampleFileError(f"{self.path}: {exc}") from None
 
     def close(self) -> None:
-        self.db.close()
+        """Close; a write that comes later (a canary finishing after the end) is dropped, not an error."""
+        with self._lock:
+            self.closed = True
+            self.db.close()
 
     def __enter__(self) -> "SampleStore":
         return self
@@ -102,7 +106,7 @@ class SampleStore:
         self.close()
 
     def _tx(self):
-        return _Transaction(self.db, self._lock)
+        return _Transaction(self)
 
     # --- writing (the runner's thread, and the canary's and WebSocket's through add_event / add_canary) ----
     def set_meta(self, **values) -> None:
@@ -112,17 +116,21 @@ class SampleStore:
 
     def add_tick(self, tick: Tick) -> None:
         marks = ", ".join("?" * len(TICK_COLUMNS))
-        with self._tx():
-            self.db.execute(f"INSERT INTO ticks ({', '.join(TICK_COLUMNS)}) VALUES ({marks})", astuple(tick))
+        self._insert(f"INSERT INTO ticks ({', '.join(TICK_COLUMNS)}) VALUES ({marks})", astuple(tick))
 
     def add_event(self, t: float, kind: str, value: float | None = None, detail: str = "") -> None:
-        with self._tx():
-            self.db.execute("INSERT INTO events (t, kind, value, detail) VALUES (?, ?, ?, ?)", (t, kind, value, detail))
+        self._insert("INSERT INTO events (t, kind, value, detail) VALUES (?, ?, ?, ?)", (t, kind, value, detail))
 
     def add_canary(self, t: float, ok: bool, server_s: float | None, wall_s: float, error: str = "") -> None:
-        with self._tx():
-            self.db.execute("INSERT INTO canaries (t, ok, server_s, wall_s, error) VALUES (?, ?, ?, ?, ?)",
-                            (t, int(ok), server_s, wall_s, error))
+        self._insert("INSERT INTO canaries (t, ok, server_s, wall_s, error) VALUES (?, ?, ?, ?, ?)",
+                     (t, int(ok), server_s, wall_s, error))
+
+    def _insert(self, sql: str, row: tuple) -> None:
+        try:
+            with self._tx():
+                self.db.execute(sql, row)
+        except StoreClosed:
+            pass
 
     # --- reading ----------------------------------------------------------------------------------
     def meta(self) -> dict:
@@ -155,13 +163,21 @@ class SampleStore:
         return [(t, bool(ok), s, w, e) for t, ok, s, w, e in rows]
 
 
+class StoreClosed(Exception):
+    pass
+
+
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock):
-        self.db = db
-        self.lock = lock
+    def __init__(self, store: "SampleStore"):
+        self.store = store
+        self.db = store.db
+        self.lock = store._lock
 
     def __enter__(self):
         self.lock.acquire()
+        if self.store.closed:
+            self.lock.release()
+            raise StoreClosed()
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except BaseException:
