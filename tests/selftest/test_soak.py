@@ -179,6 +179,9 @@ def test_a_killed_soak_loses_at_most_its_last_round_and_its_report_is_rebuilt(em
     assert f"({kept} rounds)" in done.stdout, done.stdout
     assert "ended by</th><td>killed (rebuilt from its samples)" in (out / "report.html").read_text()
     assert figures(out)["availability_pct"]["value"] == 100.0
+    again = run_soak(embedded.path, out, "--duration=5s", "--no-history", timeout=60)  # a soak's folder is not reused
+    assert again.returncode == 2 and "already holds a soak's samples" in again.stderr, again.stderr
+    assert len(rounds(out)) == kept
 
 
 def test_an_unreachable_backend_stops_the_soak_at_once_naming_the_url(make_profile, tmp_path):

@@ -24,7 +24,7 @@ from .duration import clock, format_duration
 from .judge import Judgement, judge
 from .probes import Canary, HeldWebSocket, ProcessWatch
 from .report import write_report
-from .samples import SampleStore, Tick
+from .samples import SampleFileError, SampleStore, Tick
 
 SOAK_REPORTS = PROJECT_ROOT / "reports" / "soak"
 
@@ -69,6 +69,9 @@ class Soak:
         if self.public:
             self.public.system_stats()
         workflow = self._canary_workflow() if self.plan.canary_every_s > 0 else None
+        if (self.out / "samples.sqlite").exists():
+            raise SampleFileError(f"{self.out / 'samples.sqlite'} already holds a soak's samples: give another --out "
+                                  "(python -m comfycheck.soak report rebuilds that soak's report)")
         self.out.mkdir(parents=True, exist_ok=True)
         self.store = SampleStore(self.out / "samples.sqlite", create=True)
         choice = choose_source(self.profile, self.direct)
@@ -91,7 +94,9 @@ class Soak:
                       **({"gpu": self.gpu.gpu.name} if isinstance(self.gpu, NvmlSource) else {}),
                       "comfycheck": versions.comfycheck()},
             targets={k: [v.threshold, v.op, v.unit, v.label] for k, v in self.profile.targets.items()})
-        ws_client = ComfyClient.from_profile(self.profile, public=bool(pub), timeout=self.plan.probe_timeout_s)
+        origin = pub.origin if pub else None  # what the page's browser sends
+        ws_client = ComfyClient.from_profile(self.profile, public=bool(pub), origin=origin,
+                                             timeout=self.plan.probe_timeout_s)
         self.ws = HeldWebSocket(ws_client, self.store, self.stop, required_silence_s=pub.websocket_idle_s if pub
                                 else 90.0, retry_s=min(1.0, self.plan.interval_s)).start()
         try:  # the page's WebSocket must open at the start: a proxy that refuses upgrades is no outage to time
@@ -102,7 +107,7 @@ class Soak:
             last = self.store.events("ws_unreachable")
             raise ComfyError(f"{exc}" + (f": {last[-1][3]}" if last else "")) from None
         if workflow is not None:
-            canary_client = ComfyClient.from_profile(self.profile, public=bool(pub))
+            canary_client = ComfyClient.from_profile(self.profile, public=bool(pub), origin=origin)
             self.canary = Canary(canary_client, workflow, self.store, self.stop, every_s=self.plan.canary_every_s,
                                  timeout_s=self.profile.comfyui.generation_timeout_s).start()
 
