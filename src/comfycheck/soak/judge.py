@@ -161,7 +161,8 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
             note=f"p95 of {len(values)} answered probes {where}", p50_ms=round(p50, 2),
             p99_ms=round(p99, 2), fix="a slow API under a steady trickle of requests: see the latency chart")
         for q, v in (("p50", p50), ("p99", p99)):
-            add(None, v, name=f"API latency {where} over the soak ({q})", unit="ms", note=f"{q} of {len(values)} answered probes")
+            add(None, v, name=f"API latency {where} over the soak ({q})", unit="ms",
+                note=f"{q} of {len(values)} answered probes")
 
     # a close while the backend or the proxy did not answer is part of that outage (availability judges it),
     # not the proxy's idle timeout: a server that is going away is silent for as long as it takes
@@ -182,7 +183,7 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
         note=f"{len(reconnects)} reconnect(s) after a close", none_why="no reconnect was needed")
 
     first, last, _ = store.span()
-    warmup = warmup_end(first, last, _canary_measurements(store, t, add, notes))
+    warmup = warmup_end(first, last, _canary_measurements(store, add))
 
     rss = [(t_, v / MB) for t_, v in _by_main_pid(store, "rss", warmup)]
     if meta.get("process_watched"):
@@ -202,8 +203,8 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
         slope, how = growth_per_hour(vram)
         add("vram_growth_mb_per_h", slope, note=how, none_why=f"not assessed: {how}",
             fix="VRAM is not given back between generations: see the VRAM chart")
-        peak = max((v for _, v in vram), default=None)
-        add(None, peak / 1000 if peak is not None else None, name="peak VRAM", unit="GB",
+        peak = store.db.execute("SELECT MAX(vram_used) FROM ticks").fetchone()[0]  # the first canary's included
+        add(None, peak / GB if peak is not None else None, name="peak VRAM", unit="GB",
             note=str(meta.get("gpu_device", "")))
     else:
         add("vram_growth_mb_per_h", None, note="VRAM", none_why="not assessed: ComfyUI runs on the CPU "
@@ -216,7 +217,7 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
     return Judgement(m, avail, warmup, notes, {e[0] for e in in_outage})
 
 
-def _canary_measurements(store: SampleStore, t: dict[str, Target], add, notes: list[str]) -> float | None:
+def _canary_measurements(store: SampleStore, add) -> float | None:
     """The canary's figures; returns when the first canary ended (the warm-up: it loads the models)."""
     canaries = store.canaries()
     if not canaries:

@@ -244,7 +244,7 @@ def _targets_from_meta(meta: dict):
     targets = dict(DEFAULT_TARGETS)
     for key, (threshold, _op, _unit, _label) in (meta.get("targets") or {}).items():
         if key in targets:
-            targets[key] = targets[key].with_threshold(threshold, rule=targets[key].rule)
+            targets[key] = targets[key].with_threshold(threshold)
     return targets
 
 
