@@ -137,3 +137,12 @@ def test_a_websocket_closed_during_an_outage_is_part_of_the_outage_not_a_drop(st
     j = judge(store, DEFAULT_TARGETS)
     drops = {m.key: m for m in j.measurements}["websocket_drops"]
     assert (drops.value, drops.details["outage_closes"]) == (1, 1) and j.outage_closes == {1021.5}
+
+
+def test_latency_leaves_out_the_rounds_of_the_soaks_own_canary(store):
+    for i in range(100):  # 2 ms, but 300 ms in the second after each canary (ComfyUI's gc.collect() after a prompt)
+        store.add_tick(Tick(1000.0 + i, True, direct_ms=300.0 if i % 10 == 1 else 2.0, public_ms=3.0))
+    for i in range(0, 100, 10):
+        store.add_canary(1000.0 + i + 0.5, True, 0.2, 0.4)
+    latency = {m.key: m for m in judge(store, DEFAULT_TARGETS).measurements}["latency_local_ms"]
+    assert latency.value == 2.0 and "(10 during the soak's own canary left out)" in latency.note
