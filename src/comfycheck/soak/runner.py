@@ -27,6 +27,7 @@ from .report import write_report
 from .samples import SampleFileError, SampleStore, Tick
 
 SOAK_REPORTS = PROJECT_ROOT / "reports" / "soak"
+GC_TIMER_S = 10.0  # ComfyUI's prompt worker collects garbage at most this often after prompts (main.py)
 
 
 @dataclass
@@ -76,6 +77,10 @@ class Soak:
         self.store = SampleStore(self.out / "samples.sqlite", create=True)
         choice = choose_source(self.profile, self.direct)
         self.gpu, self.notes = choice.source, list(choice.notes)
+        if workflow is not None and self.plan.canary_every_s < GC_TIMER_S:
+            self.notes.append(f"a canary every {self.plan.canary_every_s:g} s keeps ComfyUI's {GC_TIMER_S:g}-s garbage "
+                              "collection timer running: its stalls (up to a few hundred ms) fall outside the "
+                              "canary's shadow and show in the latency")
         self._sample_gpu(Tick(time.time(), True), self.system_stats)  # names the device before the first round
         if is_loopback(self.profile.comfyui.url):
             self.process = ProcessWatch(urlsplit(self.profile.comfyui.url).port or 80)
