@@ -211,3 +211,11 @@ def test_a_bad_soak_table_is_refused_naming_the_key(make_profile, tmp_path):
     assert done.returncode == 2, done.stderr
     assert f"profile {path}" in done.stderr and "soak.canary: expected \"smoke\" or \"generation\"" in done.stderr
     assert "soak.nightly_duration: expected a duration" in done.stderr
+
+
+def test_a_proxy_that_refuses_the_websocket_stops_the_soak_at_once(embedded, proxy_faults, tmp_path):
+    proxy_faults(ws_upgrade_blocked=True)
+    done = run_soak(embedded.path, tmp_path / "soak", "--duration=1h", "--no-history", timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the WebSocket wss://" in done.stderr and "the proxy does not pass WebSocket upgrades" in done.stderr, \
+        done.stderr
