@@ -111,22 +111,13 @@ def synthetic_day(folder: Path, rounds: int) -> None:
                               up, rng.choice((0, 0, 0, 1)), int(8e9 + 4e9 * rng.random()), int(24e9),
                               55 + 10 * rng.random(), int(3e9 + 1e5 * i), 5 * rng.random(), 4242))
             if len(batch) == 5000:
-                _bulk(store, batch)
+                store.add_ticks(batch)
                 batch = []
-        _bulk(store, batch)
+        store.add_ticks(batch)
         for i in range(0, rounds, 600):
             store.add_canary(start + i, True, 14 + rng.random(), 15 + rng.random())
         for i in outages:
             store.add_event(start + i, "ws_drop", 3.0, "the server closed the connection")
-
-
-def _bulk(store: SampleStore, ticks: list[Tick]) -> None:
-    from dataclasses import astuple
-
-    from comfycheck.soak.samples import TICK_COLUMNS
-    with store._tx():
-        store.db.executemany(f"INSERT INTO ticks ({', '.join(TICK_COLUMNS)}) VALUES "
-                             f"({', '.join('?' * len(TICK_COLUMNS))})", [astuple(t) for t in ticks])
 
 
 def report(args) -> int:

@@ -3,6 +3,7 @@ the canary, memory growth per hour, peak temperature. Everything is read back fr
 judgement of a soak that was killed can be made afterwards, and it is the same judgement."""
 from __future__ import annotations
 
+import bisect
 import statistics
 from dataclasses import dataclass, field
 
@@ -21,8 +22,6 @@ WARMUP_SHARE = 0.1
 # main.py prompt_worker) and, holding the GIL, stalls the API for up to a few hundred ms on a large heap: seen on
 # real ComfyUI as a 265 ms p95 under a canary every 5 s, probes and canary starting together
 CANARY_SHADOW_S = 1.0
-OUTSIDE_CANARIES = (f"NOT EXISTS (SELECT 1 FROM canaries c WHERE ticks.t BETWEEN c.t AND "
-                    f"c.t + c.wall_s + {CANARY_SHADOW_S})")
 
 
 @dataclass
@@ -155,8 +154,7 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
 
     for column, key, where in (("direct_ms", "latency_local_ms", "directly"),
                                ("public_ms", "latency_proxy_ms", "through the proxy")):
-        values = store.column(column, where=OUTSIDE_CANARIES)
-        during = len(store.column(column)) - len(values)
+        values, during = _outside_canaries(store, column)
         if not values:
             if column == "public_ms" and not meta.get("public_url"):
                 continue
@@ -251,6 +249,21 @@ def _canary_measurements(store: SampleStore, add) -> float | None:
             fix="generations got slower over the soak: see the canary chart")
     first_end = canaries[0][0] + canaries[0][3]
     return first_end
+
+
+def _outside_canaries(store: SampleStore, column: str) -> tuple[list[float], int]:
+    """The column's values from rounds outside every canary's shadow, and how many were left out. One canary
+    runs at a time, so the shadows are ordered and apart: a bisection finds the one a round could fall in."""
+    shadows = [(t, t + wall + CANARY_SHADOW_S) for t, _, _, wall, _ in store.canaries()]
+    starts = [a for a, _ in shadows]
+    kept, left_out = [], 0
+    for t, v in store.db.execute(f"SELECT t, {column} FROM ticks WHERE {column} IS NOT NULL ORDER BY t"):
+        i = bisect.bisect_right(starts, t) - 1
+        if i >= 0 and t <= shadows[i][1]:
+            left_out += 1
+        else:
+            kept.append(v)
+    return kept, left_out
 
 
 def _service_down_near(store: SampleStore, t: float, margin: float) -> bool:

@@ -13,32 +13,46 @@ from ..workflows import make_unique
 from .samples import SampleStore
 
 
-class HeldWebSocket:
+class _Background:
+    """A daemon thread beside the rounds that writes to the samples file and ends with the soak's stop event."""
+
+    name = ""
+
+    def __init__(self, store: SampleStore, stop: threading.Event):
+        self.store = store
+        self.stop = stop
+        self._thread = threading.Thread(target=self._run, name=f"comfycheck-soak-{self.name}", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class HeldWebSocket(_Background):
     """One /ws connection held open the way a browser page holds it: it never pings, so a proxy sees silence
     between generations. When it is closed, it reconnects at once (as the frontend does) and times that.
 
     A close after less silence than `required_silence_s` (the profile's public.websocket_idle_s) is a drop the
     deployment promised not to have; a close after more silence is the proxy's idle timeout doing its job."""
 
+    name = "websocket"
+
     def __init__(self, client: ComfyClient, store: SampleStore, stop: threading.Event, *,
                  required_silence_s: float, retry_s: float):
+        super().__init__(store, stop)
         self.client = client
-        self.store = store
-        self.stop = stop
         self.required = required_silence_s
         self.retry_s = retry_s
         self.up = False
         self.drops = 0  # closed before the required silence
         self.idle_closes = 0  # closed after it
         self._down_since: float | None = None
-        self._thread = threading.Thread(target=self._run, name="comfycheck-soak-websocket", daemon=True)
-
-    def start(self) -> "HeldWebSocket":
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self.stop.is_set():
@@ -76,27 +90,20 @@ class HeldWebSocket:
         self.store.add_event(time.time(), "ws_drop" if early else "ws_idle_close", silent_s, why)
 
 
-class Canary:
+class Canary(_Background):
     """A cache-busted generation every `every_s` seconds (the first at once), its server-side time recorded."""
+
+    name = "canary"
 
     def __init__(self, client: ComfyClient, workflow: dict, store: SampleStore, stop: threading.Event, *,
                  every_s: float, timeout_s: float):
+        super().__init__(store, stop)
         self.client = client
         self.workflow = workflow
-        self.store = store
-        self.stop = stop
         self.every_s = every_s
         self.timeout_s = timeout_s
         self.ran = self.ok = self.failed = 0
         self.last_server_s: float | None = None
-        self._thread = threading.Thread(target=self._run, name="comfycheck-soak-canary", daemon=True)
-
-    def start(self) -> "Canary":
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         next_at = time.monotonic()

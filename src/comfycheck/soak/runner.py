@@ -197,7 +197,7 @@ class Soak:
         avail = 100.0 * (self.rounds - self.down_rounds) / self.rounds if self.rounds else 100.0
         parts = [f"soak {clock(elapsed)} / {clock(self.plan.duration_s)}", f"availability {avail:.3f} %",
                  f"outages {self.outages}", f"ws {'up' if self.ws and self.ws.up else 'DOWN'} "
-                 f"({self.ws.drops if self.ws else 0} drops)"]
+                 f"({self.ws.drops if self.ws else 0} early closes)"]
         if self.canary:
             last = self.canary.last_server_s
             parts.append(f"canary {self.canary.ok}/{self.canary.ran} ok"

@@ -115,8 +115,17 @@ class SampleStore:
                                 [(k, json.dumps(v, default=str)) for k, v in values.items()])
 
     def add_tick(self, tick: Tick) -> None:
+        self.add_ticks([tick])
+
+    def add_ticks(self, ticks: list[Tick]) -> None:
+        """Rounds in one transaction (the runner commits each as it comes; a benchmark writes a day at once)."""
         marks = ", ".join("?" * len(TICK_COLUMNS))
-        self._insert(f"INSERT INTO ticks ({', '.join(TICK_COLUMNS)}) VALUES ({marks})", astuple(tick))
+        try:
+            with self._tx():
+                self.db.executemany(f"INSERT INTO ticks ({', '.join(TICK_COLUMNS)}) VALUES ({marks})",
+                                    [astuple(t) for t in ticks])
+        except StoreClosed:
+            pass
 
     def add_event(self, t: float, kind: str, value: float | None = None, detail: str = "") -> None:
         self._insert("INSERT INTO events (t, kind, value, detail) VALUES (?, ?, ?, ?)", (t, kind, value, detail))
@@ -140,11 +149,11 @@ class SampleStore:
         """Rows of the ticks table in time order (a cursor: one row at a time)."""
         return self.db.execute(f"SELECT {columns} FROM ticks ORDER BY t")
 
-    def column(self, name: str, *, where: str = "") -> list:
-        """One column's non-NULL values in time order (latencies for percentiles: 86,400 floats are ~3 MB)."""
+    def column(self, name: str) -> list:
+        """One column's non-NULL values in time order (86,400 floats are ~3 MB)."""
         if name not in TICK_COLUMNS:
             raise ValueError(f"no column {name!r} in ticks")
-        sql = f"SELECT {name} FROM ticks WHERE {name} IS NOT NULL" + (f" AND {where}" if where else "") + " ORDER BY t"
+        sql = f"SELECT {name} FROM ticks WHERE {name} IS NOT NULL ORDER BY t"
         return [r[0] for r in self.db.execute(sql)]
 
     def span(self) -> tuple[float, float, int]:
