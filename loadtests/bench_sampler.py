@@ -13,10 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from comfycheck.gpu import Sampler  # noqa: E402
-from comfycheck.loadrun import LoadRun  # noqa: E402
+from comfycheck.comfy.client import ComfyClient  # noqa: E402
+from comfycheck.probes.gpu import Sampler  # noqa: E402
+from comfycheck.probes.gpu_choice import choose_source  # noqa: E402
 from comfycheck.polling import wait_until  # noqa: E402
-from comfycheck.profile import load_profile  # noqa: E402
+from comfycheck.config.profile import load_profile  # noqa: E402
 
 
 def main() -> int:
@@ -26,9 +27,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=20.0)
     args = p.parse_args()
     profile = load_profile(args.profile)
-    with tempfile.TemporaryDirectory() as tmp:
-        run = LoadRun(profile, Path(tmp), generations=0, sample_hz=args.hz)
-        source = run._choose_source()
+    with tempfile.TemporaryDirectory() as tmp, ComfyClient.from_profile(profile) as client:
+        choice = choose_source(profile, client)
+        source = choice.source
         sampler = Sampler(source, Path(tmp) / "samples.csv", args.hz).start()
         wanted = int(args.hz * args.seconds)
         wait_until(lambda: sampler.count >= wanted, timeout=args.seconds * 3, interval=0.5,
@@ -38,7 +39,7 @@ def main() -> int:
           f"({sampler.count / sampler.wall_s:.2f} Hz), {sampler.errors} errors")
     print(f"sampler thread CPU {sampler.cpu_s:.3f} s = {100 * sampler.cpu_share_of_one_core:.2f} % of one core "
           f"({1000 * sampler.cpu_s / max(1, sampler.count):.2f} ms per sample)")
-    for note in run.notes:
+    for note in choice.notes:
         print(f"note: {note}")
     return 0
 

@@ -12,9 +12,9 @@ import statistics
 import sys
 import time
 
-from comfycheck.client import ComfyClient, ComfyError
-from comfycheck.profile import ProfileError, load_profile
-from comfycheck.targets import percentile
+from comfycheck.comfy.client import ComfyClient, ComfyError
+from comfycheck.config.profile import ProfileError, load_profile
+from comfycheck.config.targets import percentile
 
 
 def main() -> int:

@@ -20,8 +20,9 @@ from locust.exception import StopUser
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a checkout without `pip install -e .`
 
 from comfycheck.history import History, HistoryError  # noqa: E402
-from comfycheck.loadrun import LoadRun, new_report_dir  # noqa: E402
-from comfycheck.profile import ProfileError, load_profile  # noqa: E402
+from comfycheck.config.paths import new_report_dir  # noqa: E402
+from comfycheck.load.runner import LoadRun  # noqa: E402
+from comfycheck.config.profile import ProfileError, load_profile  # noqa: E402
 
 RUN: dict = {}  # the one LoadRun of this Locust process, and how it ended
 for noisy in ("httpx", "matplotlib"):  # one line per poll would drown Locust's own output
@@ -65,7 +66,7 @@ def _init(environment, **_kw):
             _abort(environment, str(exc))
             return
     generations = opts.generations or profile.load.generations
-    out = Path(opts.report_dir) if opts.report_dir else new_report_dir()
+    out = Path(opts.report_dir) if opts.report_dir else new_report_dir("load")
     RUN.update(profile=profile, generations=generations, out=out, stopped_by="generations",
                time_limit=opts.time_limit_s or profile.load.time_limit_s,
                run=LoadRun(profile, out, generations=generations, sample_hz=opts.sample_hz or profile.load.sample_hz,
@@ -107,17 +108,17 @@ def _quitting(environment, **_kw):
     if run is None:
         return
     summary = run.finish(RUN["stopped_by"])
-    print(f"comfycheck load run: {summary['verdict']}: {summary['generations_ok']}/{summary['generations_requested']} "
+    print(f"comfycheck load run: {summary.verdict}: {summary.generations_ok}/{summary.generations_requested} "
           f"generations; report {RUN['out']}/index.html")
-    if "history_run" in summary:
-        print(f"  kept as run #{summary['history_run']} (load) in {run.history}")
-    if "history_error" in summary:
-        print(f"comfycheck: {summary['history_error']}", file=sys.stderr)
+    if run.kept is not None:
+        print(f"  kept as run #{run.kept} (load) in {run.history}")
+    if run.keep_error:
+        print(f"comfycheck: {run.keep_error}", file=sys.stderr)
         environment.process_exit_code = 2
-    for row in summary["measurements"]:
-        figure = f"{row['value']} {row['unit']}" if row["value"] is not None else row["note"]
-        print(f"  {row['verdict']:12} {row['name']}: {figure} (target {row['threshold']})")
-    if summary["verdict"] != "pass" or summary["generations_failed"]:
+    for m in summary.measurements:
+        figure = f"{m.value} {m.unit}" if m.value is not None else m.note
+        print(f"  {m.verdict:12} {m.name}: {figure} (target {m.target.describe() if m.target else None})")
+    if not summary.passed:
         environment.process_exit_code = 1
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from comfycheck.gpu import GiB, NvmlSource, Sampler, gpu_map_rows, inventory, load_nvml, match_device  # noqa: E402
+from comfycheck.probes.gpu import GiB, NvmlSource, Sampler, gpu_map_rows, inventory, load_nvml, match_device  # noqa: E402
 from comfycheck.polling import DeadlineExceeded, wait_until  # noqa: E402
-from comfycheck.watchdog import listening_process  # noqa: E402
+from comfycheck.probes.process import listening_process  # noqa: E402
 
 HOLDER = """
 import socket, sys, time, torch

@@ -21,9 +21,9 @@ from pathlib import Path
 from comfycheck.history import History
 from comfycheck.history.compare import compare
 from comfycheck.history.trend import analyse, render
-from comfycheck.measurements import Measurement
-from comfycheck.profile import PROJECT_ROOT
-from comfycheck.targets import DEFAULT_TARGETS
+from comfycheck.judge.measurements import Measurement
+from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.config.targets import DEFAULT_TARGETS
 
 TARGETS = list(DEFAULT_TARGETS.values())
 

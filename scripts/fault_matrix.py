@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from comfycheck.profile import PROJECT_ROOT, load_profile
+from comfycheck.config.profile import load_profile
+from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.stack import EmbeddedStack
 
 FAULTS = [

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from PIL import Image
 
-from comfycheck.client import ComfyClient
+from comfycheck.comfy.client import ComfyClient
 
 GRAPH_INVERT = {"1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 0}},
                 "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},

@@ -18,10 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from comfycheck.client import ComfyClient
+from comfycheck.comfy.client import ComfyClient
 from comfycheck.history import History
 from comfycheck.history.trend import analyse, render
-from comfycheck.profile import PROJECT_ROOT, load_profile
+from comfycheck.config.profile import load_profile
+from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.stack import EmbeddedStack, FaultSwitch
 
 SLOW_TARGETS = {"generation_s"}  # a slow generation must be flagged on these

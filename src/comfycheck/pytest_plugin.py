@@ -1,22 +1,21 @@
 """The pytest plugin: --profile, the deployment fixtures, and the targets table of the HTML report."""
 from __future__ import annotations
 
-import contextlib
 import html
 import time
 from pathlib import Path
 
 import pytest
 
-from .blocking import Blocking
-from .client import ComfyClient, ComfyError
-from .foundations import Foundations, for_profile
-from .profile import Profile, ProfileError, load_profile
+from .judge.dependants import Dependants
+from .comfy.client import ComfyClient, ComfyError
+from .judge.foundations import Foundations, for_profile
+from .config.profile import Profile, ProfileError, load_profile
 from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
-from .report import failure_banner, headline, one_line, record, targets_table
-from .runrecord import RunRecord, add_options
-from .measurements import Measurement, write_json
-from .targets import Target
+from .outputs.report import failure_banner, headline, one_line, record, targets_table
+from .outputs.runrecord import RunRecord, add_options
+from .judge.measurements import write_json
+from .judge.recorder import ITEM_MEASUREMENTS_KEY, Recorder
 
 MARKERS = {
     "smoke": "fast, read-only checks to run right after a deploy",
@@ -38,8 +37,7 @@ PROFILE_KEY = pytest.StashKey[Profile]()
 MEASUREMENTS_KEY = pytest.StashKey[list]()
 OUTCOMES_KEY = pytest.StashKey[dict]()
 STARTED_KEY = pytest.StashKey[float]()
-ITEM_MEASUREMENTS_KEY = pytest.StashKey[list]()
-BLOCKING_KEY = pytest.StashKey[Blocking]()
+DEPENDANTS_KEY = pytest.StashKey[Dependants]()
 RUN_KEY = pytest.StashKey[RunRecord]()
 
 
@@ -77,20 +75,20 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[PROFILE_KEY] = profile
     config.stash[MEASUREMENTS_KEY] = []
-    config.stash[BLOCKING_KEY] = Blocking(for_profile(profile))
+    config.stash[DEPENDANTS_KEY] = Dependants(for_profile(profile))
     run = RunRecord(config, profile, config.stash[OUTCOMES_KEY], config.stash[MEASUREMENTS_KEY])
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(run, "comfycheck-run-record")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[BLOCKING_KEY].collected(session.items)
+    session.config.stash[DEPENDANTS_KEY].collected(session.items)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     result = yield  # a failing check raises here, and needs nothing more
-    item.config.stash[BLOCKING_KEY].confirm_own_foundation(item)
+    item.config.stash[DEPENDANTS_KEY].confirm_own_foundation(item)
     return result
 
 
@@ -126,7 +124,7 @@ def profile(pytestconfig: pytest.Config) -> Profile:
 @pytest.fixture(scope="session")
 def foundations(pytestconfig: pytest.Config) -> Foundations:
     """The run's foundations (comfycheck.foundations), for a fixture that checks one itself (the page load)."""
-    return pytestconfig.stash[BLOCKING_KEY].foundations
+    return pytestconfig.stash[DEPENDANTS_KEY].foundations
 
 
 @pytest.fixture(scope="session")
@@ -194,63 +192,6 @@ def fault_switch(profile: Profile, deployment):
     switch.reset()
 
 
-class Recorder:
-    """Records measurements for the report; a measurement against a target fails the test when missed, at once,
-    or, inside `with measure.together():`, once at the end of the block, naming every target missed there."""
-
-    def __init__(self, profile: Profile, store: list, item: pytest.Item):
-        self.profile = profile
-        self.store = store
-        self.nodeid = item.nodeid
-        self.item = item
-        self._deferred = 0
-
-    def __call__(self, target_key: str, value: float, *, name: str | None = None, fix: str = "",
-                 **details) -> Measurement:
-        return self.against(self.profile.targets[target_key], value, name=name, fix=fix, **details)
-
-    def against(self, target: Target, value: float, *, name: str | None = None, fix: str = "",
-                **details) -> Measurement:
-        """A measurement against a target (one of the profile's, or one worked out by the check, such as a
-        certificate's renewal point); `fix` is what the operator should do when it is missed."""
-        m = Measurement(name or target.label, round(float(value), 4), target.unit, target, self.nodeid, details,
-                        fix=fix)
-        self._keep(m)
-        if m.verdict == "FAIL" and not self._deferred:
-            pytest.fail(m.failure_message(), pytrace=False)
-        return m
-
-    @contextlib.contextmanager
-    def together(self):
-        """Record every figure of the block, then fail once if any target was missed (none is lost to the
-        first miss)."""
-        before = len(self.item.stash.get(ITEM_MEASUREMENTS_KEY, []))
-        self._deferred += 1
-        try:
-            yield self
-        finally:
-            self._deferred -= 1
-        missed = [m for m in self.item.stash.get(ITEM_MEASUREMENTS_KEY, [])[before:] if m.verdict == "FAIL"]
-        if missed:
-            pytest.fail("; ".join(m.failure_message() for m in missed), pytrace=False)
-
-    def record(self, m: Measurement) -> Measurement:
-        """A Measurement taken elsewhere (the load run), kept as it is: its verdict is not judged again."""
-        m.test = f"{self.nodeid} ({m.test})" if m.test else self.nodeid
-        self._keep(m)
-        return m
-
-    def info(self, name: str, value, unit: str = "", **details) -> Measurement:
-        m = Measurement(name, value, unit, None, self.nodeid, details)
-        self._keep(m)
-        return m
-
-    def _keep(self, m: Measurement) -> None:
-        self.store.append(m)
-        self.item.stash.setdefault(ITEM_MEASUREMENTS_KEY, []).append(m)
-        self.item.user_properties.append((m.name, m.summary()))  # JUnit XML's <property>, for a CI server
-
-
 @pytest.fixture
 def measure(request: pytest.FixtureRequest, profile: Profile) -> Recorder:
     return Recorder(profile, request.config.stash[MEASUREMENTS_KEY], request.node)
@@ -286,8 +227,8 @@ def _redact(report: pytest.TestReport, secrets: list[str]) -> None:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if BLOCKING_KEY in item.config.stash:
-        item.config.stash[BLOCKING_KEY].convert(item, report)
+    if DEPENDANTS_KEY in item.config.stash:
+        item.config.stash[DEPENDANTS_KEY].convert(item, report)
     profile = item.config.stash.get(PROFILE_KEY, None)
     secrets = profile.secrets() if profile else []
     if secrets:
@@ -311,8 +252,8 @@ class _OutcomeRecorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record(self.config.stash[OUTCOMES_KEY], report)
-        if BLOCKING_KEY in self.config.stash:
-            self.config.stash[BLOCKING_KEY].logged(report)
+        if DEPENDANTS_KEY in self.config.stash:
+            self.config.stash[DEPENDANTS_KEY].logged(report)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfycheck.events import protocol_problems
-from comfycheck.expected import intermediate_dtype, predict
+from comfycheck.comfy.protocol import protocol_problems
+from comfycheck.comfy.expected import intermediate_dtype, predict
 from comfycheck.polling import DeadlineExceeded, wait_until
-from comfycheck.targets import percentile
-from comfycheck.uploads import MiB, full_upload
-from comfycheck.workflows import check_preflight, generation_workflow, load_workflow, make_unique
+from comfycheck.config.targets import percentile
+from comfycheck.comfy.uploads import MiB, full_upload
+from comfycheck.comfy.workflows import check_preflight, generation_workflow, load_workflow, make_unique
 
 pytestmark = pytest.mark.acceptance
 

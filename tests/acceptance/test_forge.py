@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from comfycheck.forge import ForgeClient, ForgeError
+from comfycheck.probes.forge import ForgeClient, ForgeError
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.forge]
 GiB = 1024 ** 3

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
-from comfycheck.client import ComfyClient, ComfyError
-from comfycheck.foundations import host_rewritten
-from comfycheck.profile import is_loopback
-from comfycheck.targets import paired_overhead, percentile
-from comfycheck.uploads import MiB, full_upload
-from comfycheck.watchdog import listening_addresses
-from comfycheck.workflows import load_workflow, make_unique
+from comfycheck.comfy.client import ComfyClient, ComfyError
+from comfycheck.judge.foundations import host_rewritten
+from comfycheck.probes.process import is_loopback
+from comfycheck.config.targets import paired_overhead, percentile
+from comfycheck.comfy.uploads import MiB, full_upload
+from comfycheck.probes.process import listening_addresses
+from comfycheck.comfy.workflows import load_workflow, make_unique
 
 pytestmark = pytest.mark.acceptance
 FOREIGN_ORIGIN = "https://comfycheck-foreign-origin.invalid"

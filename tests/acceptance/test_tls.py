@@ -7,7 +7,7 @@ import re
 import pytest
 from cryptography.x509.verification import VerificationError
 
-from comfycheck import tls
+from comfycheck.probes import tls
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.smoke]
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from comfycheck.client import ComfyClient
+from comfycheck.comfy.client import ComfyClient
 from comfycheck.watchdog import WatchdogError, kill_and_watch, make_killer
-from comfycheck.workflows import load_workflow, make_unique
+from comfycheck.comfy.workflows import load_workflow, make_unique
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.watchdog, pytest.mark.destructive]
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import subprocess
 
 import pytest
 
-from comfycheck.loadrun import load_summary_html, locust_command, new_report_dir
-from comfycheck.profile import PROJECT_ROOT
-from comfycheck.measurements import Measurement
+from comfycheck.config.paths import PROJECT_ROOT, new_report_dir
+from comfycheck.load.judge import LoadSummary
+from comfycheck.load.locust import locust_command
+from comfycheck.load.report import PLOTS, SUMMARY_JSON, load_summary_html
 
 pytestmark = pytest.mark.load
 
@@ -24,7 +24,7 @@ def test_consecutive_generations_meet_the_targets(profile, deployment, pytestcon
     if not allowed:
         pytest.skip(f"load run: profile {profile.name!r} does not allow it (allow_load = false); "
                     "pass --allow-load to run it")
-    out = new_report_dir()
+    out = new_report_dir("load")
     cmd = locust_command(profile.path, out, generations=profile.load.generations,
                          time_limit_s=profile.load.time_limit_s, allow_load=True, keep=False)
     try:
@@ -32,30 +32,29 @@ def test_consecutive_generations_meet_the_targets(profile, deployment, pytestcon
                               timeout=profile.load.time_limit_s + 2 * profile.load.settle_s + 60)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the Locust run did not end within its bound; report folder {out}", pytrace=False)
-    summary_file = out / "summary.json"
+    summary_file = out / SUMMARY_JSON
     if not summary_file.is_file():
         pytest.fail(f"Locust wrote no summary (exit {done.returncode}):\n{done.stderr[-2000:]}", pytrace=False)
-    summary = json.loads(summary_file.read_text())
+    summary = LoadSummary.read(summary_file)
     _embed(extras, out, summary)
 
-    measure.info("load run", summary["verdict"], report=str(out.relative_to(PROJECT_ROOT)),
-                 source=summary["source"], device=summary["device"], match=summary["device_match"],
-                 notes=summary["notes"])
-    measure.info("generation wall time (median)", summary["wall_s"]["median"], "s")
-    measure.info("client wall time minus ComfyUI's own timestamps (median)", summary["timing_error_ms"]["median"], "ms")
+    measure.info("load run", summary.verdict, report=str(out.relative_to(PROJECT_ROOT)),
+                 source=summary.source, device=summary.device, match=summary.device_match, notes=summary.notes)
+    measure.info("generation wall time (median)", summary.wall_s.median, "s")
+    measure.info("client wall time minus ComfyUI's own timestamps (median)", summary.timing_error_ms.median, "ms")
     with measure.together():
-        for row in summary["measurements"]:
-            measure.record(Measurement.from_dict(row))
+        for m in summary.measurements:
+            measure.record(m)
     assert done.returncode == 0, f"Locust exited with {done.returncode} although every target passed:\n{done.stderr[-1500:]}"
 
 
-def _embed(extras, out, summary) -> None:
+def _embed(extras, out, summary: LoadSummary) -> None:
     try:
         from pytest_html import extras as html_extras
     except ImportError:
         return
-    for name in ("timeline.png", "generations.png"):
+    for name in PLOTS:
         if (out / name).is_file():
             extras.append(html_extras.png(base64.b64encode((out / name).read_bytes()).decode(), name))
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary["notes"])
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.notes)
     extras.append(html_extras.html(f"<div class='comfycheck-load'>{load_summary_html(summary)}<ul>{notes}</ul></div>"))

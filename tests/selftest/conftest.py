@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from comfycheck.profile import DEFAULT_PROFILE, PROJECT_ROOT
+from comfycheck.config.paths import DEFAULT_PROFILE, PROJECT_ROOT
 
 RECORDINGS = Path(os.environ.get("COMFYCHECK_RECORDINGS", PROJECT_ROOT.parent / "shared" / "reference" / "comfyui"))
 

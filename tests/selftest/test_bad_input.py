@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from comfycheck.profile import PROJECT_ROOT
+from comfycheck.config.paths import PROJECT_ROOT
 from conftest import free_port, run_pytest
 
 pytestmark = pytest.mark.selftest

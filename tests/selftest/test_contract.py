@@ -12,9 +12,9 @@ import uuid
 import pytest
 from PIL import Image
 
-from comfycheck.client import ComfyClient, ComfyError
-from comfycheck.events import protocol_problems
-from comfycheck.workflows import make_unique
+from comfycheck.comfy.client import ComfyClient, ComfyError
+from comfycheck.comfy.protocol import protocol_problems
+from comfycheck.comfy.workflows import make_unique
 from conftest import RECORDINGS, recording
 
 pytestmark = pytest.mark.selftest

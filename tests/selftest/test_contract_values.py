@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfycheck.expected import intermediate_dtype, predict
-from comfycheck.profile import PROJECT_ROOT
+from comfycheck.comfy.expected import intermediate_dtype, predict
+from comfycheck.config.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.selftest
 RECORDED = PROJECT_ROOT / "fixtures" / "recordings"

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from comfycheck.foundations import Foundation, Foundations
-from comfycheck.report import Outcome, headline
-from comfycheck.ui import navigation_cause, websocket_hint
-from comfycheck.uploads import who_refused
+from comfycheck.judge.foundations import Foundation, Foundations
+from comfycheck.outputs.report import Outcome, headline
+from comfycheck.probes.browser import navigation_cause, websocket_hint
+from comfycheck.comfy.uploads import who_refused
 
 pytestmark = pytest.mark.selftest
 NGINX_413 = ("<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 "

@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from comfycheck import gpu
+from comfycheck.probes import gpu
 from comfycheck.polling import wait_until
-from comfycheck.gpu import DeviceMatchError, NvmlSource, Sampler, inventory, match_device, read_samples
+from comfycheck.probes.gpu import DeviceMatchError, NvmlSource, Sampler, inventory, match_device, read_samples
 
 GiB = 1024 ** 3
 

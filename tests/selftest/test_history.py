@@ -10,10 +10,10 @@ import textwrap
 import pytest
 
 from comfycheck.history import History, HistoryError, store
-from comfycheck.measurements import Measurement
+from comfycheck.judge.measurements import Measurement
 from comfycheck.polling import wait_until
-from comfycheck.profile import PROJECT_ROOT
-from comfycheck.targets import DEFAULT_TARGETS
+from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.config.targets import DEFAULT_TARGETS
 from conftest import suite_command
 
 pytestmark = pytest.mark.selftest
@@ -28,9 +28,9 @@ AT_THE_BARRIER = textwrap.dedent('''
     import os, sys
     from pathlib import Path
     from comfycheck.history import History, store
-    from comfycheck.measurements import Measurement
+    from comfycheck.judge.measurements import Measurement
     from comfycheck.polling import wait_until
-    from comfycheck.targets import DEFAULT_TARGETS
+    from comfycheck.config.targets import DEFAULT_TARGETS
     path, here, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     t = DEFAULT_TARGETS["generation_s"]
     with History(path) as h:  # open first: all of them then write at once
@@ -57,8 +57,8 @@ def test_runs_finishing_at_the_same_moment_all_land(tmp_path):
 WRITER = textwrap.dedent('''
     import sys
     from comfycheck.history import History, store
-    from comfycheck.measurements import Measurement
-    from comfycheck.targets import DEFAULT_TARGETS
+    from comfycheck.judge.measurements import Measurement
+    from comfycheck.config.targets import DEFAULT_TARGETS
     t = DEFAULT_TARGETS["generation_s"]
     with History(sys.argv[1]) as h:
         while True:

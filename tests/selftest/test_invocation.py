@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from comfycheck.profile import DEFAULT_PROFILE, PROJECT_ROOT
+from comfycheck.config.paths import DEFAULT_PROFILE, PROJECT_ROOT
 
 pytestmark = pytest.mark.selftest
 RUN = PROJECT_ROOT / "run"

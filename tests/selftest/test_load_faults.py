@@ -1,14 +1,14 @@
 """The Locust load run against faults: a VRAM leak, a slow generation and failing generations are all caught."""
 from __future__ import annotations
 
-import json
 import subprocess
 
 import pytest
 
 from comfycheck.history import History
-from comfycheck.loadrun import locust_command
-from comfycheck.profile import PROJECT_ROOT
+from comfycheck.load.judge import LoadSummary
+from comfycheck.load.locust import locust_command
+from comfycheck.config.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.selftest
 
@@ -18,12 +18,12 @@ def run_load(profile_path, out, generations=3, time_limit_s=120, history=None):
                          keep=history is not None)
     done = subprocess.run(cmd,
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=time_limit_s + 90)
-    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else None
+    summary = LoadSummary.read(out / "summary.json") if (out / "summary.json").is_file() else None
     return done, summary
 
 
-def verdicts(summary) -> dict:
-    return {r["key"]: r for r in summary["measurements"]}
+def verdicts(summary: LoadSummary) -> dict:
+    return {m.key: m for m in summary.measurements}
 
 
 @pytest.fixture
@@ -40,13 +40,14 @@ def test_healthy_run_passes_and_writes_the_report_folder(deployment, fault_switc
         assert (run.kind, run.verdict, run.outcomes["generations_ok"]) == ("load", "passed", 3)
         assert run.versions["comfyui"] == "0.33.0" and run.versions["comfycheck"], run.versions
         kept = history.measurements(run.id)
-    assert [m.as_dict() for m in kept] == summary["measurements"], "the history holds the run's own Measurements"
+    assert [m.as_dict() for m in kept] == [m.as_dict() for m in summary.measurements], \
+        "the history holds the run's own Measurements"
     assert f"kept as run #{run.id} (load)" in done.stdout
     for name in ("summary.json", "generations.csv", "samples.csv", "timeline.png", "generations.png", "index.html"):
         assert (tmp_path / "run" / name).is_file(), name
-    assert summary["generations_ok"] == 3 and summary["verdict"] == "pass" and summary["source"] == "system_stats"
-    assert "NVML unavailable on this host" in " ".join(summary["notes"]) or summary["source"] == "nvml"
-    assert summary["sampler"]["samples"] > 5
+    assert summary.generations_ok == 3 and summary.verdict == "pass" and summary.source == "system_stats"
+    assert "NVML unavailable on this host" in " ".join(summary.notes) or summary.source == "nvml"
+    assert summary.sampler.samples > 5
     assert "GENERATE" in done.stdout + done.stderr  # Locust's own request statistics
 
 
@@ -55,7 +56,7 @@ def test_vram_leak_fails_the_leak_check(fault_switch, short_profile, tmp_path):
     done, summary = run_load(short_profile, tmp_path / "run")
     assert done.returncode == 1, done.stdout + done.stderr
     leak = verdicts(summary)["vram_released_gb"]
-    assert leak["verdict"] == "FAIL" and leak["value"] > 0.5, leak
+    assert leak.verdict == "FAIL" and leak.value > 0.5, leak
     assert any(line.split()[:1] == ["FAIL"] and "VRAM left above the idle baseline after /free" in line
                for line in done.stdout.splitlines()), done.stdout
 
@@ -66,16 +67,16 @@ def test_slow_generation_misses_the_time_target_and_fails_the_exit_code(fault_sw
     done, summary = run_load(profile, tmp_path / "run", generations=2)
     assert done.returncode == 1, done.stdout + done.stderr
     slow = verdicts(summary)["generation_s"]
-    assert slow["verdict"] == "FAIL" and slow["value"] > 1.2, slow
+    assert slow.verdict == "FAIL" and slow.value > 1.2, slow
 
 
 def test_failing_generations_are_counted_as_failures(fault_switch, short_profile, tmp_path):
     fault_switch.set(generation_fails=True)
     done, summary = run_load(short_profile, tmp_path / "run")
     assert done.returncode == 1
-    assert summary["generations_failed"] == 3 and summary["generations_ok"] == 0
-    assert verdicts(summary)["consecutive_generations"]["verdict"] == "FAIL"
-    assert "torch.OutOfMemoryError" in summary["errors"][0]
+    assert summary.generations_failed == 3 and summary.generations_ok == 0
+    assert verdicts(summary)["consecutive_generations"].verdict == "FAIL"
+    assert "torch.OutOfMemoryError" in summary.errors[0]
     assert "GENERATE" in done.stdout + done.stderr and "RuntimeError" in done.stdout + done.stderr
 
 
@@ -83,15 +84,15 @@ def test_cpu_only_comfyui_is_run_and_judged_on_what_can_be_judged(fault_switch, 
     fault_switch.set(cpu_only=True)
     done, summary = run_load(short_profile, tmp_path / "run")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert summary["generations_ok"] == 3 and summary["on_gpu"] is False and summary["verdict"] == "pass"
+    assert summary.generations_ok == 3 and summary.on_gpu is False and summary.verdict == "pass"
     rows = verdicts(summary)
     for key in ("consecutive_generations", "generation_s", "generation_time_cv_pct"):
-        assert rows[key]["verdict"] == "pass", rows[key]
+        assert rows[key].verdict == "pass", rows[key]
     for key in ("vram_generation_pct", "vram_generation_gb", "vram_idle_pct", "vram_released_gb"):
-        assert rows[key]["verdict"] == "not assessed", rows[key]
-        assert "ComfyUI runs on the CPU" in rows[key]["note"], rows[key]
-    assert summary["peak"]["used_gb"] > 0, "the cpu device's memory is still sampled and reported"
-    assert "system_stats cpu" in summary["device"], summary["device"]
+        assert rows[key].verdict == "not assessed", rows[key]
+        assert "ComfyUI runs on the CPU" in rows[key].note, rows[key]
+    assert summary.peak.used_gb > 0, "the cpu device's memory is still sampled and reported"
+    assert "system_stats cpu" in summary.device, summary.device
 
 
 def test_short_try_out_reports_the_consecutive_target_as_not_assessed(deployment, fault_switch, make_profile,
@@ -100,7 +101,7 @@ def test_short_try_out_reports_the_consecutive_target_as_not_assessed(deployment
     done, summary = run_load(profile, tmp_path / "run", generations=3)
     assert done.returncode == 0, done.stdout + done.stderr
     row = verdicts(summary)["consecutive_generations"]
-    assert row["verdict"] == "not assessed" and "3 requested, the target needs 10" in row["note"], row
+    assert row.verdict == "not assessed" and "3 requested, the target needs 10" in row.note, row
 
 
 def test_load_run_refused_on_a_profile_that_does_not_allow_it(tmp_path):

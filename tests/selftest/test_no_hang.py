@@ -11,8 +11,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from comfycheck.client import ComfyClient, ComfyUnreachable
-from comfycheck.stack import PKI_DIR, certs
+from comfycheck.comfy.client import ComfyClient, ComfyUnreachable
+from comfycheck.stack import certs
+from comfycheck.config.paths import PKI_DIR
 from comfycheck.stack.proxy import NginxProxy, ProxyConfig
 from conftest import blocked_lines, free_port, red_lines, run_pytest
 

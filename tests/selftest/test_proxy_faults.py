@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from comfycheck.stack import PKI_DIR
+from comfycheck.config.paths import PKI_DIR
 from conftest import _merge, assert_fails, free_port, own_ports, red_lines, run_pytest
 
 pytestmark = pytest.mark.selftest

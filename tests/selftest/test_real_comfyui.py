@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from comfycheck.profile import PROJECT_ROOT, load_profile
+from comfycheck.config.profile import load_profile
+from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.stack import EmbeddedStack, StackError, real
 from conftest import run_pytest
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from comfycheck.history import History
-from comfycheck.profile import PROJECT_ROOT
+from comfycheck.config.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.selftest
 

@@ -48,7 +48,7 @@ def test_failure_message_comes_before_its_traceback(report_of_failed_run, tmp_pa
     """As a reader sees it: rendered in Chromium, the message sits above the failure's log."""
     from playwright.sync_api import sync_playwright
 
-    from comfycheck.ui import CHROMIUM_ARGS, browser_executable
+    from comfycheck.probes.browser import CHROMIUM_ARGS, browser_executable
 
     _, terminal = report_of_failed_run
     with sync_playwright() as pw:
@@ -81,7 +81,7 @@ def test_three_times(measure):
 
 
 def test_a_check_records_all_its_figures_then_fails_once(tmp_path):
-    from comfycheck.measurements import read_json
+    from comfycheck.judge.measurements import read_json
 
     checks = tmp_path / "test_together.py"
     checks.write_text(TOGETHER)

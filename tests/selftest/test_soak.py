@@ -15,7 +15,7 @@ import pytest
 
 from comfycheck.history import History
 from comfycheck.polling import wait_until
-from comfycheck.profile import PROJECT_ROOT
+from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.stack import EmbeddedStack, FaultSwitch
 from comfycheck.stack.proxy import NginxProxy
 from comfycheck.stack.supervisor import PROGRAM, rpc

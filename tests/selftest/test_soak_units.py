@@ -6,7 +6,7 @@ import pytest
 from comfycheck.soak.duration import clock, format_duration, parse_duration
 from comfycheck.soak.judge import availability, growth_per_hour, judge
 from comfycheck.soak.samples import SampleStore, Tick
-from comfycheck.targets import DEFAULT_TARGETS
+from comfycheck.config.targets import DEFAULT_TARGETS
 
 pytestmark = pytest.mark.selftest
 

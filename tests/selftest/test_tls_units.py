@@ -10,8 +10,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from comfycheck import tls
-from comfycheck.profile import DEFAULT_PROFILE, PROJECT_ROOT, ProfileError, load_profile
+from comfycheck.probes import tls
+from comfycheck.config.profile import ProfileError, load_profile
+from comfycheck.config.paths import DEFAULT_PROFILE, PROJECT_ROOT
 from comfycheck.stack import certs
 from comfycheck.stack.proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, nginx_binary
 

@@ -9,8 +9,8 @@ from comfycheck.history import History
 from comfycheck.history.compare import compare
 from comfycheck.history.regression import judge
 from comfycheck.history.trend import analyse, render
-from comfycheck.measurements import Measurement
-from comfycheck.targets import DEFAULT_TARGETS
+from comfycheck.judge.measurements import Measurement
+from comfycheck.config.targets import DEFAULT_TARGETS
 
 pytestmark = pytest.mark.selftest
 

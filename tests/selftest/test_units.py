@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from comfycheck.client import format_prompt_error
+from comfycheck.comfy.client import format_prompt_error
 from comfycheck.polling import DeadlineExceeded, wait_until
-from comfycheck.profile import DEFAULT_PROFILE, ProfileError, load_profile
-from comfycheck.measurements import Measurement
-from comfycheck.targets import DEFAULT_TARGETS
-from comfycheck.workflows import WorkflowError, load_workflow, make_unique, preflight
+from comfycheck.config.profile import ProfileError, load_profile
+from comfycheck.config.paths import DEFAULT_PROFILE
+from comfycheck.judge.measurements import Measurement
+from comfycheck.config.targets import DEFAULT_TARGETS
+from comfycheck.comfy.workflows import WorkflowError, load_workflow, make_unique, preflight
 from conftest import recording
 
 
@@ -159,17 +160,17 @@ def test_command_killer_sees_processes_only_on_this_host():
     ("127.0.0.5", True), ("http://10.0.0.5:8188", False), ("https://qwen-image-edit.myia.io", False),
 ])
 def test_is_loopback(where, local):
-    from comfycheck.profile import is_loopback
+    from comfycheck.probes.process import is_loopback
     assert is_loopback(where) is local
 
 
 def test_percentile_is_nearest_rank():
-    from comfycheck.targets import percentile
+    from comfycheck.config.targets import percentile
     assert percentile(list(range(1, 101)), 95) == 95 and percentile([3.0], 95) == 3.0
 
 
 def test_proxy_overhead_is_paired_never_a_difference_of_two_tails():
-    from comfycheck.targets import paired_overhead, percentile
+    from comfycheck.config.targets import paired_overhead, percentile
     direct = [2.0] * 28 + [40.0, 41.0]  # one slow direct sample in the tail
     proxied = [d + 1.5 for d in direct[:28]] + [3.5, 3.6]
     assert percentile(proxied, 95) - percentile(direct, 95) < 0  # what the report used to show
@@ -183,7 +184,7 @@ def test_baseline_comparison_ignores_anti_aliasing_but_counts_real_changes(tmp_p
 
     from PIL import Image, ImageDraw
 
-    from comfycheck.ui import compare_to_baseline
+    from comfycheck.probes.browser import compare_to_baseline
 
     def shapes(dx: float, extra: bool = False) -> bytes:
         s = 8  # drawn 8x larger and box-filtered: anti-aliased edges, as a browser draws them
@@ -206,8 +207,8 @@ def test_baseline_comparison_ignores_anti_aliasing_but_counts_real_changes(tmp_p
 
 
 def test_a_measurement_survives_its_json_form_with_its_verdict():
-    from comfycheck.measurements import NOT_ASSESSED, Measurement
-    from comfycheck.targets import DEFAULT_TARGETS
+    from comfycheck.judge.measurements import NOT_ASSESSED, Measurement
+    from comfycheck.config.targets import DEFAULT_TARGETS
     target = DEFAULT_TARGETS["generation_s"].with_threshold(1.0)
     missed = Measurement("one generation", 1.5, "s", target, "load run", {"note": "slowest"})
     skipped = Measurement("peak VRAM", None, "GB", DEFAULT_TARGETS["vram_generation_gb"], "load run",

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from comfycheck.profile import DEFAULT_PROFILE
-from comfycheck.watchdog import Killer, ProcessId, kill_and_watch
+from comfycheck.config.paths import DEFAULT_PROFILE
+from comfycheck.watchdog import Killer, kill_and_watch
+from comfycheck.probes.process import ProcessId
 from conftest import _merge, assert_fails, own_ports, run_pytest
 
 pytestmark = pytest.mark.selftest

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from comfycheck.profile import PROJECT_ROOT
-from comfycheck.ui import CHROMIUM_ARGS, PageWatch, UIError, browser_executable, compare_to_baseline, nss_home
+from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.probes.browser import CHROMIUM_ARGS, PageWatch, UIError, browser_executable, compare_to_baseline, nss_home
 
 BASELINES = PROJECT_ROOT / "fixtures" / "baselines"
 SCREENSHOTS = PROJECT_ROOT / "reports" / "screenshots"

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 
-from comfycheck.expected import predict
-from comfycheck.ui import COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE, navigation_cause
-from comfycheck.workflows import load_workflow, make_unique
+from comfycheck.comfy.expected import predict
+from comfycheck.probes.browser import COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE, navigation_cause
+from comfycheck.comfy.workflows import load_workflow, make_unique
 from conftest import pump_until, wait_state
 
 READY_JS = """() => {

@@ -6,7 +6,7 @@ import time
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from comfycheck.ui import navigation_cause
+from comfycheck.probes.browser import navigation_cause
 
 READY = "#txt2img_prompt textarea"  # Forge's own readiness condition (its UI scripts wait on this element)
 # ...but Gradio may still be building the rest (a visible "Loading..." where the sliders go) and the fonts may

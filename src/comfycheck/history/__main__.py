@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..profile import PROJECT_ROOT, ProfileError, load_profile
+from ..config.profile import ProfileError, load_profile
+from ..config.paths import DEFAULT_HISTORY, PROJECT_ROOT, REPORTS_DIR
 from . import regression
 from .store import History, HistoryError
 from .trend import analyse, render
 
-DEFAULT_HISTORY = PROJECT_ROOT / "reports" / "history.sqlite"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             page = render(trend, generated=f"Written {stamp} from {history_path}; regression window {window} runs, "
                                            f"{pct:g} %.")
-        out = Path(args.out) if args.out else PROJECT_ROOT / "reports" / f"trend-{_safe(name)}.html"
+        out = Path(args.out) if args.out else REPORTS_DIR / f"trend-{_safe(name)}.html"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(page, encoding="utf-8")
     except (HistoryError, ProfileError, OSError) as exc:
@@ -73,7 +73,7 @@ def _resolve(profile: str, history: str | None) -> tuple[str, Path, int, float]:
             raise ProfileError(f"profile {p.path}: [results] history is \"\", it keeps no history "
                                "(pass --history to read one)")
         return p.name, path, p.results.regression_window, p.results.regression_pct
-    return profile, Path(history).resolve() if history else DEFAULT_HISTORY, regression.WINDOW, regression.PCT
+    return profile, Path(history).resolve() if history else PROJECT_ROOT / DEFAULT_HISTORY, regression.WINDOW, regression.PCT
 
 
 def _counts(outcomes: dict) -> str:

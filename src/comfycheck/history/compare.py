@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from ..measurements import FAIL, PASS, Measurement
+from ..judge.measurements import FAIL, PASS, Measurement
 from . import regression
 from .store import History, Run
 

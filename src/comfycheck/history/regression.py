@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from ..targets import DEFAULT_TARGETS
+from ..config.targets import DEFAULT_TARGETS
 
 WINDOW = 20
 MIN_RUNS = 5

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import socket
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..measurements import Measurement
+from ..judge.measurements import Measurement
 
 # Each step takes the file from version N-1 to N, in one transaction with the version bump.
 MIGRATIONS: list[list[str]] = [
@@ -221,3 +222,11 @@ def _measurement_row(run_id: int, seq: int, m: Measurement) -> tuple:
     return (run_id, seq, t.key if t else None, m.name, m.number, None if m.number is not None else
             (None if m.value is None else str(m.value)), m.unit, t.threshold if t else None, t.op if t else None,
             m.verdict, m.test, json.dumps(m.as_dict(), default=str))
+
+
+def keep_run(path: Path, profile: str, kind: str, *, started: str, finished: str, verdict: str, versions: dict,
+             outcomes: dict, measurements: list[Measurement], report: str) -> int:
+    """A run that keeps itself (a load run, a soak), appended whole, with this host's name; its id."""
+    with History(path) as history:
+        return history.append(profile, kind, started=started, finished=finished, verdict=verdict, versions=versions,
+                              outcomes=outcomes, measurements=measurements, report=report, host=socket.gethostname())

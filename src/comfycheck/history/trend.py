@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from ..targets import DEFAULT_TARGETS
+from ..config.targets import DEFAULT_TARGETS
 from . import regression
 from .compare import version_changes
 from .store import History, Run

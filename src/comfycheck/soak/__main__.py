@@ -14,14 +14,15 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from ..client import ComfyError
+from ..comfy.client import ComfyError
 from ..history import History, HistoryError
-from ..measurements import FAIL, overall_verdict
-from ..profile import ProfileError, load_profile
+from ..judge.measurements import FAIL, overall_verdict
+from ..config.profile import ProfileError, load_profile
 from ..stack import EmbeddedStack, StackError
-from ..workflows import PreflightError, WorkflowError
+from ..comfy.workflows import PreflightError, WorkflowError
 from .duration import format_duration, parse_duration
-from .runner import Soak, SoakPlan, describe, new_report_dir, report_from_samples
+from ..config.paths import new_report_dir
+from .runner import Soak, SoakPlan, describe, report_from_samples
 from .samples import SampleFileError
 
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                     canary_every_s=s.canary_every_s if args.canary_every is None else args.canary_every,
                     canary=args.canary or s.canary)
     history = None if args.no_history else (args.history.resolve() if args.history else profile.history_path)
-    out = (args.out or new_report_dir()).resolve()
+    out = (args.out or new_report_dir("soak")).resolve()
     stack = EmbeddedStack(profile) if profile.embedded else None
     try:
         owned = stack is not None and stack.up().owned  # as pytest does: the embedded stack, started if need be

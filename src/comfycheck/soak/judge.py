@@ -7,8 +7,8 @@ import bisect
 import statistics
 from dataclasses import dataclass, field
 
-from ..measurements import Measurement
-from ..targets import Target, fmt, percentile
+from ..judge.measurements import Measurement
+from ..config.targets import Target, fmt, percentile
 from .duration import format_duration
 from .samples import SampleStore
 

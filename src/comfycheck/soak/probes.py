@@ -7,9 +7,9 @@ import time
 
 import psutil
 
-from ..client import ComfyClient, ComfyError, WebSocketLost
-from ..watchdog import listening_process
-from ..workflows import make_unique
+from ..comfy.client import ComfyClient, ComfyError, WebSocketLost
+from ..probes.process import listening_process
+from ..comfy.workflows import make_unique
 from .samples import SampleStore
 
 

@@ -8,9 +8,9 @@ import datetime as dt
 import html
 from pathlib import Path
 
-from ..measurements import FAIL, overall_verdict
-from ..report import GREEN, GREY, RED, targets_table
-from ..targets import fmt
+from ..judge.measurements import FAIL, overall_verdict
+from ..outputs.report import GREEN, GREY, RED, targets_table
+from ..config.targets import fmt
 from .duration import format_duration
 from .judge import Judgement
 from .samples import SampleStore

@@ -3,7 +3,6 @@ on the terminal, and at the end (the duration, Ctrl-C or SIGTERM) the judgement,
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import sys
 import threading
 import time
@@ -11,22 +10,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import versions
-from ..client import ComfyClient, ComfyError
-from ..gpu import NvmlSource
-from ..gpusource import choose_source
-from ..history import History
-from ..measurements import FAIL, overall_verdict, write_json
+from ..outputs import versions
+from ..comfy.client import ComfyClient, ComfyError
+from ..probes.gpu import NvmlSource
+from ..probes.gpu_choice import choose_source
+from ..history import keep_run
+from ..judge.measurements import FAIL, overall_verdict, write_json
 from ..polling import DeadlineExceeded, wait_until
-from ..profile import PROJECT_ROOT, Profile, is_loopback
-from ..workflows import check_preflight, generation_workflow, load_workflow
+from ..config.profile import Profile
+from ..probes.process import is_loopback
+from ..comfy.workflows import check_preflight, generation_workflow, load_workflow
 from .duration import clock, format_duration
 from .judge import Judgement, judge
 from .probes import Canary, HeldWebSocket, ProcessWatch
 from .report import write_report
 from .samples import SampleFileError, SampleStore, Tick
 
-SOAK_REPORTS = PROJECT_ROOT / "reports" / "soak"
 GC_TIMER_S = 10.0  # ComfyUI's prompt worker collects garbage at most this often after prompts (main.py)
 
 
@@ -231,30 +230,24 @@ def report_from_samples(out: Path, *, history: Path | None, targets=None) -> Jud
         write_report(out / "report.html", store, meta, judgement)
     if history is not None:
         verdict = overall_verdict(judgement.measurements)
-        with History(history) as h:
-            run_id = h.append(
-                meta["profile"], "soak", started=meta["started"], finished=meta.get("finished") or _now_iso(),
-                verdict="failed" if verdict == FAIL else "passed", versions=meta.get("versions", {}),
-                outcomes={"rounds": judgement.availability.rounds, "outages": len(judgement.availability.outages),
-                          "duration_s": round(judgement.availability.total_s, 1)},
-                measurements=judgement.measurements, report=str((out / "report.html").resolve()),
-                host=socket.gethostname())
+        run_id = keep_run(
+            history, meta["profile"], "soak", started=meta["started"], finished=meta.get("finished") or _now_iso(),
+            verdict="failed" if verdict == FAIL else "passed", versions=meta.get("versions", {}),
+            outcomes={"rounds": judgement.availability.rounds, "outages": len(judgement.availability.outages),
+                      "duration_s": round(judgement.availability.total_s, 1)},
+            measurements=judgement.measurements, report=str((out / "report.html").resolve()))
         judgement.notes.append(f"kept in {history} as run #{run_id} (kind soak)")
     return judgement
 
 
 def _targets_from_meta(meta: dict):
     """The targets the soak was started with (a report rebuilt later judges by the same thresholds)."""
-    from ..targets import DEFAULT_TARGETS
+    from ..config.targets import DEFAULT_TARGETS
     targets = dict(DEFAULT_TARGETS)
     for key, (threshold, _op, _unit, _label) in (meta.get("targets") or {}).items():
         if key in targets:
             targets[key] = targets[key].with_threshold(threshold)
     return targets
-
-
-def new_report_dir() -> Path:
-    return SOAK_REPORTS / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def _now_iso() -> str:

@@ -15,14 +15,13 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from ..client import ComfyClient, ComfyError
+from ..comfy.client import ComfyClient, ComfyError
 from ..polling import DeadlineExceeded, wait_until
-from ..profile import PROJECT_ROOT, Profile
+from ..config.profile import Profile
+from ..config.paths import PKI_DIR, PROJECT_ROOT, STATE_ROOT
 from . import certs, real, supervisor
 from .proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, ProxyError, ports_of
 
-STATE_ROOT = PROJECT_ROOT / ".comfycheck"
-PKI_DIR = STATE_ROOT / "pki"  # the stack's CA, shared by every embedded stack; profiles/local.toml trusts it
 
 
 class StackError(Exception):
@@ -330,7 +329,7 @@ class EmbeddedStack:
 
 
 def _nvml_sees_a_gpu() -> bool:
-    from ..gpu import load_nvml
+    from ..probes.gpu import load_nvml
     try:
         return load_nvml().nvmlDeviceGetCount() > 0
     except Exception:  # noqa: BLE001 - no NVML, no driver, no device: real ComfyUI runs with --cpu

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..profile import ProfileError, load_profile
+from ..config.profile import ProfileError, load_profile
 from . import EmbeddedStack, StackError
 
 

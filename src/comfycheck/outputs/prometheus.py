@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from .measurements import FAIL, PASS, Measurement
+from ..judge.measurements import FAIL, PASS, Measurement
 
 FIGURE_LABELS = ["profile", "kind", "target", "measurement", "unit"]
 RUN_LABELS = ["profile", "kind"]

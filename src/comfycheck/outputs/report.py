@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from .measurements import FAIL, PASS, Measurement, missed
+from ..judge.measurements import FAIL, PASS, Measurement, missed
 
 RED, GREEN, GREY = "#b00020", "#2a7d2a", "#555"
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import tls
-from .client import ComfyClient, ComfyError
-from .forge import ForgeClient, ForgeError
-from .profile import Profile
-from .uploads import MiB
+from ..probes import tls
+from ..comfy.client import ComfyClient, ComfyError
+from ..probes.forge import ForgeClient, ForgeError
+from ..config.profile import Profile
+from ..comfy.uploads import MiB
 
 
 @dataclass(frozen=True)

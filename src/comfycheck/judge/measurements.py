@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .targets import Target, fmt
+from ..config.targets import Target, fmt
 
 NOT_ASSESSED = "not assessed"
 PASS, FAIL, INFO = "pass", "FAIL", "info"

@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 
 from .gpu import (DeviceMatchError, GpuUnavailable, NvmlSource, SystemStatsSource, gpu_map_rows, inventory,
                   load_nvml, match_device)
-from .profile import Profile, is_loopback
-from .watchdog import listening_process
+from ..config.profile import Profile
+from .process import is_loopback
+from .process import listening_process
 
 
 @dataclass

@@ -15,8 +15,8 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from .errors import ComfyError, ComfyHTTPError, ComfyUnreachable, PromptRejected, RunTimeout, WebSocketLost
 from .eventstream import EventStream
-from .polling import DeadlineExceeded, wait_until
-from .results import TERMINAL, RunResult, WsMessage, format_prompt_error
+from ..polling import DeadlineExceeded, wait_until
+from .run_result import TERMINAL, RunResult, WsMessage, format_prompt_error
 from .wsclient import WsConnection, WsTimeout
 
 __all__ = ["ComfyClient", "ComfyError", "ComfyHTTPError", "ComfyUnreachable", "EventStream", "PromptRejected",

@@ -21,7 +21,7 @@ FIXTURE_NEEDS = {
 BLOCKED = "blocked: "
 
 
-class Blocking:
+class Dependants:
     def __init__(self, foundations: Foundations):
         self.foundations = foundations
         self.roots: dict[str, str] = {}  # foundation -> the check in this run that reports it

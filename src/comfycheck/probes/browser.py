@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from pixelmatch.utils import antialiased
 
-from .foundations import host_rewritten
+from ..judge.foundations import host_rewritten
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -75,7 +75,7 @@ def _canary(v):
 
 
 def _duration(v):
-    from .soak.duration import parse_duration
+    from ..soak.duration import parse_duration
     try:
         parse_duration(v)
     except ValueError:

@@ -12,11 +12,12 @@ import pytest
 
 from . import prometheus
 from . import versions as seen_versions
-from .history import History, HistoryError
-from .history.compare import Comparison, compare
-from .history.store import now_iso
-from .measurements import Measurement
-from .profile import PROJECT_ROOT, Profile
+from ..history import History, HistoryError
+from ..history.compare import Comparison, compare
+from ..history.store import now_iso
+from ..judge.measurements import Measurement
+from ..config.profile import Profile
+from ..config.paths import PROJECT_ROOT
 from .report import Outcome, counts, run_verdict
 
 

@@ -10,19 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .profile_schema import SCHEMA, validate
+from ..probes.process import is_loopback
+from .paths import DEFAULT_PROFILE, PROJECT_ROOT, WORKFLOWS_DIR
+from .schema import SCHEMA, validate
 from .targets import DEFAULT_TARGETS, Target
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PROFILE = PROJECT_ROOT / "profiles" / "local.toml"
-WORKFLOWS_DIR = PROJECT_ROOT / "fixtures" / "workflows"
 PROFILE_ENV = "COMFYCHECK_PROFILE"
 
-
-def is_loopback(url_or_host: str) -> bool:
-    """Whether a URL (or bare host name) points at this machine's loopback."""
-    host = urlsplit(url_or_host).hostname if "//" in url_or_host else url_or_host
-    return host == "localhost" or (host or "").startswith("127.") or host == "::1"
 
 
 class ProfileError(Exception):

@@ -7,7 +7,7 @@ import functools
 import subprocess
 from importlib import metadata
 
-from .profile import PROJECT_ROOT
+from ..config.paths import PROJECT_ROOT
 
 
 def from_system_stats(stats: dict) -> dict[str, str]:

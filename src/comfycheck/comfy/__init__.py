@@ -1,0 +1,1 @@
+"""ComfyUI's API: the client, its WebSocket, workflows and what a run produces."""

@@ -1,0 +1,1 @@
+"""Configuration: the profile, its schema, the targets, paths and units."""

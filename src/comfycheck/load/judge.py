@@ -1,0 +1,222 @@
+"""A load run judged on the targets, and its typed summary: what summary.json is written from and read back into.
+
+The judgement is a function of the run's records (its generations, the idle baseline, the peak sample, the memory
+after /free), so a summary can be judged again from them and says the same."""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from ..config.targets import Target
+from ..config.units import GB
+from ..judge.measurements import Measurement, overall_verdict
+from ..probes.gpu import Sample
+from .samples import Generation
+
+ON_CPU = "not assessed: ComfyUI runs on the CPU (/system_stats lists no GPU)"
+NO_TEMPERATURE = "not assessed: no temperature without NVML"
+
+
+@dataclass
+class IdleBaseline:
+    """Memory once it settled after /free, before the run: the baseline the leak check comes back to."""
+
+    used_gb: float
+    pct: float | None  # None where ComfyUI runs on the CPU: the memory is RAM then, not VRAM
+    temp_c: float | None
+    total_gb: float
+    device: str
+
+    @classmethod
+    def of(cls, s: Sample) -> IdleBaseline:
+        return cls(round(s.mem_used_bytes / GB, 3), round(s.used_pct, 2), s.temp_c, round(s.mem_total_bytes / GB, 2),
+                   s.device)
+
+
+@dataclass
+class AfterFree:
+    used_gb: float
+    delta_gb: float  # above the idle baseline
+    waited_s: float  # for it to come back within the target (or the settle time, when it did not)
+
+
+@dataclass
+class WallTimes:
+    mean: float | None
+    median: float | None
+    max: float | None
+
+
+@dataclass
+class TimingError:
+    median: float | None
+    max: float | None
+    what: str = "client wall time minus ComfyUI's create->terminal timestamps"
+
+
+@dataclass
+class PeakMemory:
+    used_gb: float | None
+    pct: float | None
+
+
+@dataclass
+class SamplerStats:
+    hz: float
+    samples: int
+    errors: int
+    last_error: str
+
+
+@dataclass
+class RunFacts:
+    """What the runner knows of the run besides its figures."""
+
+    profile: str
+    report_dir: str
+    workflow: str
+    started: str
+    finished: str
+    stopped_by: str
+    requested: int
+    source: str | None
+    device_match: str
+    gpu_map: list[dict]
+    versions: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadSummary:
+    """A judged load run; summary.json is this, key for key."""
+
+    profile: str
+    report_dir: str
+    workflow: str
+    started: str
+    finished: str
+    stopped_by: str
+    generations_requested: int
+    generations_ok: int
+    generations_failed: int
+    wall_s: WallTimes
+    timing_error_ms: TimingError
+    source: str | None
+    device: str | None
+    device_match: str
+    gpu_map: list[dict]
+    idle: IdleBaseline
+    on_gpu: bool
+    peak: PeakMemory
+    after_free: AfterFree
+    sampler: SamplerStats
+    notes: list[str]
+    measurements: list[Measurement]
+    versions: dict[str, str]
+    verdict: str
+    errors: list[str]
+
+    @property
+    def passed(self) -> bool:
+        """Every target met and every generation succeeded: the run's exit status 0."""
+        return self.verdict == "pass" and not self.generations_failed
+
+    def to_json(self) -> dict:
+        d = asdict(replace(self, measurements=[]))
+        d["measurements"] = [m.as_dict() for m in self.measurements]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> LoadSummary:
+        return cls(**{**d, "wall_s": WallTimes(**d["wall_s"]), "timing_error_ms": TimingError(**d["timing_error_ms"]),
+                      "idle": IdleBaseline(**d["idle"]), "peak": PeakMemory(**d["peak"]),
+                      "after_free": AfterFree(**d["after_free"]), "sampler": SamplerStats(**d["sampler"]),
+                      "measurements": [Measurement.from_dict(m) for m in d["measurements"]]})
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def read(cls, path: Path) -> LoadSummary:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def judge(targets: dict[str, Target], *, requested: int, generations: list[Generation], idle: IdleBaseline,
+          peak: Sample | None, max_temp: float | None, after: AfterFree, on_gpu: bool) -> list[Measurement]:
+    """The run's figures against the targets; on the CPU the memory targets are not assessed (it is RAM)."""
+    ok = [g for g in generations if g.ok]
+    walls = [g.wall_s for g in ok]
+    t = targets
+    if not on_gpu:
+        peak = None
+    no_gpu = ON_CPU if not on_gpu else "not measured"
+    streak, needed = longest_streak(generations), t["consecutive_generations"].threshold
+    short = requested < needed and len(ok) == len(generations)  # a try-out run; a failure still fails it
+    return [
+        _row(t["consecutive_generations"], None if short else streak,
+             f"longest run of successes; {len(ok)} of {len(generations)} succeeded ({requested} requested)",
+             none_why=f"not assessed: {requested} requested, the target needs {needed:g}; "
+                      f"{len(ok)} of {len(generations)} succeeded"),
+        _row(t["generation_s"], max(walls) if walls else None, "slowest successful generation (wall time)"),
+        _row(t["generation_time_cv_pct"],
+             100 * statistics.pstdev(walls) / statistics.mean(walls) if len(walls) >= 2 else None,
+             "stability: standard deviation / mean of the wall times"),
+        _row(t["vram_generation_pct"], peak.used_pct if peak else None, "peak VRAM during the run", none_why=no_gpu),
+        _row(t["vram_generation_gb"], peak.mem_used_bytes / GB if peak else None, "peak VRAM during the run",
+             none_why=no_gpu),
+        _row(t["vram_idle_pct"], idle.pct if on_gpu else None, "idle baseline after /free, before the run",
+             none_why=no_gpu),
+        _row(t["vram_released_gb"], after.delta_gb if on_gpu else None,
+             "VRAM above the idle baseline after the run and /free", none_why=ON_CPU),
+        _row(t["gpu_temp_idle_c"], idle.temp_c, "temperature at the idle baseline", none_why=NO_TEMPERATURE),
+        _row(t["gpu_temp_load_c"], max_temp, "highest temperature during the run", none_why=NO_TEMPERATURE),
+    ]
+
+
+def summarize(facts: RunFacts, targets: dict[str, Target], generations: list[Generation], idle: IdleBaseline,
+              sampler: SamplerStats, peak: Sample | None, max_temp: float | None, after: AfterFree,
+              on_gpu: bool) -> LoadSummary:
+    """The judged run, with its facts and the figures around the verdict."""
+    ok = [g for g in generations if g.ok]
+    walls = [g.wall_s for g in ok]
+    errors_ms = [(g.wall_s - g.server_s) * 1000 for g in ok if g.server_s is not None]
+    notes = list(facts.notes)
+    if not on_gpu:  # memory is still sampled and reported (idle, peak, after /free), but it is RAM, not VRAM
+        idle = replace(idle, pct=None)
+        notes.append("ComfyUI runs on the CPU (/system_stats lists no GPU): the VRAM targets are not "
+                     "assessed; the memory figures are the cpu device's")
+    rows = judge(targets, requested=facts.requested, generations=generations, idle=idle, peak=peak,
+                 max_temp=max_temp, after=after, on_gpu=on_gpu)
+    return LoadSummary(
+        profile=facts.profile, report_dir=facts.report_dir, workflow=facts.workflow, started=facts.started,
+        finished=facts.finished, stopped_by=facts.stopped_by, generations_requested=facts.requested,
+        generations_ok=len(ok), generations_failed=len(generations) - len(ok),
+        wall_s=WallTimes(_r(statistics.mean(walls)) if walls else None,
+                         _r(statistics.median(walls)) if walls else None, _r(max(walls)) if walls else None),
+        timing_error_ms=TimingError(_r(statistics.median(errors_ms)) if errors_ms else None,
+                                    _r(max(errors_ms)) if errors_ms else None),
+        source=facts.source, device=idle.device, device_match=facts.device_match, gpu_map=facts.gpu_map, idle=idle,
+        on_gpu=on_gpu, peak=PeakMemory(_r(peak.mem_used_bytes / GB) if peak else None, _r(peak.used_pct) if peak
+                                       else None),
+        after_free=after, sampler=sampler, notes=notes, measurements=rows, versions=facts.versions,
+        verdict=overall_verdict(rows), errors=[g.error for g in generations if not g.ok][:10])
+
+
+def longest_streak(generations: list[Generation]) -> int:
+    best = run = 0
+    for g in generations:
+        run = run + 1 if g.ok else 0
+        best = max(best, run)
+    return best
+
+
+def _r(v: float | None, nd: int = 3) -> float | None:
+    return None if v is None else round(v, nd)
+
+
+def _row(target: Target, value: float | None, what: str, none_why: str = "not measured") -> Measurement:
+    if value is None:
+        return Measurement(target.label, None, target.unit, target, "load run", {"note": what}, not_assessed=none_why)
+    return Measurement(target.label, round(float(value), 3), target.unit, target, "load run", {"note": what})

@@ -1,0 +1,89 @@
+"""A load run's folder: summary.json, generations.csv, the plots and index.html (samples.csv is the sampler's)."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from ..config.units import GB
+from ..outputs.report import targets_table
+from ..probes.gpu import read_samples
+from .judge import LoadSummary
+from .samples import GENERATIONS_CSV, SAMPLES_CSV, Generation, write_generations
+
+SUMMARY_JSON = "summary.json"
+PLOTS = ("timeline.png", "generations.png")
+
+
+def write_outputs(out: Path, summary: LoadSummary, generations: list[Generation]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    summary.write(out / SUMMARY_JSON)
+    write_generations(out / GENERATIONS_CSV, generations)
+    plots(out, summary, generations)
+    (out / "index.html").write_text(summary_html(summary))
+
+
+def plots(out: Path, summary: LoadSummary, generations: list[Generation]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = read_samples(out / SAMPLES_CSV) if (out / SAMPLES_CSV).is_file() else []
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    if samples:
+        t0 = float(samples[0]["t"])
+        xs = [float(s["t"]) - t0 for s in samples]
+        ax.plot(xs, [int(s["mem_used_bytes"]) / GB for s in samples], color="#3367d6", label="VRAM used (GB)")
+        total = int(samples[0]["mem_total_bytes"]) / GB
+        ax.axhline(total * 0.8, color="#d93025", linestyle="--", linewidth=1, label="80 % of total")
+        ax.set_ylim(0, total * 1.02)
+        temps = [(x, float(s["temp_c"])) for x, s in zip(xs, samples, strict=True) if s.get("temp_c")]
+        if temps:
+            ax2 = ax.twinx()
+            ax2.plot(*zip(*temps, strict=True), color="#e37400", label="temperature (°C)")
+            ax2.set_ylabel("°C")
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("GB")
+    device = str(summary.device or "?").split(" (comfycheck")[0][:70]
+    ax.set_title(f"VRAM during the run ({summary.source}: {device})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / PLOTS[0])
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
+    ax.bar([g.n for g in generations], [g.wall_s for g in generations],
+           color=["#34a853" if g.ok else "#d93025" for g in generations])
+    ax.set_xlabel("generation")
+    ax.set_ylabel("seconds (wall)")
+    ax.set_title("time per generation (red: failed)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / PLOTS[1])
+    plt.close(fig)
+
+
+def summary_html(summary: LoadSummary) -> str:
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.notes)
+    return f"""<!doctype html><meta charset="utf-8"><title>comfycheck load run</title>
+<style>body{{font-family:sans-serif}}</style>
+<h1>Load run: {summary.verdict}</h1>
+{load_summary_html(summary)}
+{targets_table(summary.measurements)}
+<ul>{notes}</ul>{gpu_map_html(summary.gpu_map)}
+<img src="timeline.png"><br><img src="generations.png">
+"""
+
+
+def load_summary_html(summary: LoadSummary) -> str:
+    """The run in one paragraph: profile, workflow, generations, where the samples came from."""
+    return (f"<p>Profile <b>{html.escape(summary.profile)}</b>, workflow {html.escape(summary.workflow)}, "
+            f"{summary.generations_ok} of {summary.generations_requested} generations succeeded (stopped by "
+            f"{html.escape(summary.stopped_by)}); samples from {html.escape(str(summary.source))} "
+            f"({html.escape(str(summary.device))}) {html.escape(summary.device_match)}.</p>")
+
+
+def gpu_map_html(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    return f"<h2>GPU map</h2><table><tr>{head}</tr>{body}</table>"

@@ -1,0 +1,145 @@
+"""One load run: N consecutive generations with VRAM/temperature sampled on ComfyUI's own GPU, then judged.
+
+Locust drives it (loadtests/locustfile.py): prepare() at test start, one_generation() per task, finish() when
+Locust quits."""
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import time
+from pathlib import Path
+
+from ..comfy.client import ComfyClient, ComfyError
+from ..comfy.workflows import generation_workflow, make_unique
+from ..config.profile import Profile
+from ..config.units import GB
+from ..history import HistoryError, keep_run
+from ..judge.measurements import FAIL
+from ..outputs import versions
+from ..polling import DeadlineExceeded, wait_until
+from ..probes.gpu import NvmlSource, Sample, Sampler, SystemStatsSource
+from ..probes.gpu_choice import choose_source
+from .judge import AfterFree, IdleBaseline, LoadSummary, RunFacts, SamplerStats, summarize
+from .report import write_outputs
+from .samples import SAMPLES_CSV, Generation
+
+
+class LoadRun:
+    def __init__(self, profile: Profile, out_dir: Path, *, generations: int, sample_hz: float,
+                 history: Path | None = None):
+        self.profile = profile
+        self.history = history  # where the run is appended (kind "load"); None: not kept
+        self.out = out_dir
+        self.wanted = generations
+        self.hz = sample_hz
+        self.client = ComfyClient.from_profile(profile)
+        self.workflow_name = profile.comfyui.generation_workflow
+        self.workflow: dict = {}
+        self.generations: list[Generation] = []
+        self.notes: list[str] = []
+        self.sampler: Sampler | None = None
+        self.source: NvmlSource | SystemStatsSource | None = None
+        self.device_match = ""
+        self.gpu_map: list[dict] = []
+        self.idle: IdleBaseline | None = None
+        self.system_stats: dict = {}
+        self.started = dt.datetime.now(dt.UTC)
+        self.kept: int | None = None  # the run's id in the history, once kept
+        self.keep_error = ""  # why it could not be kept
+
+    # --- before ---------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.system_stats = self.client.system_stats()
+        self.workflow = generation_workflow(self.client, self.profile)
+        choice = choose_source(self.profile, self.client)
+        self.source, self.device_match, self.gpu_map = choice.source, choice.device_match, choice.gpu_map
+        self.notes += choice.notes
+        self.client.free()
+        self.idle = IdleBaseline.of(self._settled_sample(self.source, deadline_s=self.profile.load.settle_s))
+        self.sampler = Sampler(self.source, self.out / SAMPLES_CSV, self.hz).start()
+
+    def _settled_sample(self, source: NvmlSource | SystemStatsSource, deadline_s: float) -> Sample:
+        """Sample until memory stops moving (two readings within 1 %) or the deadline; that is the baseline."""
+        readings = [source.sample()]
+
+        def settled() -> bool:
+            readings.append(source.sample())
+            a, b = readings[-2:]
+            return abs(b.mem_used_bytes - a.mem_used_bytes) <= 0.01 * b.mem_total_bytes
+
+        try:
+            wait_until(settled, timeout=deadline_s, interval=0.2, what="VRAM settling at the idle baseline")
+        except DeadlineExceeded:
+            self.notes.append(f"VRAM was still moving after {deadline_s:g} s; the idle baseline is its last reading")
+        return readings[-1]
+
+    # --- during ---------------------------------------------------------------------------------
+    def one_generation(self) -> Generation:
+        n = len(self.generations) + 1
+        t0 = time.perf_counter()
+        try:
+            result = self.client.run(make_unique(self.workflow), timeout=self.profile.comfyui.generation_timeout_s)
+        except ComfyError as exc:
+            gen = Generation(n, False, time.perf_counter() - t0, None, "", str(exc))
+        else:
+            server = result.server_total_ms
+            gen = Generation(n, result.ok, time.perf_counter() - t0, server / 1000 if server is not None else None,
+                             result.prompt_id, result.failure_message())
+        self.generations.append(gen)
+        return gen
+
+    # --- after ----------------------------------------------------------------------------------
+    def finish(self, stopped_by: str) -> LoadSummary:
+        """Judge the run, write its folder and keep it in the history (`kept`, or `keep_error` saying why not)."""
+        assert self.source is not None and self.idle is not None and self.sampler is not None, "prepare() first"
+        s = self.sampler.stop()
+        after = self._after_free(self.source, self.idle)
+        facts = RunFacts(
+            self.profile.name, str(self.out.resolve()), self.workflow_name,
+            self.started.isoformat(timespec="seconds"), dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            stopped_by, self.wanted, self.source.name, self.device_match, self.gpu_map,
+            {**versions.from_system_stats(self.system_stats),
+             **({"gpu": self.source.gpu.name} if isinstance(self.source, NvmlSource) else {}),
+             "comfycheck": versions.comfycheck()},
+            self.notes)
+        summary = summarize(facts, self.profile.targets, self.generations, self.idle,
+                            SamplerStats(self.hz, s.count, s.errors, s.last_error), s.peak, s.max_temp, after,
+                            on_gpu=getattr(self.source, "gpu", True))
+        write_outputs(self.out, summary, self.generations)
+        if self.history is not None:
+            try:
+                self.kept = keep_in_history(self.history, summary)
+            except (HistoryError, sqlite3.Error) as exc:
+                self.keep_error = f"the run could not be kept in {self.history}: {exc}"
+        return summary
+
+    def _after_free(self, source: NvmlSource | SystemStatsSource, idle: IdleBaseline) -> AfterFree:
+        """/free, then wait (bounded) for VRAM to come back to the idle baseline: the leak check."""
+        tolerance = self.profile.targets["vram_released_gb"].threshold
+        try:
+            self.client.free()
+        except ComfyError as exc:
+            self.notes.append(f"/free after the run failed: {exc}")
+        readings: list[float] = []
+
+        def released() -> bool:
+            readings.append(source.sample().mem_used_bytes / GB - idle.used_gb)
+            return readings[-1] <= tolerance
+
+        try:
+            _, waited = wait_until(released, timeout=self.profile.load.settle_s, interval=0.2,
+                                   what="VRAM back at the idle baseline after /free")
+        except DeadlineExceeded:
+            waited = self.profile.load.settle_s
+        return AfterFree(round(idle.used_gb + readings[-1], 3), round(readings[-1], 3), round(waited, 2))
+
+
+def keep_in_history(path: Path, summary: LoadSummary) -> int:
+    """The load run as a run of kind "load" in the history."""
+    failed = summary.verdict == FAIL or summary.generations_failed
+    return keep_run(path, summary.profile, "load", started=summary.started, finished=summary.finished,
+                    verdict="failed" if failed else "passed", versions=summary.versions,
+                    outcomes={"generations_ok": summary.generations_ok,
+                              "generations_failed": summary.generations_failed},
+                    measurements=summary.measurements, report=str(Path(summary.report_dir) / "index.html"))

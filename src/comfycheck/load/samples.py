@@ -1,0 +1,35 @@
+"""A load run's raw records on disk: one row per generation (generations.csv) beside the GPU samples
+(samples.csv, written by the sampler as they come)."""
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+GENERATIONS_CSV = "generations.csv"
+SAMPLES_CSV = "samples.csv"
+
+
+@dataclass
+class Generation:
+    n: int
+    ok: bool
+    wall_s: float
+    server_s: float | None  # ComfyUI's own create -> terminal timestamps
+    prompt_id: str
+    error: str = ""
+
+
+def write_generations(path: Path, generations: list[Generation]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[f.name for f in fields(Generation)])
+        w.writeheader()
+        for g in generations:
+            w.writerow(asdict(g))
+
+
+def read_generations(path: Path) -> list[Generation]:
+    with open(path, newline="") as f:
+        return [Generation(int(r["n"]), r["ok"] == "True", float(r["wall_s"]),
+                           float(r["server_s"]) if r["server_s"] else None, r["prompt_id"], r["error"])
+                for r in csv.DictReader(f)]

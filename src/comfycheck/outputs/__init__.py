@@ -1,0 +1,1 @@
+"""What a run leaves behind: the HTML report's parts, the history row, Prometheus, versions."""

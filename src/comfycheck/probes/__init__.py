@@ -1,0 +1,1 @@
+"""What the suite observes beyond ComfyUI's API: TLS, GPUs, processes, the browser, Forge."""
