@@ -11,13 +11,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from comfycheck.comfy.client import ComfyClient  # noqa: E402
-from comfycheck.probes.gpu import Sampler  # noqa: E402
-from comfycheck.probes.gpu_choice import choose_source  # noqa: E402
-from comfycheck.polling import wait_until  # noqa: E402
-from comfycheck.config.profile import load_profile  # noqa: E402
+from comfycheck.comfy.client import ComfyClient
+from comfycheck.config.profile import load_profile
+from comfycheck.polling import wait_until
+from comfycheck.probes.gpu import Sampler
+from comfycheck.probes.gpu_choice import choose_source
 
 
 def main() -> int:

@@ -46,7 +46,7 @@ def main() -> int:
         if took > args.stall_s:
             stalls.append(f"#{i}: {took:.2f} s")
     wall = time.perf_counter() - t_all
-    where = profile.public.url if args.public else profile.comfyui.url
+    where = (profile.public_url if args.public else None) or profile.comfyui.url
     print(f"{args.count} WebSocket connections to {where} in {wall:.1f} s: {len(times)} greeted, "
           f"{len(stalls)} stalled (> {args.stall_s:g} s), {len(failures)} failed")
     if times:

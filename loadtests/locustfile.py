@@ -17,12 +17,10 @@ import gevent
 from locust import User, constant, events, task
 from locust.exception import StopUser
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a checkout without `pip install -e .`
-
-from comfycheck.history import History, HistoryError  # noqa: E402
-from comfycheck.config.paths import new_report_dir  # noqa: E402
-from comfycheck.load.runner import LoadRun  # noqa: E402
-from comfycheck.config.profile import ProfileError, load_profile  # noqa: E402
+from comfycheck.config.paths import new_report_dir
+from comfycheck.config.profile import ProfileError, load_profile
+from comfycheck.history import History, HistoryError
+from comfycheck.load.runner import LoadRun
 
 RUN: dict = {}  # the one LoadRun of this Locust process, and how it ended
 for noisy in ("httpx", "matplotlib"):  # one line per poll would drown Locust's own output

@@ -18,11 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from comfycheck.probes.gpu import GiB, NvmlSource, Sampler, gpu_map_rows, inventory, load_nvml, match_device  # noqa: E402
-from comfycheck.polling import DeadlineExceeded, wait_until  # noqa: E402
-from comfycheck.probes.process import listening_process  # noqa: E402
+from comfycheck.config.units import GiB
+from comfycheck.polling import DeadlineExceeded, wait_until
+from comfycheck.probes.gpu import NvmlSource, Sampler, gpu_map_rows, inventory, load_nvml, match_device
+from comfycheck.probes.process import listening_process
 
 HOLDER = """
 import socket, sys, time, torch
@@ -70,6 +69,7 @@ def main() -> int:
         holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(gib=args.hold_gib, port=args.port,
                                                                         busy_s=args.seconds * 0.6)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdin is not None
         line = holder.stdout.readline().strip()
         if line != "ready":
             print(f"the holder process did not start (said {line!r}, exit {holder.poll()})")
@@ -83,7 +83,8 @@ def main() -> int:
     gpu.service = "comfyui"
     for row in gpu_map_rows(gpus):
         print("GPU map:", row, "pids", next(g.pids for g in gpus if g.nvml_index == row["nvml"]))
-    print(f"process on port {args.port}: pid {proc.pid}; matched {gpu.name} (nvml {gpu.nvml_index}, {gpu.uuid}) by {how}")
+    print(f"process on port {args.port}: pid {proc.pid}; matched {gpu.name} (nvml {gpu.nvml_index}, {gpu.uuid}) "
+          f"by {how}")
     if not how.startswith("PID"):
         problems.append(f"pid {proc.pid} was not found among any card's compute processes ({how})")
     held = per_process_bytes(nvml, gpu, proc.pid)
@@ -98,6 +99,9 @@ def main() -> int:
         sampler.stop()
         rows = (Path(tmp) / "samples.csv").read_text().splitlines()
     peak = sampler.peak
+    if peak is None:
+        print(f"no sample was taken ({sampler.errors} errors, last: {sampler.last_error})")
+        return 1
     print(f"sampled {sampler.count} times in {sampler.wall_s:.1f} s ({sampler.errors} errors): peak memory "
           f"{peak.mem_used_bytes / GiB:.2f} of {peak.mem_total_bytes / GiB:.1f} GiB ({peak.used_pct:.1f} %), "
           f"reserved {(peak.mem_reserved_bytes or 0) / GiB:.2f} GiB, max temperature {sampler.max_temp} °C")
@@ -111,6 +115,7 @@ def main() -> int:
               f"+{grew / GiB:.2f} GiB for {args.hold_gib} GiB held")
         if grew < 0.95 * args.hold_gib * GiB:
             problems.append(f"the card's memory grew by {grew / GiB:.2f} GiB, not the {args.hold_gib} GiB held")
+        assert holder is not None and holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=30)
         source = NvmlSource(nvml, gpu)

@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.config.targets import DEFAULT_TARGETS
 from comfycheck.history import History
 from comfycheck.history.compare import compare
 from comfycheck.history.trend import analyse, render
 from comfycheck.judge.measurements import Measurement
-from comfycheck.config.paths import PROJECT_ROOT
-from comfycheck.config.targets import DEFAULT_TARGETS
 
 TARGETS = list(DEFAULT_TARGETS.values())
 

@@ -1,8 +1,11 @@
 """What the soak costs, in three figures (the issue's budget in brackets):
 
-    .venv/bin/python scripts/bench_soak.py cpu    [--profile P] [--minutes 10]   CPU of the soak at 1 Hz   (<= 1 % of a core)
-    .venv/bin/python scripts/bench_soak.py rss    [--profile P] [--minutes 30]   its RSS at 10 Hz, 1 min vs the end (within 10 %)
-    .venv/bin/python scripts/bench_soak.py report [--rounds 86400]               a 24-hour report: time, peak memory (<= 5 s, <= 300 MB)
+    .venv/bin/python scripts/bench_soak.py cpu    [--profile P] [--minutes 10]
+        the soak's CPU at 1 Hz (budget: <= 1 % of a core)
+    .venv/bin/python scripts/bench_soak.py rss    [--profile P] [--minutes 30]
+        its RSS at 10 Hz, after 1 min against the end (budget: within 10 %)
+    .venv/bin/python scripts/bench_soak.py report [--rounds 86400]
+        a 24-hour report: its time and peak memory (budget: <= 5 s, <= 300 MB)
 
 cpu and rss run `python -m comfycheck.soak` as a subprocess against the profile's deployment (default: the embedded
 stack) and read the subprocess's CPU time and RSS with psutil; report writes a synthetic day of samples (one round
@@ -21,11 +24,15 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from comfycheck.config.paths import PROJECT_ROOT as ROOT
+from comfycheck.config.units import MB
+from comfycheck.polling import wait_until
+from comfycheck.soak.samples import SampleStore, Tick
 
-from comfycheck.polling import wait_until  # noqa: E402
-from comfycheck.soak.samples import SampleStore, Tick  # noqa: E402
+
+def _after(due: float):
+    """A probe for wait_until: true once the monotonic clock has passed `due`."""
+    return lambda: time.monotonic() >= due
 
 
 def soak(profile: str | None, out: Path, seconds: float, interval: float) -> subprocess.Popen:
@@ -79,8 +86,8 @@ def rss(args) -> int:
         t0 = time.monotonic()
         readings = []
         for minute in range(1, int(args.minutes) + 1):
-            wait_until(lambda: time.monotonic() - t0 >= minute * 60, timeout=120, interval=1.0, what=f"minute {minute}")
-            readings.append((minute, p.memory_info().rss / 1e6, rounds_written(out)))
+            wait_until(_after(t0 + minute * 60), timeout=120, interval=1.0, what=f"minute {minute}")
+            readings.append((minute, p.memory_info().rss / MB, rounds_written(out)))
             print(f"  minute {minute:3d}: RSS {readings[-1][1]:.1f} MB, {readings[-1][2]} rounds", flush=True)
         proc.terminate()
         proc.communicate(timeout=120)

@@ -15,14 +15,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from comfycheck.config.profile import load_profile
 from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.config.profile import load_profile
 from comfycheck.stack import EmbeddedStack
 
-FAULTS = [
+FAULTS: list[dict[str, Any]] = [
     {"cert": "expired"}, {"cert": "wrong_host"}, {"cert": "untrusted"}, {"cert": "leaf_only"},
-    {"cert": "expiring_5d"}, {"host_rewritten": True}, {"ws_upgrade_blocked": True}, {"upload_limit_mb": 30},
+    {"cert": "expiring_5d"}, {"host_rewritten": True}, {"ws_upgrade_blocked": True}, {"upload_limit_mib": 30},
     {"legacy_tls": True}, {"no_hsts": True}, {"no_https_redirect": True}, {"read_timeout_s": 1},
 ]
 
@@ -50,7 +51,7 @@ def main() -> int:
     stack.up()
     args = ["tests/ui"] if opts.ui_only else ["-m", "(acceptance or ui) and not destructive and not load"]
     try:
-        for faults in [{}] + FAULTS:
+        for faults in [{}, *FAULTS]:
             stack.set_proxy_faults(**faults)
             red, blocked, took, summary = run(profile.path, args)
             name = json.dumps(faults) if faults else "(healthy)"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import cast
 
 from PIL import Image
 
@@ -43,8 +44,9 @@ def main(url: str) -> None:
                 if not result.ok:
                     sys.exit(result.failure_message())
                 image = Image.open(io.BytesIO(comfy.view(**result.images()[0]))).convert("RGB")
-                rows.append({"graph": graph_name, "color": colour, "pixel": list(image.getpixel((0, 0)))})
-    json.dump({"recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                pixel = cast(tuple[int, ...], image.getpixel((0, 0)))
+                rows.append({"graph": graph_name, "color": colour, "pixel": list(pixel)})
+    json.dump({"recorded": datetime.now(UTC).isoformat(timespec="seconds"),
                "server": {k: stats.get(k) for k in ("comfyui_version", "pytorch_version", "argv")},
                "graphs": {"invert": GRAPH_INVERT, "plain": GRAPH_PLAIN}, "values": rows}, sys.stdout, indent=0)
     sys.stdout.write("\n")

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from comfycheck.comfy.client import ComfyClient
+from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.config.profile import load_profile
 from comfycheck.history import History
 from comfycheck.history.trend import analyse, render
-from comfycheck.config.profile import load_profile
-from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.stack import EmbeddedStack, FaultSwitch
 
 SLOW_TARGETS = {"generation_s"}  # a slow generation must be flagged on these
@@ -53,7 +53,7 @@ def main() -> int:
     history = out / "history.sqlite"
     stack = EmbeddedStack(profile)
     stack.up()
-    faults = FaultSwitch(profile.stack.control_url)
+    faults = FaultSwitch(stack.settings.control_url)
     run_ids: dict[int, int] = {}
     try:
         for n in range(1, opts.runs + 1):

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
+
+from . import ComfycheckError
 
 T = TypeVar("T")
 
 
-class DeadlineExceeded(TimeoutError):
+class DeadlineExceeded(ComfycheckError, TimeoutError):
     pass
 
 

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from .judge.dependants import Dependants
 from .comfy.client import ComfyClient, ComfyError
-from .judge.foundations import Foundations, for_profile
+from .config.paths import DEFAULT_HTML_REPORT
 from .config.profile import Profile, ProfileError, load_profile
-from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
-from .outputs.report import failure_banner, headline, one_line, record, targets_table
-from .outputs.runrecord import RunRecord, add_options
+from .judge.dependants import Dependants
+from .judge.foundations import Foundations, for_profile
 from .judge.measurements import write_json
 from .judge.recorder import ITEM_MEASUREMENTS_KEY, Recorder
+from .outputs.report import failure_banner, headline, one_line, record, targets_table
+from .outputs.runrecord import RunRecord, add_options
+from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
 
 MARKERS = {
     "smoke": "fast, read-only checks to run right after a deploy",
@@ -31,7 +32,6 @@ MARKERS = {
     "foundation": "foundation(key): this check reports a foundation others stand on (comfycheck.foundations)",
     "needs": "needs(key, ...): a failure of this check while that foundation is down is reported as blocked by it",
 }
-DEFAULT_REPORT = "reports/report.html"
 
 PROFILE_KEY = pytest.StashKey[Profile]()
 MEASUREMENTS_KEY = pytest.StashKey[list]()
@@ -46,7 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--profile", default=None,
                     help="deployment profile (TOML); default $COMFYCHECK_PROFILE, else profiles/local.toml")
     group.addoption("--allow-destructive", action="store_true", default=False,
-                    help="run tests marked destructive (e.g. killing ComfyUI) even where the profile does not allow them")
+                    help="run tests marked destructive (e.g. killing ComfyUI) even where the profile does not "
+                         "allow them")
     group.addoption("--allow-load", action="store_true", default=False,
                     help="run load tests against a profile that does not say allow_load = true")
     group.addoption("--update-baselines", action="store_true", default=False,
@@ -62,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
-        config.option.htmlpath = DEFAULT_REPORT  # every run leaves a self-contained report
+        config.option.htmlpath = DEFAULT_HTML_REPORT  # every run leaves a self-contained report
         config.option.self_contained_html = True
     if getattr(config.option, "tbstyle", None) == "auto":
         config.option.tbstyle = "short"  # the suite's messages are written to be read; no pages of source
@@ -182,7 +183,7 @@ def proxy_faults(profile: Profile, deployment):
 @pytest.fixture
 def fault_switch(profile: Profile, deployment):
     """The embedded stand-in's fault switches; every fault is switched off again after the test."""
-    if not profile.embedded:
+    if profile.stack is None or not profile.stack.embedded:
         pytest.skip(f"fault injection needs the embedded stack; profile {profile.name!r} has none")
     if profile.stack.real:
         pytest.skip(f"fault switches are the stand-in's; profile {profile.name!r} runs real ComfyUI")

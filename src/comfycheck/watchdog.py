@@ -18,16 +18,18 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from . import ComfycheckError
 from .comfy.client import ComfyClient, ComfyError
 from .probes.process import ProcessId, is_loopback, listening_process
 
 
-class WatchdogError(Exception):
+class WatchdogError(ComfycheckError):
     pass
 
 
 class Killer:
     name = "?"
+    sees_process = True  # whether the process is visible from this host (its PID, its spawn time)
 
     def current(self) -> ProcessId | None:
         raise NotImplementedError
@@ -89,7 +91,9 @@ class CommandKiller(Killer):
             raise WatchdogError('kill = "command" needs [watchdog] kill_command')
         self.command = command
         parts = urlsplit(backend_url)
-        self.local_port = (parts.port or 80) if is_loopback(backend_url) else None  # a remote ComfyUI's process is not visible here
+        # a remote ComfyUI's process is not visible from here: no port to look it up by
+        self.local_port = (parts.port or 80) if is_loopback(backend_url) else None
+        self.sees_process = self.local_port is not None
 
     def current(self) -> ProcessId | None:
         return listening_process(self.local_port) if self.local_port else None
@@ -116,7 +120,7 @@ class SupervisorKiller(Killer):
 
     def info(self) -> dict:
         try:
-            return self.rpc.supervisor.getProcessInfo(self.program)
+            return self.rpc.supervisor.getProcessInfo(self.program)  # type: ignore[return-value]
         except (OSError, xmlrpc.client.Error) as exc:
             raise WatchdogError(f"supervisord at {self.url}, program {self.program!r}: {exc}") from None
 
@@ -200,7 +204,7 @@ def kill_and_watch(killer: Killer, direct: ComfyClient, public: ComfyClient | No
     clock = KillClock()
     rec = Recovery(killer.kill(old), old)
     end = t0 + deadline_s
-    can_see_process = killer.name != "command" or killer.local_port is not None
+    can_see_process = killer.sees_process
     while time.monotonic() < end:
         now = time.monotonic() - t0
         rec.polls += 1

@@ -3,24 +3,24 @@ from __future__ import annotations
 
 import io
 import statistics
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from comfycheck.comfy.protocol import protocol_problems
+from comfycheck.comfy.client import ComfyClient
 from comfycheck.comfy.expected import intermediate_dtype, predict
-from comfycheck.polling import DeadlineExceeded, wait_until
-from comfycheck.config.targets import percentile
-from comfycheck.comfy.uploads import MiB, full_upload
+from comfycheck.comfy.protocol import protocol_problems
+from comfycheck.comfy.system_stats import first_gpu
+from comfycheck.comfy.uploads import full_upload
 from comfycheck.comfy.workflows import check_preflight, generation_workflow, load_workflow, make_unique
+from comfycheck.config.targets import percentile
+from comfycheck.config.units import GB
+from comfycheck.judge.foundations import backend_upload_limit
+from comfycheck.polling import DeadlineExceeded, wait_until
+from comfycheck.probes.gpu import Sampler, SystemStatsSource
 
 pytestmark = pytest.mark.acceptance
-
-
-def _gpu(stats: dict) -> dict | None:
-    return next((d for d in stats.get("devices", []) if d.get("type") != "cpu"), None)
 
 
 @pytest.mark.smoke
@@ -51,7 +51,7 @@ def test_system_stats_reports_versions_and_devices(comfy, measure):
     for d in devices:
         assert d["vram_total"] > 0 and 0 <= d["vram_free"] <= d["vram_total"], f"implausible device memory: {d}"
         label = f"device {d['index']}" if d.get("index") is not None else f"device {d.get('type', '?')}"
-        measure.info(label, d["name"], type=d.get("type"), memory_total_gb=round(d["vram_total"] / 1e9, 2))
+        measure.info(label, d["name"], type=d.get("type"), memory_total_gb=round(d["vram_total"] / GB, 2))
 
 
 @pytest.mark.smoke
@@ -59,11 +59,6 @@ def test_queue_is_reachable(comfy, measure):
     queue = comfy.queue()
     assert isinstance(queue.get("queue_running"), list) and isinstance(queue.get("queue_pending"), list), queue
     measure.info("queue length", len(queue["queue_running"]) + len(queue["queue_pending"]), "prompts")
-
-
-def _limit_source(profile) -> str:
-    return "comfyui.upload_limit_mb" if profile.comfyui.upload_limit_mb is not None else \
-        "public.upload_limit_mb" if profile.public else "the default"
 
 
 @pytest.mark.smoke
@@ -75,15 +70,12 @@ def test_backend_accepts_the_profile_upload_limit(comfy, profile, measure):
                     "(the full-size upload check still tests it)")
     assert isinstance(size, (int, float)) and not isinstance(size, bool), (
         f"/features max_upload_size is {size!r}, not a number of bytes")
-    required = profile.upload_limit_mb
-    measure("backend_upload_limit_mib", size / MiB, max_upload_size=size, required_by=_limit_source(profile),
-            fix=f"ComfyUI itself refuses uploads above {size / MiB:.2f} MiB (its 413 comes before the "
-                f"proxy's limit matters): start ComfyUI with --max-upload-size {required:g} (or more)")
+    measure.judged(backend_upload_limit(profile, size))
 
 
 @pytest.mark.needs("backend_upload")
 def test_upload_just_under_the_limit_reaches_comfyui(comfy, profile, measure):
-    sent, seconds, problem = full_upload(comfy, profile.upload_limit_mb, "straight to ComfyUI")
+    sent, seconds, problem = full_upload(comfy, profile.upload_limit_mib, "straight to ComfyUI")
     assert problem is None, problem
     measure.info("upload straight to ComfyUI", sent, "MiB", seconds=seconds)
 
@@ -141,43 +133,23 @@ def test_smoke_generation_end_to_end(comfy, profile, measure):
                            f"{want.describe()} (first pixel {image.getpixel((0, 0))}): the server computed it wrong")
 
     measure("generation_s", result.server_execution_ms / 1000, name="smoke generation (model-free)",
-            by="server timestamps", client_wall_ms=round(result.client_terminal_ms, 1), queue_wait_ms=result.server_total_ms
-            - result.server_execution_ms)
-
-
-class _VramPeak:
-    """Polls /system_stats while a generation runs and keeps the highest VRAM use seen."""
-
-    def __init__(self, comfy, interval: float = 0.2):
-        self.comfy, self.interval = comfy, interval
-        self.peak: dict | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            gpu = _gpu(self.comfy.system_stats())
-            if gpu and (self.peak is None or gpu["vram_free"] < self.peak["vram_free"]):
-                self.peak = gpu
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
+            by="server timestamps", client_wall_ms=round(result.client_terminal_ms, 1),
+            queue_wait_ms=result.server_total_ms - result.server_execution_ms)
 
 
 @pytest.mark.generation
-def test_qwen_edit_generation_512(comfy, profile, measure):
+def test_qwen_edit_generation_512(comfy, profile, measure, tmp_path):
     if not profile.comfyui.models_installed:
         pytest.skip(f"profile {profile.name!r} says the Qwen models are not installed (comfyui.models_installed)")
     workflow = make_unique(generation_workflow(comfy, profile))
 
-    with _VramPeak(comfy) as vram:
-        result = comfy.run(workflow, timeout=profile.comfyui.generation_timeout_s)
+    with ComfyClient.from_profile(profile) as sampled:  # the sampler's own connection, beside the run's
+        source = SystemStatsSource(sampled)
+        vram = Sampler(source, tmp_path / "samples.csv", hz=5).start()
+        try:
+            result = comfy.run(workflow, timeout=profile.comfyui.generation_timeout_s)
+        finally:
+            vram.stop()
     assert result.ok, result.failure_message()
     image = Image.open(io.BytesIO(comfy.view(**result.images()[0])))
     assert image.size == (512, 512), f"output is {image.size}, expected 512x512"
@@ -186,23 +158,23 @@ def test_qwen_edit_generation_512(comfy, profile, measure):
 
     measure("generation_s", result.server_execution_ms / 1000, name="Qwen-Image-Edit 512x512 generation",
             by="server timestamps", client_wall_ms=round(result.client_terminal_ms, 1))
-    if vram.peak is None:
+    if vram.peak is None or not source.gpu:
         pytest.skip("ComfyUI reports no GPU device: VRAM during generation not measurable here")
-    used = vram.peak["vram_total"] - vram.peak["vram_free"]
-    measure("vram_generation_pct", 100 * used / vram.peak["vram_total"], source="/system_stats")
-    measure("vram_generation_gb", used / 1e9, source="/system_stats")
+    measure("vram_generation_pct", vram.peak.used_pct, source="/system_stats")
+    measure("vram_generation_gb", vram.peak.mem_used_bytes / GB, source="/system_stats")
 
 
 def test_vram_released_after_free(comfy, measure):
-    gpu = _gpu(comfy.system_stats())
+    gpu = first_gpu(comfy.system_stats())
     if gpu is None:
         pytest.skip("ComfyUI runs without a GPU device (CPU mode): no VRAM to release")
     comfy.free(unload_models=True, free_memory=True)
     target = measure.profile.targets["vram_idle_pct"]
 
+    source = SystemStatsSource(comfy)
+
     def used_pct() -> float:
-        d = _gpu(comfy.system_stats())
-        return 100 * (d["vram_total"] - d["vram_free"]) / d["vram_total"]
+        return source.sample().used_pct
 
     try:
         wait_until(lambda: target.met_by(used_pct()), timeout=10, interval=0.2, what="VRAM released after /free")

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from comfycheck.comfy.system_stats import first_gpu
+from comfycheck.config.units import GiB
 from comfycheck.probes.forge import ForgeClient, ForgeError
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.forge]
-GiB = 1024 ** 3
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_forge_runs_on_another_gpu_than_comfyui(forge, comfy, profile, measure):
     forge_total = (cuda.get("system") or {}).get("total")
     if not forge_total:
         pytest.skip("Forge reports no CUDA memory (/sdapi/v1/memory): no GPU information to compare")
-    comfy_gpu = next((d for d in comfy.system_stats().get("devices", []) if d.get("type") != "cpu"), None)
+    comfy_gpu = first_gpu(comfy.system_stats())
     if comfy_gpu is None:
         pytest.skip("ComfyUI reports no GPU device in /system_stats")
     measure.info("Forge GPU memory", round(forge_total / GiB, 1), "GiB")
@@ -53,9 +54,9 @@ def test_forge_runs_on_another_gpu_than_comfyui(forge, comfy, profile, measure):
     if abs(forge_total - comfy_gpu["vram_total"]) >= 0.25 * GiB:
         return  # different memory sizes: necessarily different cards
     names = profile.gpus
-    if names.get("comfyui") and names.get("forge") and names["comfyui"] != names["forge"]:
+    if names.comfyui and names.forge and names.comfyui != names.forge:
         pytest.fail(f"Forge and ComfyUI both see a GPU of {forge_total / GiB:.1f} GiB, but the profile puts them "
-                    f"on different cards ({names['comfyui']} / {names['forge']}): they share one GPU "
+                    f"on different cards ({names.comfyui} / {names.forge}): they share one GPU "
                     "(check CUDA_VISIBLE_DEVICES / --gpu-device-id; CUDA and nvidia-smi number GPUs differently)",
                     pytrace=False)
     pytest.skip("Forge's and ComfyUI's GPUs have the same memory size and the profile does not name two "

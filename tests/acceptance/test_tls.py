@@ -5,8 +5,8 @@ import datetime as dt
 import re
 
 import pytest
-from cryptography.x509.verification import VerificationError
 
+from comfycheck.judge.foundations import chain_problem, public_chain
 from comfycheck.probes import tls
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.smoke]
@@ -20,11 +20,11 @@ def public(profile, deployment):
 
 
 @pytest.fixture(scope="module")
-def presented(public) -> tls.Presented:
+def presented(profile, public) -> tls.Presented:
     try:
-        return tls.fetch_chain(public.host, public.port, timeout=10)
+        return public_chain(profile)
     except tls.TLSProbeError as exc:
-        pytest.fail(f"{public.url}: {exc}", pytrace=False)
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,11 @@ def test_public_address_answers_tls(public, presented, measure):
 
 
 @pytest.mark.foundation("certificate")
-def test_certificate_chain_verifies_to_trust_store(public, presented, roots, measure):
+def test_certificate_chain_verifies_to_trust_store(profile, public, presented, roots, measure):
     certs, where = roots
-    try:
-        built, problem = tls.verify_chain(presented.chain, certs, public.host), None
-    except VerificationError as exc:
-        built, problem = [], str(exc)
-    if problem:  # failed outside the except block: the message alone, not the exception it came from
-        pytest.fail(f"the certificate chain of {public.url} does not verify against {where}: {problem}", pytrace=False)
+    built, problem = chain_problem(profile, presented, certs, where)
+    if problem:
+        pytest.fail(problem, pytrace=False)
     measure.info("chain", " <- ".join(tls.describe(c) for c in built), trust_store=where)
     incomplete = tls.anchored_below_a_root(built, presented.chain)
     assert not incomplete, f"{public.url}: {incomplete} (trust store {where})"
@@ -65,7 +62,7 @@ def test_hostname_matches_certificate(public, presented, measure):
 
 @pytest.mark.needs("certificate")  # an expired certificate is the chain check's failure first
 def test_certificate_renewal_point_not_passed(profile, presented, measure):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     earliest = min(presented.chain, key=lambda c: c.not_valid_after_utc)
     assert earliest.not_valid_before_utc <= now, (
         f"{tls.describe(earliest)} is not valid yet: valid from {earliest.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from comfycheck.comfy.client import ComfyClient
-from comfycheck.watchdog import WatchdogError, kill_and_watch, make_killer
 from comfycheck.comfy.workflows import load_workflow, make_unique
+from comfycheck.config.targets import Target
+from comfycheck.watchdog import WatchdogError, kill_and_watch, make_killer
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.watchdog, pytest.mark.destructive]
 
@@ -42,11 +43,12 @@ def test_watchdog_restarts_comfyui_after_a_kill(profile, deployment, comfy, meas
         missing.append(f"/system_stats never answered 200 again at {profile.comfyui.url}")
     if public and rec.proxy_200_s is None:
         missing.append(f"/system_stats never answered 200 again through the proxy at {profile.public_url}")
-    if missing:
+    if missing or rec.direct_200_s is None:
         pytest.fail(f"ComfyUI did not come back within {w.deadline_s:g} s after the kill ({rec.how}): "
                     + "; ".join(missing), pytrace=False)
 
-    timed = [(profile.targets["restart_s"], rec.direct_200_s, "ComfyUI back after the kill (direct /system_stats 200)")]
+    timed: list[tuple[Target, float, str]] = [
+        (profile.targets["restart_s"], rec.direct_200_s, "ComfyUI back after the kill (direct /system_stats 200)")]
     if rec.proxy_200_s is not None:
         timed.append((profile.targets["restart_s"], rec.proxy_200_s, "ComfyUI back through the proxy after the kill"))
     if rec.new_process_s is not None:

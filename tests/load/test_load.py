@@ -45,7 +45,8 @@ def test_consecutive_generations_meet_the_targets(profile, deployment, pytestcon
     with measure.together():
         for m in summary.measurements:
             measure.record(m)
-    assert done.returncode == 0, f"Locust exited with {done.returncode} although every target passed:\n{done.stderr[-1500:]}"
+    assert done.returncode == 0, (f"Locust exited with {done.returncode} although every target passed:\n"
+                                  f"{done.stderr[-1500:]}")
 
 
 def _embed(extras, out, summary: LoadSummary) -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from comfycheck.config.paths import PROJECT_ROOT
-from conftest import free_port, run_pytest
+from tests.selftest.helpers import free_port, run_pytest
 
 pytestmark = pytest.mark.selftest
 BACKEND = "tests/acceptance/test_backend.py"

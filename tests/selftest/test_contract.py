@@ -15,7 +15,7 @@ from PIL import Image
 from comfycheck.comfy.client import ComfyClient, ComfyError
 from comfycheck.comfy.protocol import protocol_problems
 from comfycheck.comfy.workflows import make_unique
-from conftest import RECORDINGS, recording
+from tests.selftest.helpers import RECORDINGS, recording
 
 pytestmark = pytest.mark.selftest
 
@@ -110,7 +110,8 @@ def test_prompt_errors_match(comfy, name):
         got = live["node_errors"][node_id]
         assert (got["class_type"], got["dependent_outputs"]) == (exp["class_type"], exp["dependent_outputs"])
         for g, e in zip(got["errors"], exp["errors"], strict=True):
-            assert {k: g[k] for k in ("type", "message", "details")} == {k: e[k] for k in ("type", "message", "details")}
+            keys = ("type", "message", "details")
+            assert {k: g[k] for k in keys} == {k: e[k] for k in keys}
             assert set(g["extra_info"]) == set(e["extra_info"])
             assert {k: v for k, v in g["extra_info"].items() if k != "traceback"} == \
                    {k: v for k, v in e["extra_info"].items() if k != "traceback"}
@@ -173,7 +174,7 @@ def test_interrupt_ends_the_prompt_as_recorded(comfy, profile):
             if msg["type"] == "progress":
                 break
         comfy.interrupt()
-        tail = []
+        tail: list[dict] = []
         while not tail or tail[-1]["type"] != "executing" or tail[-1]["data"]["node"] is not None:
             msg = ws.next(30)
             assert msg is not None, f"no end of prompt after /interrupt: {tail}"
@@ -207,7 +208,8 @@ def test_protocol_checks_match(comfy, profile):
     body = json.dumps({"prompt": _modelfree()})
     cases = {
         "POST /prompt Host=127.0.0.1:8188 Origin=https://comfy.example.com": ("POST", "/prompt", {"Origin": "https://comfy.example.com"}),
-        "POST /prompt Host=comfy.example.com Origin=https://evil.example.org": ("POST", "/prompt", {"Host": "comfy.example.com", "Origin": "https://evil.example.org"}),
+        "POST /prompt Host=comfy.example.com Origin=https://evil.example.org":
+            ("POST", "/prompt", {"Host": "comfy.example.com", "Origin": "https://evil.example.org"}),
         "GET /system_stats Sec-Fetch-Site=cross-site": ("GET", "/system_stats", {"Sec-Fetch-Site": "cross-site"}),
         "GET /ws plain http (no upgrade)": ("GET", "/ws", {}),
         "OPTIONS /prompt": ("OPTIONS", "/prompt", {}),

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from comfycheck.comfy.uploads import who_refused
 from comfycheck.judge.foundations import Foundation, Foundations
 from comfycheck.outputs.report import Outcome, headline
 from comfycheck.probes.browser import navigation_cause, websocket_hint
-from comfycheck.comfy.uploads import who_refused
 
 pytestmark = pytest.mark.selftest
 NGINX_413 = ("<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 "
@@ -37,7 +37,7 @@ def test_comfyuis_own_answers_to_a_whole_upload_are_no_refusal():
 
 def test_comfyuis_413_states_its_limit():
     refusal = who_refused(413, "text/plain", "Maximum request body size 10485760 exceeded.", required_mib=100)
-    assert refusal.limit_bytes == 10485760 and "10.00 MiB" in refusal.describe()
+    assert refusal is not None and refusal.limit_bytes == 10485760 and "10.00 MiB" in refusal.describe()
 
 
 @pytest.mark.parametrize("error, phrase", [

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_fails as _assert_fails
-from conftest import _merge, own_ports, run_pytest
+from tests.selftest.helpers import assert_fails as _assert_fails
+from tests.selftest.helpers import merge, own_ports, run_pytest
 
 pytestmark = pytest.mark.selftest
 BACKEND = "tests/acceptance/test_backend.py"
@@ -58,6 +58,6 @@ def test_vram_not_released_misses_the_idle_target(fault_switch):
 
 
 def test_startup_delay_misses_the_startup_target(make_profile):
-    profile = make_profile(_merge(own_ports(), {"stack": {"startup_delay_s": 1.5}, "targets": {"startup_s": 1.0}}))
+    profile = make_profile(merge(own_ports(), {"stack": {"startup_delay_s": 1.5}, "targets": {"startup_s": 1.0}}))
     result = run_pytest(f"{BACKEND}::test_startup_within_target", profile=profile)
     assert_fails(result, "test_startup_within_target", "ComfyUI startup: measured", "target < 1 s (target 'startup_s')")

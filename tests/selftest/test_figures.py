@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import run_pytest
+from tests.selftest.helpers import run_pytest
 
 pytestmark = pytest.mark.selftest
 BACKEND = "tests/acceptance/test_backend.py"
@@ -30,4 +30,4 @@ def test_upload_limit_is_shown_in_the_unit_the_limit_is_set_in(deployment, profi
         pytest.skip(f"profile {profile.name!r} has no proxy")
     found = _measurements(tmp_path, f"{PROXY}::test_proxy_accepts_the_profile_upload_limit")
     limit = found["proxy upload limit"]
-    assert limit["unit"] == "MiB" and abs(limit["value"] - profile.public.upload_limit_mb) < 0.01, limit
+    assert limit["unit"] == "MiB" and abs(limit["value"] - profile.public.upload_limit_mib) < 0.01, limit

@@ -5,11 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from comfycheck.probes import gpu
+from comfycheck.comfy.system_stats import card_name
+from comfycheck.config.units import GiB, MiB
 from comfycheck.polling import wait_until
+from comfycheck.probes import gpu
 from comfycheck.probes.gpu import DeviceMatchError, NvmlSource, Sampler, inventory, match_device, read_samples
-
-GiB = 1024 ** 3
 
 
 class FakeNvml:
@@ -39,7 +39,7 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, h, version=None):
         return SimpleNamespace(total=h["total"], used=h.get("used", GiB), free=h["total"] - h.get("used", GiB),
-                               reserved=300 * 1024 ** 2)
+                               reserved=300 * MiB)
 
     def nvmlDeviceGetComputeRunningProcesses(self, h):
         if not self.processes_visible:
@@ -69,7 +69,7 @@ REFERENCE = [
     {"name": "NVIDIA GeForce RTX 3090", "uuid": "GPU-bbbb", "bus": "00000000:02:00.0", "total": 24 * GiB,
      "cc": (8, 6), "pids": [8188]},
 ]
-STATS_3090 = {"name": "cuda:0 NVIDIA GeForce RTX 3090 : cudaMallocAsync", "vram_total": 24 * GiB - 200 * 1024 ** 2}
+STATS_3090 = {"name": "cuda:0 NVIDIA GeForce RTX 3090 : cudaMallocAsync", "vram_total": 24 * GiB - 200 * MiB}
 
 
 def test_found_by_pid_whatever_the_numbering():
@@ -110,8 +110,9 @@ def test_unknown_uuid_lists_what_is_there():
 
 
 def test_stats_device_name_parsing():
-    assert gpu.stats_device_name("cuda:0 NVIDIA GeForce RTX 3090 : cudaMallocAsync") == "NVIDIA GeForce RTX 3090"
-    assert gpu.stats_device_name("cuda:1 NVIDIA GeForce RTX 3080 Ti : native") == "NVIDIA GeForce RTX 3080 Ti"
+    assert card_name("cuda:0 NVIDIA GeForce RTX 3090 : cudaMallocAsync") == "NVIDIA GeForce RTX 3090"
+    assert card_name("cuda:1 NVIDIA GeForce RTX 3080 Ti : native") == "NVIDIA GeForce RTX 3080 Ti"
+    assert card_name("cuda:0 NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3" and card_name("cpu") == "cpu"
 
 
 def test_sampler_streams_to_csv_and_keeps_only_aggregates(tmp_path):
@@ -125,8 +126,8 @@ def test_sampler_streams_to_csv_and_keeps_only_aggregates(tmp_path):
     sampler.stop()
     rows = read_samples(tmp_path / "samples.csv")
     assert len(rows) == sampler.count >= 8 and rows[0]["source"] == "nvml"
-    assert sampler.peak.mem_used_bytes == 9 * GiB and sampler.max_temp == 41
-    assert rows[0]["mem_reserved_bytes"] == str(300 * 1024 ** 2) and rows[0]["power_w"] == "120.0"
+    assert sampler.peak is not None and sampler.peak.mem_used_bytes == 9 * GiB and sampler.max_temp == 41
+    assert rows[0]["mem_reserved_bytes"] == str(300 * MiB) and rows[0]["power_w"] == "120.0"
     assert not hasattr(sampler, "samples")  # nothing accumulates in memory
 
 

@@ -9,12 +9,12 @@ import textwrap
 
 import pytest
 
+from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.config.targets import DEFAULT_TARGETS
 from comfycheck.history import History, HistoryError, store
 from comfycheck.judge.measurements import Measurement
 from comfycheck.polling import wait_until
-from comfycheck.config.paths import PROJECT_ROOT
-from comfycheck.config.targets import DEFAULT_TARGETS
-from conftest import suite_command
+from tests.selftest.helpers import suite_command
 
 pytestmark = pytest.mark.selftest
 
@@ -76,6 +76,7 @@ def test_a_run_killed_at_any_moment_leaves_every_earlier_run_intact(tmp_path):
     for _ in range(10):
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
                                   cwd=PROJECT_ROOT)
+        assert writer.stdout is not None
         for _line in range(3):  # let it commit a few runs, then kill it wherever it is
             committed.append(int(writer.stdout.readline()))
         writer.send_signal(signal.SIGKILL)

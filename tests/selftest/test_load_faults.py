@@ -5,10 +5,10 @@ import subprocess
 
 import pytest
 
+from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.history import History
 from comfycheck.load.judge import LoadSummary
 from comfycheck.load.locust import locust_command
-from comfycheck.config.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.selftest
 

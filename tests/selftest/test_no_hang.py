@@ -12,10 +12,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from comfycheck.comfy.client import ComfyClient, ComfyUnreachable
-from comfycheck.stack import certs
 from comfycheck.config.paths import PKI_DIR
+from comfycheck.stack import certs
 from comfycheck.stack.proxy import NginxProxy, ProxyConfig
-from conftest import blocked_lines, free_port, red_lines, run_pytest
+from tests.selftest.helpers import blocked_lines, free_port, red_lines, run_pytest
 
 pytestmark = pytest.mark.selftest
 TIMEOUT_S = 2.0
@@ -80,7 +80,7 @@ def _run_smoke(profile, tmp_path) -> tuple[str, dict[str, float], float]:
     elapsed = time.monotonic() - t0
     out = result.stdout + result.stderr
     assert result.returncode == 1, f"a silent backend must fail the run (exit 1), got {result.returncode}:\n{out}"
-    times = {f"{case.get('classname')}::{case.get('name')}": float(case.get("time"))
+    times = {f"{case.get('classname')}::{case.get('name')}": float(case.get("time") or "nan")
              for case in ET.parse(junit).getroot().iter("testcase")}
     return out, times, elapsed
 

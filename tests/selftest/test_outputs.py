@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from comfycheck.history import History
-from conftest import run_pytest
+from tests.selftest.helpers import run_pytest
 
 pytestmark = pytest.mark.selftest
 
@@ -37,7 +37,8 @@ def _run(tmp_path, n: int, *, generation_s: float, leak_gb: float = 0.0, broken:
     report, prom, junit = tmp_path / f"report-{n}.html", tmp_path / f"comfycheck-{n}.prom", tmp_path / f"junit-{n}.xml"
     result = run_pytest(str(tmp_path / "test_outputs_checks.py"), f"--history={tmp_path / 'h.sqlite'}",
                         f"--html={report}", "--self-contained-html", f"--prometheus={prom}", f"--junitxml={junit}",
-                        env={"GENERATION_S": str(generation_s), "LEAK_GB": str(leak_gb), "BREAK": "1" if broken else "0"})
+                        env={"GENERATION_S": str(generation_s), "LEAK_GB": str(leak_gb),
+                             "BREAK": "1" if broken else "0"})
     return result, html.unescape(report.read_text()), prom.read_text(), ET.parse(junit)
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Any
 
 import pytest
 
 from comfycheck.config.paths import PKI_DIR
-from conftest import _merge, assert_fails, free_port, own_ports, red_lines, run_pytest
+from tests.selftest.helpers import assert_fails, free_port, merge, own_ports, red_lines, run_pytest
 
 pytestmark = pytest.mark.selftest
 PROXY = "tests/acceptance/test_proxy.py"
@@ -16,7 +17,7 @@ TLS = "tests/acceptance/test_tls.py"
 TOKEN_ENV = "COMFYCHECK_SELFTEST_PUBLIC_TOKEN"
 TOKEN = "cc-selftest-7f3a9b1e5d2c4086"
 
-CASES = [
+CASES: list[tuple[dict[str, Any], str, list[str]]] = [
     # (proxy faults, test that must fail, phrases its message must carry)
     ({"ws_upgrade_blocked": True}, f"{PROXY}::test_websocket_through_proxy_with_browser_origin",
      ["refused: HTTP 400", "the proxy does not pass WebSocket upgrades"]),
@@ -24,10 +25,10 @@ CASES = [
      ["HTTP 403", "is a proxy rewriting Host?"]),
     ({"host_rewritten": True}, f"{PROXY}::test_websocket_through_proxy_with_browser_origin",
      ["refused: HTTP 403", "is a proxy rewriting Host?"]),
-    ({"upload_limit_mb": 30}, f"{PROXY}::test_proxy_accepts_the_profile_upload_limit",
+    ({"upload_limit_mib": 30}, f"{PROXY}::test_proxy_accepts_the_profile_upload_limit",
      ["proxy upload limit: measured 30 MiB, target >= 100 MiB", "the proxy refuses uploads above about 30.00 MiB",
       "nginx client_max_body_size"]),
-    ({"upload_limit_mb": 30}, f"{PROXY}::test_upload_just_under_the_limit_passes_through_proxy",
+    ({"upload_limit_mib": 30}, f"{PROXY}::test_upload_just_under_the_limit_passes_through_proxy",
      ["the proxy refused it (HTTP 413: its own error page, 'Request Entity Too Large')",
       "raise the proxy's body limit to at least 100 MiB"]),
     ({"host_rewritten": True}, f"{PROXY}::test_upload_just_under_the_limit_passes_through_proxy",
@@ -75,7 +76,7 @@ def test_comfyui_own_upload_limit_is_named_as_comfyuis_not_the_proxys(make_profi
     ports = own_ports(profile.public.host)
     ports["forge"] = None  # not part of this check (None drops the table from the profile)
     args = [*profile.stack.comfyui_args, "--max-upload-size", "10"]
-    own = make_profile(_merge(ports, {"stack": {"comfyui_args": args}}))
+    own = make_profile(merge(ports, {"stack": {"comfyui_args": args}}))
     limit = f"{BACKEND}::test_backend_accepts_the_profile_upload_limit"
     direct = f"{BACKEND}::test_upload_just_under_the_limit_reaches_comfyui"
     early = f"{PROXY}::test_proxy_accepts_the_profile_upload_limit"

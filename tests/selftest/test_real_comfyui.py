@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from comfycheck.config.profile import load_profile
 from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.config.profile import load_profile
 from comfycheck.stack import EmbeddedStack, StackError, real
-from conftest import run_pytest
+from tests.selftest.helpers import run_pytest
 
 pytestmark = [pytest.mark.selftest, pytest.mark.real_comfyui]
 REAL_PROFILE = PROJECT_ROOT / "profiles" / "local-real.toml"
@@ -26,6 +26,7 @@ def real_stack(profile):
         pytest.skip("this session already runs on real ComfyUI: its own tests are the real-server run")
     real_profile = load_profile(REAL_PROFILE)
     try:
+        assert real_profile.stack is not None, f"{REAL_PROFILE} has no [stack] table"
         found = real.locate(real_profile.stack.comfyui_dir, real_profile.stack.comfyui_python)
     except real.RealComfyUINotFound as exc:
         pytest.skip(f"real-ComfyUI runs left out (backend, proxy, TLS, UI, watchdog, load, proxy/TLS/watchdog "
@@ -50,5 +51,6 @@ def test_layer_passes_on_real_comfyui(real_stack, layer, args):
     result = run_pytest(*args, profile=REAL_PROFILE, timeout=900)
     out = result.stdout + result.stderr
     summary = out.strip().splitlines()[-1] if out.strip() else ""
-    assert result.returncode == 0, f"{layer} on real ComfyUI failed (exit {result.returncode}): {summary}\n{out[-6000:]}"
+    assert result.returncode == 0, (f"{layer} on real ComfyUI failed (exit {result.returncode}): {summary}\n"
+                                    f"{out[-6000:]}")
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary

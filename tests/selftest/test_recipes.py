@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from comfycheck.history import History
 from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.history import History
 
 pytestmark = pytest.mark.selftest
 

@@ -5,7 +5,7 @@ import html
 
 import pytest
 
-from conftest import run_pytest
+from tests.selftest.helpers import run_pytest
 
 pytestmark = pytest.mark.selftest
 
@@ -60,7 +60,8 @@ def test_failure_message_comes_before_its_traceback(report_of_failed_run, tmp_pa
             banner.wait_for(timeout=10_000)
             assert "ComfyUI answered 502 through the proxy" in banner.inner_text()
             log = page.locator("tr.extras-row:has(.comfycheck-failure) .logwrapper").first
-            assert banner.bounding_box()["y"] < log.bounding_box()["y"], "the message sits below the traceback"
+            above, below = banner.bounding_box(), log.bounding_box()
+            assert above and below and above["y"] < below["y"], "the message sits below the traceback"
             # pytest-html's own "N tests took" leaves skips out (it would say 2 of these 3): hidden, ours shown
             assert not page.locator(".run-count").is_visible()
             assert "3 checks in " in page.locator(".comfycheck-verdict").inner_text()

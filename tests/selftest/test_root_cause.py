@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 import pytest
 
 from comfycheck.stack import FaultSwitch
-from conftest import assert_fails, blocked_lines, red_lines, run_pytest
+from tests.selftest.helpers import assert_fails, blocked_lines, red_lines, run_pytest
 
 pytestmark = pytest.mark.selftest
 PROXY = "tests/acceptance/test_proxy.py"
@@ -17,7 +18,7 @@ TLS = "tests/acceptance/test_tls.py"
 PAGE = "tests/ui/test_comfyui_page.py"
 EVERY_CHECK = ["-m", "(acceptance or ui) and not destructive and not load"]
 
-CASES = [
+CASES: list[tuple[dict[str, Any], str, list[str], int]] = [
     # (proxy faults, the one check that fails, phrases of its message, at least this many blocked)
     ({"cert": "expired"}, f"{TLS}::test_certificate_chain_verifies_to_trust_store",
      ["CN={host} expired on"], 12),
@@ -29,7 +30,7 @@ CASES = [
      ["HTTP 403 from ComfyUI", "the proxy rewrites Host", "proxy_set_header Host $http_host"], 6),
     ({"ws_upgrade_blocked": True}, f"{PROXY}::test_websocket_through_proxy_with_browser_origin",
      ["the proxy does not pass WebSocket upgrades"], 3),
-    ({"upload_limit_mb": 30}, f"{PROXY}::test_proxy_accepts_the_profile_upload_limit",
+    ({"upload_limit_mib": 30}, f"{PROXY}::test_proxy_accepts_the_profile_upload_limit",
      ["the proxy refuses uploads above about 30.00 MiB"], 1),
 ]
 
@@ -94,7 +95,9 @@ def test_websocket_dropped_mid_prompt_says_the_prompt_finished_on_the_server(pro
                  "the prompt kept running and finished on the server (success)", "proxy read timeout?")
     # the client counts silence from the last message it received, nginx from its last read upstream (a little
     # earlier): 1 s of nginx's can show as 0.9 s
-    silent = float(re.search(r"the proxy closed the WebSocket after (\d+\.\d) s of silence", result.stdout).group(1))
+    closed = re.search(r"the proxy closed the WebSocket after (\d+\.\d) s of silence", result.stdout)
+    assert closed, result.stdout
+    silent = float(closed.group(1))
     assert 0.8 <= silent < 2.5, result.stdout
 
 

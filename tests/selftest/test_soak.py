@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.history import History
 from comfycheck.polling import wait_until
-from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.stack import EmbeddedStack, FaultSwitch
 from comfycheck.stack.proxy import NginxProxy
 from comfycheck.stack.supervisor import PROGRAM, rpc
-from conftest import free_port
+from tests.selftest.helpers import free_port
 
 pytestmark = pytest.mark.selftest
 
@@ -43,7 +43,7 @@ def rounds(out: Path) -> list[tuple[float, int, str]]:
 
 
 def figures(out: Path) -> dict[str, dict]:
-    return {m["key"] or m["name"]: m for m in json.loads((out / "measurements.json").read_text())}
+    return {m["target"] or m["name"]: m for m in json.loads((out / "measurements.json").read_text())}
 
 
 def failed_keys(out: Path) -> set[str]:
@@ -117,7 +117,9 @@ def test_an_outage_is_measured_listed_and_fails_availability(embedded, tmp_path,
         if what == "backend":
             rpc(embedded.stack.supervisor_url).supervisor.stopProcess(PROGRAM)
         else:
-            NginxProxy.stop(stack.running().proxy_pid)
+            running = stack.running()
+            assert running is not None, "the embedded stack is not running"
+            NginxProxy.stop(running.proxy_pid)
         try:
             wait_until(lambda: sum(not r[1] for r in rounds(out)) >= 6, timeout=30, interval=0.1,
                        what="6 failed rounds")
@@ -155,7 +157,7 @@ def test_a_websocket_dropped_by_the_proxy_idle_timeout_fails_websocket_drops(emb
     assert "websocket_drops" in failed_keys(tmp_path / "soak"), out
     drops = figures(tmp_path / "soak")["websocket_drops"]
     assert drops["value"] >= 3 and all(1.5 <= s <= 3.0 for s in drops["details"]["silences_s"]), drops
-    assert "raise its read timeout (nginx proxy_read_timeout" in drops["fix"]
+    assert "raise the proxy's read timeout (nginx proxy_read_timeout" in drops["fix"]
     assert "WebSocket dropped after 2." in (tmp_path / "soak" / "report.html").read_text()
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from comfycheck.config.targets import DEFAULT_TARGETS
 from comfycheck.soak.duration import clock, format_duration, parse_duration
 from comfycheck.soak.judge import availability, growth_per_hour, judge
 from comfycheck.soak.samples import SampleStore, Tick
-from comfycheck.config.targets import DEFAULT_TARGETS
 
 pytestmark = pytest.mark.selftest
 
@@ -54,10 +54,10 @@ def test_a_late_round_counts_for_the_time_it_covered(store):
 def test_growth_follows_the_floor_not_the_peaks():
     hour = 3600.0
     # a healthy process: 2 GB peaks during work, the floor flat at 1 GB
-    healthy = [(t, 1000.0 + (2000.0 if t % 60 < 10 else 0.0)) for t in range(0, int(hour), 5)]
+    healthy = [(float(t), 1000.0 + (2000.0 if t % 60 < 10 else 0.0)) for t in range(0, int(hour), 5)]
     slope, how = growth_per_hour(healthy)
-    assert abs(slope) < 1.0 and "lowest value in 12 slices" in how
-    leaking = [(t, 1000.0 + 0.1 * t + (2000.0 if t % 60 < 10 else 0.0)) for t in range(0, int(hour), 5)]
+    assert slope is not None and abs(slope) < 1.0 and "lowest value in 12 slices" in how
+    leaking = [(float(t), 1000.0 + 0.1 * t + (2000.0 if t % 60 < 10 else 0.0)) for t in range(0, int(hour), 5)]
     assert growth_per_hour(leaking)[0] == pytest.approx(360.0, rel=0.02)
 
 
@@ -127,7 +127,7 @@ def test_a_process_still_warming_up_is_not_a_leak():
     # +1.5 MB over the first 12 s (caches filling after a restart), flat after: no growth to speak of
     warming = [(float(t), 60.0 + 1.5 * min(t, 12) / 12) for t in range(75)]
     slope, _ = growth_per_hour(warming)
-    assert abs(slope) < 1.0
+    assert slope is not None and abs(slope) < 1.0
 
 
 def test_a_websocket_closed_during_an_outage_is_part_of_the_outage_not_a_drop(store):

@@ -5,12 +5,12 @@ import html
 
 import pytest
 
+from comfycheck.config.targets import DEFAULT_TARGETS
 from comfycheck.history import History
 from comfycheck.history.compare import compare
 from comfycheck.history.regression import judge
 from comfycheck.history.trend import analyse, render
 from comfycheck.judge.measurements import Measurement
-from comfycheck.config.targets import DEFAULT_TARGETS
 
 pytestmark = pytest.mark.selftest
 
@@ -43,7 +43,7 @@ def test_jitter_within_its_usual_spread_and_changes_too_small_for_the_target_are
 
 def test_a_lasting_change_is_flagged_until_it_fills_half_the_window():
     values, flagged = [10.0] * 20, []
-    for n in range(20):
+    for _ in range(20):
         flagged.append(bool(judge(values, 20.0, op="<", threshold=30, window=20)))
         values.append(20.0)
     assert flagged == [True] * 10 + [False] * 10
@@ -88,6 +88,6 @@ def test_the_comparison_names_what_changed_since_the_previous_run(tmp_path):
     assert c.newly_missed and "one generation" in c.newly_missed[0]
     assert len(c.regressions) == 1 and "against a median of 10 s over the previous 7 runs" in c.regressions[0]
     assert c.versions == ["ComfyUI 0.3.59 -> 0.3.60"]
-    assert c.summary().startswith("compared with #7 2026-11-07 03:00 (passed): 1 check newly failing; 1 target newly missed; "
-                                "1 figure worse than usual; versions changed")
+    assert c.summary().startswith("compared with #7 2026-11-07 03:00 (passed): 1 check newly failing; "
+                                "1 target newly missed; 1 figure worse than usual; versions changed")
     assert "versions changed: ComfyUI 0.3.59 -> 0.3.60" in html.unescape(c.html())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from comfycheck.stack import EmbeddedStack
-from conftest import assert_fails, blocked_lines, red_lines, run_pytest
+from tests.selftest.helpers import assert_fails, blocked_lines, red_lines, run_pytest
 
 pytestmark = pytest.mark.selftest
 PAGE = "tests/ui/test_comfyui_page.py"

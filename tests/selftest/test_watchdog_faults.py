@@ -8,9 +8,9 @@ import time
 import pytest
 
 from comfycheck.config.paths import DEFAULT_PROFILE
-from comfycheck.watchdog import Killer, kill_and_watch
 from comfycheck.probes.process import ProcessId
-from conftest import _merge, assert_fails, own_ports, run_pytest
+from comfycheck.watchdog import Killer, kill_and_watch
+from tests.selftest.helpers import assert_fails, merge, own_ports, run_pytest
 
 pytestmark = pytest.mark.selftest
 KILL = "tests/acceptance/test_watchdog.py::test_watchdog_restarts_comfyui_after_a_kill"
@@ -19,7 +19,7 @@ KILL = "tests/acceptance/test_watchdog.py::test_watchdog_restarts_comfyui_after_
 def _own_stack(profile, **overrides) -> dict:
     ports = own_ports(profile.public.host if profile.public else "localhost")
     ports["forge"] = None  # no Forge: it is not part of this check (None drops the table from the profile)
-    return _merge(ports, overrides)
+    return merge(ports, overrides)
 
 
 def test_watchdog_that_never_restarts_fails_at_the_deadline(make_profile, profile):
@@ -71,7 +71,8 @@ class _LateReportingWatchdog(Killer):
     name = "supervisor"
 
     def __init__(self, startsecs: float):
-        self.startsecs, self.child, self.spawned = startsecs, None, 0.0
+        self.startsecs, self.spawned = startsecs, 0.0
+        self.child: subprocess.Popen | None = None
 
     def current(self):
         if self.child is None:
@@ -88,8 +89,10 @@ def test_new_process_is_timed_from_its_spawn_not_from_the_watchdogs_report(comfy
     try:
         rec = kill_and_watch(watchdog, comfy, None, deadline_s=10)
     finally:
-        watchdog.child.kill()
-        watchdog.child.wait()
-    assert rec.new is not None and rec.new.pid == watchdog.child.pid, rec
-    assert rec.new_process_s < 0.3, (f"the new process was timed at {rec.new_process_s:.2f} s, when the watchdog "
-                                     "reported it, not at its spawn (about 0 s after the kill)")
+        if watchdog.child is not None:
+            watchdog.child.kill()
+            watchdog.child.wait()
+    assert watchdog.child is not None and rec.new is not None and rec.new.pid == watchdog.child.pid, rec
+    assert rec.new_process_s is not None and rec.new_process_s < 0.3, (
+        f"the new process was timed at {rec.new_process_s:.2f} s, when the watchdog reported it, not at its spawn "
+        "(about 0 s after the kill)")

@@ -4,23 +4,25 @@ from __future__ import annotations
 import base64
 import html
 import re
-import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from comfycheck.config.paths import PROJECT_ROOT
-from comfycheck.probes.browser import CHROMIUM_ARGS, PageWatch, UIError, browser_executable, compare_to_baseline, nss_home
+from comfycheck.config.paths import BASELINES_DIR, SCREENSHOTS_DIR
+from comfycheck.probes.browser import (
+    CHROMIUM_ARGS,
+    PageWatch,
+    UIError,
+    browser_executable,
+    compare_to_baseline,
+    nss_home,
+)
 
-BASELINES = PROJECT_ROOT / "fixtures" / "baselines"
-SCREENSHOTS = PROJECT_ROOT / "reports" / "screenshots"
 
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/ui/" in item.nodeid:
-            item.add_marker(pytest.mark.ui)
+def pytest_itemcollected(item):  # called for the items of this folder only (its conftest's scope)
+    item.add_marker(pytest.mark.ui)
 
 
 @pytest.fixture(scope="session")
@@ -64,28 +66,6 @@ def module_page(browser, browser_context_args):
     context.close()
 
 
-def wait_state(page, js: str, timeout_s: float, what: str, arg=None) -> float:
-    """Wait until `js` is truthy in the page (Playwright polls it on animation frames); seconds taken."""
-    t0 = time.monotonic()
-    try:
-        page.wait_for_function(js, arg=arg, timeout=timeout_s * 1000)
-    except Exception as exc:  # Playwright's TimeoutError, or the page crashed
-        raise AssertionError(f"{what}: not reached within {timeout_s:g} s ({type(exc).__name__})") from None
-    return time.monotonic() - t0
-
-
-def pump_until(page, probe, timeout_s: float, what: str):
-    """Poll `probe` with a deadline while Playwright delivers the page's events (its own 50 ms waits)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not seen within {timeout_s:g} s")
-        page.wait_for_timeout(50)
-
-
 class Screenshots:
     """Takes a screenshot, keeps it under reports/, embeds it in the HTML report and compares it to its baseline."""
 
@@ -93,11 +73,12 @@ class Screenshots:
         self.request, self.profile, self.extras = request, profile, extras
         self.update = request.config.getoption("--update-baselines")
 
-    def take(self, page, name: str, *, masks_js: str | None = None, required: bool = True) -> tuple[bytes | None, list]:
+    def take(self, page, name: str, *, masks: Callable[[], list] | None = None,
+             required: bool = True) -> tuple[bytes | None, list]:
         """The screenshot and its masks. A picture that only illustrates the report (required=False) may fail
         to be taken (Chromium cannot capture its own error page, say) without hiding the test's verdict."""
         try:
-            masks = page.evaluate(masks_js) if masks_js else []
+            rects = masks() if masks else []
             png = page.screenshot(full_page=False, animations="disabled", caret="hide")
         except PlaywrightError as exc:
             why = str(exc).splitlines()[0]
@@ -105,17 +86,17 @@ class Screenshots:
                 pytest.fail(f"could not take the {name} screenshot of {page.url}: {why}", pytrace=False)
             self._note(f"{name}: no screenshot ({why})")
             return None, []
-        out = SCREENSHOTS / self.profile.name / f"{name}.png"
+        out = SCREENSHOTS_DIR / self.profile.name / f"{name}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(png)
         self._attach(png, f"{name} (screenshot)")
-        return png, [tuple(int(v) for v in m) for m in masks]
+        return png, [tuple(int(v) for v in m) for m in rects]
 
     def compare(self, png: bytes, name: str, masks: list, measure) -> None:
         folder = self.profile.resolve(self.profile.ui.baselines_dir) if self.profile.ui.baselines_dir \
-            else BASELINES / _safe(self.profile.name)
+            else BASELINES_DIR / _safe(self.profile.name)
         baseline = folder / f"{name}.png"
-        result = compare_to_baseline(png, baseline, masks=masks, tolerance_pct=self.profile.ui.baseline_tolerance_pct,
+        result = compare_to_baseline(png, baseline, masks=masks,
                                      update=self.update)
         if result.written:
             why = "--update-baselines" if self.update else "there was none"
@@ -159,7 +140,8 @@ def screenshots(request, profile, extras):
 @pytest.fixture(scope="module")
 def watch_factory(profile):
     def make(page, expected_404=(), expected_console=()) -> PageWatch:
-        watch = PageWatch(allowed_hosts(profile), tuple(expected_404) + profile.ui.expected_404, tuple(expected_console))
+        watch = PageWatch(allowed_hosts(profile), tuple(expected_404) + profile.ui.expected_404,
+                          tuple(expected_console))
         watch.attach(page)
         return watch
     return make

@@ -5,17 +5,19 @@ import socket
 import ssl
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from ..judge import hints
+from ..polling import DeadlineExceeded, wait_until
 from .errors import ComfyError, ComfyHTTPError, ComfyUnreachable, PromptRejected, RunTimeout, WebSocketLost
 from .eventstream import EventStream
-from ..polling import DeadlineExceeded, wait_until
 from .run_result import TERMINAL, RunResult, WsMessage, format_prompt_error
 from .wsclient import WsConnection, WsTimeout
 
@@ -55,7 +57,7 @@ class ComfyClient:
 
     @classmethod
     def from_profile(cls, profile, *, public: bool = False, origin: str | None = None,
-                     timeout: float | None = None) -> "ComfyClient":
+                     timeout: float | None = None) -> ComfyClient:
         c = profile.comfyui
         if public and profile.public is None:
             raise ComfyError(f"profile {profile.name!r} has no [public] table: no public URL to test")
@@ -76,7 +78,7 @@ class ComfyClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "ComfyClient":
+    def __enter__(self) -> ComfyClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -94,14 +96,15 @@ class ComfyClient:
         try:
             resp = self._http.request(method, url, headers=headers, **kw)
         except httpx.TimeoutException as exc:
-            raise ComfyUnreachable(f"{method} {url}: no answer within {self.timeout:g} s ({type(exc).__name__})") from None
+            raise ComfyUnreachable(
+                f"{method} {url}: no answer within {self.timeout:g} s ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise ComfyUnreachable(f"cannot reach ComfyUI at {url}: {type(exc).__name__}: {exc}") from None
         if expect and resp.status_code not in expect:
             body = _body(resp)
             hint = ""
             if resp.status_code == 403:
-                hint = " (ComfyUI answers 403 when Host and Origin differ: is a proxy rewriting Host?)"
+                hint = f" ({hints.ORIGIN_REFUSED})"
             raise ComfyHTTPError(
                 f"{method} {url}: HTTP {resp.status_code}{hint}: {str(body)[:300]}", resp.status_code, body
             )
@@ -242,7 +245,7 @@ class ComfyClient:
         return f"{scheme}{self.base_url[self.base_url.index(':'):]}{self.api_prefix}/ws?clientId={client_id}"
 
     @contextmanager
-    def websocket(self, client_id: str | None = None) -> Iterator["EventStream"]:
+    def websocket(self, client_id: str | None = None) -> Iterator[EventStream]:
         """Connect /ws and read the greeting `status` message (which carries the session id)."""
         client_id = client_id or uuid.uuid4().hex
         url = self.ws_url(client_id)
@@ -258,16 +261,15 @@ class ComfyClient:
                 raise ComfyUnreachable(str(exc)) from None
             except InvalidStatus as exc:
                 status = exc.response.status_code
-                hint = {403: " (ComfyUI answers 403 when Host and Origin differ: is a proxy rewriting Host?)",
-                        400: " (ComfyUI got no Upgrade header: the proxy does not pass WebSocket upgrades)",
-                        }.get(status, "")
+                hint = {403: f" ({hints.ORIGIN_REFUSED})", 400: f" ({hints.NO_UPGRADE})"}.get(status, "")
                 raise ComfyError(f"WebSocket {url} refused: HTTP {status}{hint}") from None
             except (OSError, WebSocketException) as exc:
                 raise ComfyUnreachable(f"WebSocket {url}: cannot connect: {type(exc).__name__}: {exc}") from None
             stream = EventStream(ws, url)
             greeting = stream.next(self.timeout)
             if greeting is None:
-                raise ComfyUnreachable(f"WebSocket {url}: connected, but no 'status' greeting within {self.timeout:g} s")
+                raise ComfyUnreachable(
+                    f"WebSocket {url}: connected, but no 'status' greeting within {self.timeout:g} s")
             if greeting.get("type") != "status":
                 raise ComfyError(f"WebSocket {url}: expected a 'status' greeting, got {greeting!r}")
             stream.sid = greeting["data"].get("sid")
@@ -340,8 +342,9 @@ class ComfyClient:
         """The WebSocket closed while a prompt ran: what happened to the prompt, asked of /history."""
         who = "the proxy" if self.via_proxy else "the server"
         head = f"{who} closed the WebSocket after {lost.silent_s:.1f} s of silence while prompt {prompt_id} ran"
-        hint = (" (proxy read timeout? ComfyUI sends nothing while a node works: raise nginx proxy_read_timeout, "
-                "IIS ARR's proxy timeout)" if self.via_proxy else "")
+        hint = (f" (proxy read timeout? ComfyUI sends nothing while a node works: {hints.READ_TIMEOUT})"
+                if self.via_proxy else "")
+
         def finished() -> str | None:  # ComfyUI writes a prompt's history entry when it ends
             return (self.history(prompt_id).get(prompt_id, {}).get("status") or {}).get("status_str")
 

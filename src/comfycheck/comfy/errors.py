@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import ComfycheckError
 
-class ComfyError(Exception):
+
+class ComfyError(ComfycheckError):
     """Anything that went wrong talking to ComfyUI; the message says what and where."""
 
 

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import ComfycheckError
+
 FP16_FLAG = "--fp16-intermediates"
 PREDICTABLE = ("EmptyImage", "ImageInvert", "SaveImage")
 
 
-class Unpredictable(Exception):
+class Unpredictable(ComfycheckError):
     """The graph uses a node whose output comfycheck does not compute."""
 
 

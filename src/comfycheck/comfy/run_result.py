@@ -43,7 +43,7 @@ class RunResult:
     outputs: dict[str, Any]
     server_ms: dict[str, int]  # ComfyUI's own ms timestamps: create_time, execution_start, the terminal one
     client_post_ms: float  # wall ms from sending POST /prompt to its response
-    client_terminal_ms: float  # wall ms from sending POST /prompt to the terminal WS message
+    client_terminal_ms: float | None  # wall ms from sending POST /prompt to the terminal WS message
     error: dict | None = None
     history: dict = field(default_factory=dict)
 
@@ -61,10 +61,6 @@ class RunResult:
             if m.type == "execution_cached":
                 return list(m.data.get("nodes", []))
         return []
-
-    @property
-    def executed_nodes(self) -> list[str]:
-        return [m.data["node"] for m in self.messages if m.type == "executing" and m.data.get("node")]
 
     @property
     def server_execution_ms(self) -> int | None:

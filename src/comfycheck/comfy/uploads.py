@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MiB = 1024 * 1024
+from ..config.units import MiB
+from ..judge import hints
+
 COMFYUI_TOO_LARGE = re.compile(r"Maximum request body size (\d+) exceeded")
 
 
@@ -36,15 +38,13 @@ def who_refused(status: int, content_type: str, body: str, *, required_mib: floa
     if status == 413 and (match := COMFYUI_TOO_LARGE.search(body)):
         limit = int(match.group(1))
         return Refusal("ComfyUI", 413, f"its own body limit, {limit / MiB:.2f} MiB: {match.group(0)!r}",
-                       f"start ComfyUI with --max-upload-size {want} (or more)", limit)
+                       hints.raise_comfyui_upload_limit(required_mib), limit)
     if status == 403 and not html:
         return Refusal("ComfyUI", 403, "its Host/Origin guard (Host and Origin differ)",
-                       "the proxy rewrites Host: pass the original Host header (IIS ARR preserveHostHeader, "
-                       "nginx proxy_set_header Host $http_host)")
+                       f"the proxy rewrites Host: {hints.KEEP_HOST}")
     if status == 413:
         return Refusal("the proxy", 413, "its own error page, 'Request Entity Too Large'",
-                       f"raise the proxy's body limit to at least {want} MiB (nginx client_max_body_size, "
-                       "Caddy request_body max_size, IIS maxAllowedContentLength)")
+                       hints.raise_proxy_body_limit(required_mib))
     if status == 404 and ("404.13" in body or "content length too large" in body.lower()):
         return Refusal("the proxy", 404, "IIS request filtering, 404.13 Content Length Too Large",
                        f"raise requestLimits maxAllowedContentLength to at least {want} MiB")

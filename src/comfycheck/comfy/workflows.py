@@ -7,12 +7,14 @@ import random
 import uuid
 from pathlib import Path
 
+from .. import ComfycheckError
 
-class WorkflowError(Exception):
+
+class WorkflowError(ComfycheckError):
     """A workflow file that cannot be used; the message names the file."""
 
 
-class PreflightError(Exception):
+class PreflightError(ComfycheckError):
     """The server lacks node classes or model files a workflow needs; the message lists all of them."""
 
 
@@ -22,7 +24,8 @@ def load_workflow(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise WorkflowError(f"workflow {path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise WorkflowError(
+            f"workflow {path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if isinstance(data, dict) and "nodes" in data and "links" in data:
         raise WorkflowError(
             f"workflow {path}: this is the UI format; export it with 'Save (API Format)' (or 'Export (API)')"
@@ -85,7 +88,8 @@ def preflight(workflow: dict, object_info: dict) -> list[str]:
                 continue
             kind = "model file" if str(value).endswith((".safetensors", ".ckpt", ".pt", ".pth", ".gguf")) else "value"
             offered = ", ".join(map(str, options[:10])) or "nothing"
-            problems.append(f"node {node_id}: {kind} {value!r} is not offered by {class_type}.{name} (offered: {offered})")
+            problems.append(
+                f"node {node_id}: {kind} {value!r} is not offered by {class_type}.{name} (offered: {offered})")
     return problems
 
 

@@ -20,14 +20,16 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from .. import ComfycheckError
+
 CHUNK = 65536
 
 
-class WsTimeout(TimeoutError):
+class WsTimeout(ComfycheckError, TimeoutError):
     """Nothing came within the time given; the message says what was awaited."""
 
 
-class WsClosed(ConnectionError):
+class WsClosed(ComfycheckError, ConnectionError):
     """The server closed the connection (a close frame, or the socket ended)."""
 
 
@@ -42,13 +44,13 @@ class WsConnection:
 
     @classmethod
     def open(cls, url: str, *, headers: dict[str, str], ssl_context: ssl.SSLContext | None,
-             timeout: float) -> "WsConnection":
+             timeout: float) -> WsConnection:
         """Connect, upgrade and return once the server's 101 arrived; raises InvalidStatus for any other answer."""
         deadline = time.monotonic() + timeout
         uri = parse_uri(url)
         try:
             sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise WsTimeout(f"WebSocket {url}: no TCP connection within {timeout:g} s") from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
@@ -56,7 +58,7 @@ class WsConnection:
                 sock.settimeout(_left(deadline, url, "TLS handshake", timeout))
                 try:
                     sock = (ssl_context or ssl.create_default_context()).wrap_socket(sock, server_hostname=uri.host)
-                except (socket.timeout, TimeoutError):
+                except TimeoutError:
                     raise WsTimeout(f"WebSocket {url}: no TLS handshake within {timeout:g} s") from None
             protocol = ClientProtocol(uri, max_size=None)
             request = protocol.connect()
@@ -122,7 +124,7 @@ class WsConnection:
         finally:
             self._sock.close()
 
-    def __enter__(self) -> "WsConnection":
+    def __enter__(self) -> WsConnection:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -133,7 +135,7 @@ class WsConnection:
         self._sock.settimeout(_left(deadline, self.url, what, timeout))
         try:
             data = self._sock.recv(CHUNK)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise WsTimeout(f"WebSocket {self.url}: no {what} within {timeout:g} s") from None
         if data:
             self._protocol.receive_data(data)
@@ -151,7 +153,7 @@ class WsConnection:
                 self._sock.settimeout(_left(deadline, self.url, "room in the socket to send", timeout))
                 try:
                     self._sock.sendall(data)
-                except (socket.timeout, TimeoutError):
+                except TimeoutError:
                     raise WsTimeout(f"WebSocket {self.url}: could not send within {timeout:g} s") from None
 
     def _assemble(self, event) -> str | bytes | None:
@@ -162,9 +164,9 @@ class WsConnection:
             detail = f"code {close.code}{f' ({close.reason})' if close.reason else ''}" if close else "no close frame"
             raise WsClosed(f"WebSocket {self.url}: the server closed the connection ({detail})")
         if event.opcode in (Opcode.TEXT, Opcode.BINARY):
-            self._fragments, self._fragment_text = [event.data], event.opcode is Opcode.TEXT
+            self._fragments, self._fragment_text = [bytes(event.data)], event.opcode is Opcode.TEXT
         elif event.opcode is Opcode.CONT:
-            self._fragments.append(event.data)
+            self._fragments.append(bytes(event.data))
         else:
             return None  # ping/pong: the protocol already answered
         if not event.fin:

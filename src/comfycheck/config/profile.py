@@ -1,174 +1,76 @@
 """Profiles: one TOML file carries a deployment's endpoints, expectations and targets.
 
-Every key is validated before any test runs; an error names the file, the key and what was expected.
+Every key is validated before any test runs; an error names the file, the key and what was expected. The keys
+and their defaults are the fields of config/settings.py.
 """
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .. import ComfycheckError
 from ..probes.process import is_loopback
 from .paths import DEFAULT_PROFILE, PROJECT_ROOT, WORKFLOWS_DIR
-from .schema import SCHEMA, validate
+from .schema import Table, _bool, _num, _str, build, key, table, table_of, validate
+from .settings import (
+    UPLOAD_LIMIT_MIB,
+    WEBSOCKET_IDLE_S,
+    ComfySettings,
+    ForgeSettings,
+    GpuSettings,
+    LoadSettings,
+    PublicSettings,
+    ResultsSettings,
+    SoakSettings,
+    StackSettings,
+    UISettings,
+    WatchdogSettings,
+)
 from .targets import DEFAULT_TARGETS, Target
 
 PROFILE_ENV = "COMFYCHECK_PROFILE"
+# targets with a `source` take their threshold from that key, not from [targets]
+TARGETS_TABLE = Table({k: _num for k, t in DEFAULT_TARGETS.items() if not t.source})
+
+# Keys renamed since, still read as the same value: (table, older key) -> (table, key). The first two set a target
+# before targets.py held every threshold; the others were named GB/MB while counted in GiB/MiB.
+OLDER_SPELLINGS = {
+    ("public", "hsts_min_age_s"): ("targets", "hsts_max_age_s"),
+    ("public", "min_days_left"): ("targets", "cert_days_left"),
+    ("comfyui", "upload_limit_mb"): ("comfyui", "upload_limit_mib"),
+    ("public", "upload_limit_mb"): ("public", "upload_limit_mib"),
+    ("stack", "vram_total_gb"): ("stack", "vram_total_gib"),
+    ("stack", "vram_idle_gb"): ("stack", "vram_idle_gib"),
+    ("stack", "forge_vram_total_gb"): ("stack", "forge_vram_total_gib"),
+}
 
 
-
-class ProfileError(Exception):
+class ProfileError(ComfycheckError):
     """A profile that cannot be used; the message names the file and every bad key."""
-
-
-# --- the profile object ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ComfySettings:
-    url: str
-    api_prefix: str
-    token_env: str
-    timeout_s: float
-    generation_timeout_s: float
-    latency_samples: int
-    required_nodes: list[str]
-    required_models: dict[str, list[str]]
-    models_installed: bool
-    smoke_workflow: str
-    generation_workflow: str
-    edit_image: str
-    must_not_be_public: bool
-    upload_limit_mb: float | None = None
-
-    @property
-    def token(self) -> str | None:
-        """The bearer token, read from the environment only (never stored in a profile or a report)."""
-        return os.environ.get(self.token_env) or None if self.token_env else None
-
-
-@dataclass(frozen=True)
-class PublicSettings:
-    """The public HTTPS entry: the reverse proxy in front of ComfyUI, and what its certificate must be."""
-
-    url: str
-    http_url: str | None  # plain-HTTP address that must redirect to `url`; None: no such listener
-    ca_bundle: Path | None  # None: the system trust store
-    token_env: str
-    upload_limit_mb: float
-    cors_origins: list[str]
-    websocket_idle_s: float = 90.0
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or 443
-
-    @property
-    def origin(self) -> str:
-        """What a browser on the public page sends as Origin."""
-        return f"https://{urlsplit(self.url).netloc}"
-
-    @property
-    def token(self) -> str | None:
-        return os.environ.get(self.token_env) or None if self.token_env else None
-
-
-@dataclass(frozen=True)
-class UISettings:
-    browser_path: str = ""
-    timeout_s: float = 60.0
-    viewport: tuple[int, int] = (1280, 800)
-    baseline_tolerance_pct: float = 1.0
-    expected_404: tuple[str, ...] = ()
-    run_workflow: bool = True
-    baselines_dir: str = ""
-
-
-@dataclass(frozen=True)
-class LoadSettings:
-    generations: int = 10
-    time_limit_s: float = 600.0
-    sample_hz: float = 10.0
-    settle_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class ResultsSettings:
-    """Where a run's results go beyond its report, and how a run is compared with the ones before it."""
-
-    history: str = "reports/history.sqlite"  # "": no history
-    prometheus_file: str = ""
-    regression_window: int = 20
-    regression_pct: float = 25.0
-
-
-@dataclass(frozen=True)
-class SoakSettings:
-    """The soak (python -m comfycheck.soak): how often it probes, how it runs its canary, how long it lasts."""
-
-    interval_s: float = 1.0
-    probe_timeout_s: float = 5.0
-    canary_every_s: float = 600.0  # 0: no canary
-    canary: str = "smoke"  # or "generation"
-    duration: str = "24h"
-    nightly_duration: str = "10m"
-
-
-@dataclass(frozen=True)
-class WatchdogSettings:
-    kill: str = "local"
-    kill_command: str = ""
-    supervisor_url: str = ""
-    supervisor_program: str = "comfyui"
-    deadline_s: float = 120.0
-    poll_interval_s: float = 0.1
-
-
-@dataclass(frozen=True)
-class StackSettings:
-    embedded: bool
-    control_url: str
-    startup_delay_s: float
-    model_step_s: float
-    vram_total_gb: float
-    vram_idle_gb: float
-    startup_timeout_s: float
-    supervisor_url: str
-    autorestart: bool
-    forge_vram_total_gb: float
-    comfyui: str = "standin"
-    comfyui_dir: str = ""
-    comfyui_python: str = ""
-    comfyui_args: list[str] = field(default_factory=list)
-
-    @property
-    def real(self) -> bool:
-        """supervisord runs real ComfyUI, not the stand-in (no fault switches then)."""
-        return self.comfyui == "real"
 
 
 @dataclass(frozen=True)
 class Profile:
     path: Path
-    name: str
-    description: str
-    allow_destructive: bool
-    comfyui: ComfySettings
     targets: dict[str, Target]
-    public: PublicSettings | None = None
-    forge_url: str | None = None
-    gpus: dict[str, str] = field(default_factory=dict)
-    stack: StackSettings | None = None
-    ui: UISettings = field(default_factory=UISettings)
-    watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
-    load: LoadSettings = field(default_factory=LoadSettings)
-    allow_load: bool = False
-    results: ResultsSettings = field(default_factory=ResultsSettings)
-    soak: SoakSettings = field(default_factory=SoakSettings)
+    name: str = key(_str)
+    comfyui: ComfySettings = table(ComfySettings, required=True)
+    description: str = key(_str, "")
+    allow_destructive: bool = key(_bool, False)  # tests marked destructive run only when true
+    allow_load: bool = key(_bool, False)  # load runs against this deployment (always allowed on the embedded stack)
+    public: PublicSettings | None = table(PublicSettings)
+    forge: ForgeSettings | None = table(ForgeSettings)
+    gpus: GpuSettings = table(GpuSettings, default=GpuSettings)
+    stack: StackSettings | None = table(StackSettings)
+    ui: UISettings = table(UISettings, default=UISettings)
+    watchdog: WatchdogSettings = table(WatchdogSettings, default=WatchdogSettings)
+    load: LoadSettings = table(LoadSettings, default=LoadSettings)
+    results: ResultsSettings = table(ResultsSettings, default=ResultsSettings)
+    soak: SoakSettings = table(SoakSettings, default=SoakSettings)
 
     def secrets(self) -> list[str]:
         """Every token this profile reads from the environment (to keep them out of reports)."""
@@ -179,8 +81,13 @@ class Profile:
         return self.public.url if self.public else None
 
     @property
-    def upload_limit_mb(self) -> float:
-        """The largest upload ComfyUI must take: comfyui.upload_limit_mb, else public.upload_limit_mb, else 100."""
+    def forge_url(self) -> str | None:
+        return self.forge.url if self.forge else None
+
+    @property
+    def upload_limit_mib(self) -> float:
+        """The largest upload ComfyUI must take: comfyui.upload_limit_mib, else public.upload_limit_mib, else the
+        proxy target's default."""
         return self.targets["backend_upload_limit_mib"].threshold
 
     @property
@@ -208,53 +115,46 @@ class Profile:
         return WORKFLOWS_DIR / name
 
 
-def _ui(table: dict | None) -> UISettings:
-    if not table:
-        return UISettings()
-    t = dict(UISettings().__dict__) | table
-    return UISettings(t["browser_path"], float(t["timeout_s"]), tuple(t["viewport"]), float(t["baseline_tolerance_pct"]),
-                      tuple(t["expected_404"]), t["run_workflow"], t["baselines_dir"])
+# [targets] holds the profile's overrides of targets.py; Profile.targets is every target with them applied
+_TOP = table_of(Profile)
+SCHEMA = Table({**_TOP.keys, "targets": TARGETS_TABLE}, _TOP.required, _TOP.convert)
 
 
-def _watchdog(table: dict | None, stack: StackSettings | None) -> WatchdogSettings:
-    t = dict(WatchdogSettings().__dict__) | (table or {})
-    if not t["supervisor_url"] and stack is not None and stack.embedded:
-        t["supervisor_url"] = stack.supervisor_url
-    return WatchdogSettings(**t)
+def _older_spellings(data: dict, path: Path) -> tuple[dict, dict[str, str]]:
+    """The profile with every older spelling moved to today's key, and {today's key: what the file wrote}."""
+    data = copy.deepcopy(data)
+    written: dict[str, str] = {}
+    for (table_name, older), (new_table, new_key) in OLDER_SPELLINGS.items():
+        source = data.get(table_name)
+        if not isinstance(source, dict) or older not in source:
+            continue
+        value = source.pop(older)
+        dest = data.setdefault(new_table, {})
+        if not isinstance(dest, dict):
+            continue  # validation names the table that is not one
+        if new_key in dest and dest[new_key] != value:
+            raise ProfileError(f"profile {path}: {table_name}.{older} = {value!r} and {new_table}.{new_key} = "
+                               f"{dest[new_key]!r} set the same thing; keep {new_table}.{new_key}")
+        dest[new_key] = value
+        written[f"{new_table}.{new_key}"] = f"{table_name}.{older}"
+    return data, written
 
 
-# [public] keys that set a target before targets.py held every threshold; still read, and checked against [targets]
-_OLDER_TARGET_KEYS = {"hsts_min_age_s": "hsts_max_age_s", "min_days_left": "cert_days_left"}
-
-
-def _targets(v: dict, path: Path) -> dict[str, Target]:
+def _targets(profile: Profile, overrides: dict[str, float]) -> dict[str, Target]:
     """targets.py's defaults, with the profile's [targets] overrides and the requirements that set a target."""
     targets = dict(DEFAULT_TARGETS)
-    given = dict(v.get("targets", {}))
-    for older, key in _OLDER_TARGET_KEYS.items():
-        if older not in v.get("public", {}):
-            continue
-        value = v["public"][older]
-        if key in given and given[key] != value:
-            raise ProfileError(f"profile {path}: public.{older} = {value!r} and targets.{key} = {given[key]!r} "
-                               f"set the same target; keep targets.{key}")
-        given[key] = value
-    for key, value in given.items():
-        targets[key] = targets[key].with_threshold(value)
-    websocket_idle = v.get("public", {}).get("websocket_idle_s", 90.0)
-    sources = {"public.websocket_idle_s": websocket_idle,
-               "public.upload_limit_mb": v.get("public", {}).get("upload_limit_mb", 100.0),
-               "comfyui.upload_limit_mb": _upload_limit(v)}
-    for key, t in DEFAULT_TARGETS.items():
+    for name, value in overrides.items():
+        targets[name] = targets[name].with_threshold(value)
+    pub = profile.public
+    proxy_limit = pub.upload_limit_mib if pub else UPLOAD_LIMIT_MIB
+    limit = profile.comfyui.upload_limit_mib
+    sources = {"public.websocket_idle_s": pub.websocket_idle_s if pub else WEBSOCKET_IDLE_S,
+               "public.upload_limit_mib": proxy_limit,
+               "comfyui.upload_limit_mib": proxy_limit if limit is None else limit}
+    for name, t in DEFAULT_TARGETS.items():
         if t.source:
-            targets[key] = t.with_threshold(sources[t.source])
+            targets[name] = t.with_threshold(sources[t.source])
     return targets
-
-
-def _upload_limit(v: dict) -> float:
-    if v["comfyui"].get("upload_limit_mb") is not None:
-        return v["comfyui"]["upload_limit_mb"]
-    return v["public"].get("upload_limit_mb", 100.0) if "public" in v else 100.0
 
 
 def load_profile(path: str | os.PathLike | None = None) -> Profile:
@@ -269,51 +169,37 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
     except UnicodeDecodeError as exc:
         raise ProfileError(f"profile {chosen}: not UTF-8 text: {exc}") from None
 
+    data, written = _older_spellings(data, chosen)
     errors: list[str] = []
-    v = validate(data, SCHEMA, "", errors)
+    given = validate(data, SCHEMA, "", errors)
     if errors:
+        for today, older in written.items():
+            errors = [e.replace(f"{today}:", f"{today} (written as {older}):", 1) for e in errors]
         lines = "\n  ".join(errors)
         raise ProfileError(f"profile {chosen} has {len(errors)} error(s):\n  {lines}")
 
-    targets = _targets(v, chosen)
-
-    stack = StackSettings(**v["stack"]) if "stack" in v else None
-    public = None
-    if "public" in v:
-        pub = dict(v["public"])
-        if "http_url" not in pub:
-            pub["http_url"] = f"http://{urlsplit(pub['url']).hostname}"
-        pub["http_url"] = pub["http_url"] or None
-        ca = pub.get("ca_bundle")
-        pub["ca_bundle"] = (PROJECT_ROOT / ca) if ca and not Path(ca).is_absolute() else (Path(ca) if ca else None)
-        for older in _OLDER_TARGET_KEYS:
-            pub.pop(older, None)
-        public = PublicSettings(**pub)
-    profile = Profile(
-        path=chosen,
-        name=v["name"],
-        description=v["description"],
-        allow_destructive=v["allow_destructive"],
-        comfyui=ComfySettings(**v["comfyui"]),
-        targets=targets,
-        public=public,
-        ui=_ui(v.get("ui")),
-        watchdog=_watchdog(v.get("watchdog"), stack),
-        load=LoadSettings(**(dict(LoadSettings().__dict__) | v.get("load", {}))),
-        results=ResultsSettings(**(dict(ResultsSettings().__dict__) | v.get("results", {}))),
-        soak=SoakSettings(**(dict(SoakSettings().__dict__) | v.get("soak", {}))),
-        allow_load=v["allow_load"],
-        forge_url=v["forge"]["url"] if "forge" in v else None,
-        gpus=v.get("gpus", {}),
-        stack=stack,
-    )
-    if stack and stack.embedded:
-        urls = [(profile.comfyui.url, "comfyui.url"), (stack.control_url, "stack.control_url")]
-        if public:
-            urls += [(public.url, "public.url")] + ([(public.http_url, "public.http_url")] if public.http_url else [])
-        for url, key in urls:
-            if not is_loopback(url):
-                raise ProfileError(
-                    f"profile {chosen}: {key}: the embedded stack runs on loopback only, got {url!r}"
-                )
+    overrides = given.pop("targets", {})
+    profile = build(Profile, given, path=chosen, targets={})
+    pub = profile.public
+    if pub is not None and pub.http_url in (None, ""):
+        profile = replace(profile, public=replace(pub, http_url=None if pub.http_url == "" else
+                                                  f"http://{urlsplit(pub.url).hostname}"))
+    stack = profile.stack
+    if stack is not None and stack.embedded and not profile.watchdog.supervisor_url:
+        profile = replace(profile, watchdog=replace(profile.watchdog, supervisor_url=stack.supervisor_url))
+    profile = replace(profile, targets=_targets(profile, overrides))
+    if stack is not None and stack.embedded:
+        _loopback_only(profile)
     return profile
+
+
+def _loopback_only(profile: Profile) -> None:
+    assert profile.stack is not None
+    urls = [(profile.comfyui.url, "comfyui.url"), (profile.stack.control_url, "stack.control_url")]
+    if profile.public:
+        urls.append((profile.public.url, "public.url"))
+        if profile.public.http_url:
+            urls.append((profile.public.http_url, "public.http_url"))
+    for url, name in urls:
+        if not is_loopback(url):
+            raise ProfileError(f"profile {profile.path}: {name}: the embedded stack runs on loopback only, got {url!r}")

@@ -28,7 +28,7 @@ class Target:
     def describe(self) -> str:
         return f"{self.op} {fmt(self.threshold)} {self.unit}".strip()
 
-    def with_threshold(self, threshold: float, *, rule: str = "") -> "Target":
+    def with_threshold(self, threshold: float, *, rule: str = "") -> Target:
         """This target at another threshold: a profile's override (no rule any more), or the rule worked out."""
         return Target(self.key, self.label, float(threshold), self.unit, self.op, rule, self.source, self.news)
 
@@ -59,8 +59,8 @@ DEFAULT_TARGETS: dict[str, Target] = {
         Target("websocket_idle_s", "silence the WebSocket through the proxy survives", 90, "s", ">=",
                source="public.websocket_idle_s"),
         Target("backend_upload_limit_mib", "ComfyUI's own upload limit (/features max_upload_size)", 100, "MiB",
-               ">=", source="comfyui.upload_limit_mb"),
-        Target("proxy_upload_limit_mib", "proxy upload limit", 100, "MiB", ">=", source="public.upload_limit_mb"),
+               ">=", source="comfyui.upload_limit_mib"),
+        Target("proxy_upload_limit_mib", "proxy upload limit", 100, "MiB", ">=", source="public.upload_limit_mib"),
         # the soak (comfycheck.soak): what hours of service do to the process and its users
         Target("ram_growth_mb_per_h", "ComfyUI process RAM (RSS) growth per hour", 100, "MB/h"),
         Target("vram_growth_mb_per_h", "VRAM growth per hour", 100, "MB/h"),
@@ -83,14 +83,14 @@ def paired_overhead(base: list[float], extra: list[float]) -> tuple[float, float
 
     Subtracting two p95s compares the tails of two noisy samples and can come out negative; the paired
     differences measure the overhead itself."""
-    diffs = [e - b for b, e in zip(base, extra)]
+    diffs = [e - b for b, e in zip(base, extra, strict=True)]
     ordered = sorted(diffs)
     mid = len(ordered) // 2
     median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
     return median, percentile(diffs, 95)
 
 
-def fmt(v: float | str) -> str:
+def fmt(v: float | str | None) -> str:
     if isinstance(v, float) and v.is_integer() and abs(v) >= 100:
         return str(int(v))
     if isinstance(v, float):

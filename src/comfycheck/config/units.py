@@ -6,5 +6,5 @@ Decimal (GB, MB) where a documented target counts that way ("VRAM < 18 GB", RSS 
 """
 from __future__ import annotations
 
-KB, MB, GB = 10**3, 10**6, 10**9
-KiB, MiB, GiB = 2**10, 2**20, 2**30
+MB, GB = 10**6, 10**9
+MiB, GiB = 2**20, 2**30

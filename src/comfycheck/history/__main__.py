@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..config.profile import ProfileError, load_profile
+from .. import ComfycheckError
 from ..config.paths import DEFAULT_HISTORY, PROJECT_ROOT, REPORTS_DIR
+from ..config.profile import ProfileError, load_profile
 from . import regression
 from .store import History, HistoryError
 from .trend import analyse, render
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,13 +47,13 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             t0 = time.perf_counter()
             trend = analyse(history, name, window=window, pct=pct, last=args.last, kind=args.kind)
-            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
             page = render(trend, generated=f"Written {stamp} from {history_path}; regression window {window} runs, "
                                            f"{pct:g} %.")
         out = Path(args.out) if args.out else REPORTS_DIR / f"trend-{_safe(name)}.html"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(page, encoding="utf-8")
-    except (HistoryError, ProfileError, OSError) as exc:
+    except (ComfycheckError, OSError) as exc:
         print(f"comfycheck history: {exc}", file=sys.stderr)
         return 2
     flagged = trend.flagged_runs()
@@ -73,7 +73,8 @@ def _resolve(profile: str, history: str | None) -> tuple[str, Path, int, float]:
             raise ProfileError(f"profile {p.path}: [results] history is \"\", it keeps no history "
                                "(pass --history to read one)")
         return p.name, path, p.results.regression_window, p.results.regression_pct
-    return profile, Path(history).resolve() if history else PROJECT_ROOT / DEFAULT_HISTORY, regression.WINDOW, regression.PCT
+    path = Path(history).resolve() if history else PROJECT_ROOT / DEFAULT_HISTORY
+    return profile, path, regression.WINDOW, regression.PCT
 
 
 def _counts(outcomes: dict) -> str:

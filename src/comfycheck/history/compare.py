@@ -78,10 +78,10 @@ def compare(history: History, *, profile: str, kind: str, run_id: int | None, me
             c.fixed.append(nodeid)
     before_verdicts = {series_key(t, n): v for _, t, n, _, _, _, _, v, _ in history.figures([prev.id])}
     for m in measurements:
-        was = before_verdicts.get(series_key(m.key, m.name))
-        if m.verdict == FAIL and was == PASS:
+        verdict_then = before_verdicts.get(series_key(m.key, m.name))
+        if m.verdict == FAIL and verdict_then == PASS:
             c.newly_missed.append(m.failure_message())
-        elif m.verdict == PASS and was == FAIL:
+        elif m.verdict == PASS and verdict_then == FAIL:
             c.now_met.append(f"{m.name} (target '{m.key}')")
     previous = _previous_values(history, profile, before, [m for m in measurements if m.number is not None
                                                            and m.target is not None], window)

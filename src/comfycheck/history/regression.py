@@ -17,11 +17,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from ..config.settings import ResultsSettings
 from ..config.targets import DEFAULT_TARGETS
 
-WINDOW = 20
+WINDOW = ResultsSettings().regression_window
 MIN_RUNS = 5
-PCT = 25.0
+PCT = ResultsSettings().regression_pct
 SPREAD_K = 3.0
 MAD_TO_SIGMA = 1.4826
 

@@ -12,9 +12,11 @@ import datetime as dt
 import json
 import socket
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import ComfycheckError
 from ..judge.measurements import Measurement
 
 # Each step takes the file from version N-1 to N, in one transaction with the version bump.
@@ -61,7 +63,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 LOCK_TIMEOUT_S = 60.0  # how long a writer waits for another's transaction (a report's worth of rows: milliseconds)
 
 
-class HistoryError(Exception):
+class HistoryError(ComfycheckError):
     """A history file that cannot be used; the message names it."""
 
 
@@ -84,7 +86,7 @@ class Run:
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class History:
@@ -107,7 +109,7 @@ class History:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "History":
+    def __enter__(self) -> History:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -148,7 +150,7 @@ class History:
             return cur.lastrowid
 
     def finish(self, run_id: int, *, verdict: str, outcomes: dict, versions: dict, measurements: list[Measurement],
-               checks: list[tuple[str, str, str]] = (), report: str = "", finished: str | None = None) -> None:
+               checks: Sequence[tuple[str, str, str]] = (), report: str = "", finished: str | None = None) -> None:
         """Everything the run found, in one transaction: all of it lands, or none of it."""
         rows = [_measurement_row(run_id, seq, m) for seq, m in enumerate(measurements)]
         with self._write() as db:

@@ -89,7 +89,7 @@ def analyse(history: History, profile: str, *, window: int = regression.WINDOW, 
         s.points = [p for p in s.points if p.run_id in ids]
     changes = []
     finished = [r for r in runs if r.finished]
-    for prev, run in zip(finished, finished[1:]):
+    for prev, run in zip(finished, finished[1:], strict=False):
         diff = version_changes(prev.versions, run.versions)
         if diff and run.id in ids:
             changes.append((run, diff))
@@ -112,7 +112,7 @@ def render(trend: Trend, *, generated: str = "") -> str:
 td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}} h2{{font-size:16px;margin:18px 0 2px}}
 .muted{{color:#555;font-size:13px}}</style>
 <h1>Trend of profile {html.escape(trend.profile)}</h1>
-<p class="muted">{len(runs)} runs{f', {html.escape(runs[0].started[:10])} to {html.escape(runs[-1].started[:10])}' if runs else ''};
+<p class="muted">{len(runs)} runs{_span(runs)};
 {len(flagged)} with figures worse than usual; {len(trend.versions)} with changed versions. {html.escape(generated)}</p>
 <p class="muted">Worse than usual: worse, in the target's direction, than the median of the same figure over the
 previous runs by more than the largest of the stated percentage of that median, three robust standard deviations
@@ -134,6 +134,10 @@ of those runs, and a share of the threshold (5 %; 25 % for latency p95s) (README
     return "\n".join(parts)
 
 
+def _span(runs: list[Run]) -> str:
+    return f", {html.escape(runs[0].started[:10])} to {html.escape(runs[-1].started[:10])}" if runs else ""
+
+
 def _run(runs: list[Run], run_id: int) -> str:
     run = next((r for r in runs if r.id == run_id), None)
     return f"{run.label} {run.kind}" if run else f"#{run_id}"
@@ -148,7 +152,7 @@ def _strip(runs: list[Run], flagged: dict[int, list[str]]) -> str:
     width = (W - PAD_L - PAD_R) / max(len(runs), 1)
     for i, r in enumerate(runs):
         colour = VERDICT_COLOURS.get(r.verdict or "", "#999") if r.finished else "#222"
-        state = r.verdict if r.finished else "did not finish"
+        state = (r.verdict or "?") if r.finished else "did not finish"
         tip = f"{r.label} {r.kind}: {state}" + (f"; worse than usual: {', '.join(flagged[r.id])}"
                                                   if r.id in flagged else "")
         x = _x(i, len(runs)) - width / 2
@@ -162,11 +166,11 @@ def _strip(runs: list[Run], flagged: dict[int, list[str]]) -> str:
 
 
 def _chart(s: Series, index: dict[int, int], n: int, runs: list[Run]) -> str:
-    pts = [p for p in s.points if p.value is not None]
+    pts = [(p, p.value) for p in s.points if p.value is not None]
     thresholds = [p.threshold for p in s.points if p.threshold is not None]
     if not pts:
         return '<p class="muted">not assessed in these runs</p>'
-    values = [p.value for p in pts] + thresholds[-1:]
+    values = [v for _, v in pts] + thresholds[-1:]
     lo, hi = min(values + [0.0]) if min(values) >= 0 else min(values), max(values)
     hi = hi if hi > lo else lo + 1
     hi += (hi - lo) * 0.08
@@ -179,19 +183,19 @@ def _chart(s: Series, index: dict[int, int], n: int, runs: list[Run]) -> str:
            f'<text x="4" y="{y(hi) + 10:.1f}" font-size="11">{_g(hi)} {html.escape(s.unit)}</text>',
            f'<text x="4" y="{H - PAD_Y:.1f}" font-size="11">{_g(lo)} {html.escape(s.unit)}</text>']
     out += _threshold_path(s, index, n, y)
-    line = " ".join(f"{_x(index[p.run_id], n):.1f},{y(p.value):.1f}" for p in pts)
+    line = " ".join(f"{_x(index[p.run_id], n):.1f},{y(v):.1f}" for p, v in pts)
     out.append(f'<polyline points="{line}" fill="none" stroke="#3367d6" stroke-width="1.5"/>')
     every = len(pts) <= 200
-    for p in pts:
+    for p, v in pts:
         if not (every or p.flag or p.verdict == "FAIL"):
             continue
         colour = "#b00020" if p.verdict == "FAIL" else "#2a7d2a" if p.verdict == "pass" else "#555"
-        tip = f"{_run(runs, p.run_id)}: {_g(p.value)} {s.unit} ({p.verdict})" + (
+        tip = f"{_run(runs, p.run_id)}: {_g(v)} {s.unit} ({p.verdict})" + (
             f"; worse than usual: {p.flag.describe(s.unit)}" if p.flag else "")
         ring = ' stroke="#e37400" stroke-width="3"' if p.flag else ""
         cls = "point regression" if p.flag else "point"
         out.append(f'<circle class="{cls}" data-run="{p.run_id}" cx="{_x(index[p.run_id], n):.1f}" '
-                   f'cy="{y(p.value):.1f}" r="{4 if p.flag else 2.5}" fill="{colour}"{ring}>'
+                   f'cy="{y(v):.1f}" r="{4 if p.flag else 2.5}" fill="{colour}"{ring}>'
                    f"<title>{html.escape(tip)}</title></circle>")
     out.append("</svg>")
     return "".join(out)
@@ -199,7 +203,7 @@ def _chart(s: Series, index: dict[int, int], n: int, runs: list[Run]) -> str:
 
 def _threshold_path(s: Series, index: dict[int, int], n: int, y) -> list[str]:
     """The threshold as a dashed step line (a profile may change it between runs), with its label."""
-    steps = []
+    steps: list[tuple[int, float, str | None]] = []
     for p in s.points:
         if p.threshold is not None and (not steps or steps[-1][1] != p.threshold):
             steps.append((index[p.run_id], p.threshold, p.op))

@@ -8,14 +8,16 @@ same error.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from ..probes import tls
 from ..comfy.client import ComfyClient, ComfyError
-from ..probes.forge import ForgeClient, ForgeError
 from ..config.profile import Profile
-from ..comfy.uploads import MiB
+from ..config.units import MiB
+from ..probes import tls
+from ..probes.forge import ForgeClient, ForgeError
+from . import hints
+from .measurements import FAIL, Measurement
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class Foundations:
 def for_profile(profile: Profile) -> Foundations:
     """The foundations of a deployment, with probes that ask each question once, fast, with the URL in the answer."""
     defs = [Foundation("backend", f"ComfyUI at {profile.comfyui.url} answers"),
-            Foundation("backend_upload", f"ComfyUI takes uploads of {profile.upload_limit_mb:g} MiB", ("backend",))]
+            Foundation("backend_upload", f"ComfyUI takes uploads of {profile.upload_limit_mib:g} MiB", ("backend",))]
     probes: dict[str, Callable[[], str | None]] = {"backend": lambda: _backend(profile),
                                                    "backend_upload": lambda: _backend_upload(profile)}
     if profile.forge_url:
@@ -87,7 +89,7 @@ def for_profile(profile: Profile) -> Foundations:
                        ("certificate", "backend")),
             Foundation("public_websocket", f"WebSockets open through {url}", ("host_origin",)),
             Foundation("comfyui_page", f"the ComfyUI page {url}/ loads", ("host_origin",)),
-            Foundation("proxy_upload", f"the proxy at {url} takes uploads of {profile.public.upload_limit_mb:g} MiB",
+            Foundation("proxy_upload", f"the proxy at {url} takes uploads of {profile.public.upload_limit_mib:g} MiB",
                        ("host_origin",)),
         ]
         probes |= {"public_tls": lambda: _public_tls(profile), "certificate": lambda: certificate_problem(profile),
@@ -106,6 +108,7 @@ def _backend(profile: Profile) -> str | None:
 
 
 def _forge(profile: Profile) -> str | None:
+    assert profile.forge_url is not None
     client = ForgeClient(profile.forge_url, timeout=profile.comfyui.timeout_s)
     try:
         client.ping()
@@ -116,21 +119,69 @@ def _forge(profile: Profile) -> str | None:
     return None
 
 
+# --- what a foundation's probe and its check both judge -------------------------------------------
+def upload_limit_source(profile: Profile) -> str:
+    """Which profile key requires ComfyUI's upload limit."""
+    if profile.comfyui.upload_limit_mib is not None:
+        return "comfyui.upload_limit_mib"
+    return "public.upload_limit_mib" if profile.public else "the default"
+
+
+def backend_upload_limit(profile: Profile, max_upload_size: float) -> Measurement:
+    """ComfyUI's own upload limit (/features max_upload_size, bytes) against the uploads the profile requires."""
+    target = profile.targets["backend_upload_limit_mib"]
+    return Measurement(
+        target.label, round(max_upload_size / MiB, 4), target.unit, target,
+        details={"max_upload_size": max_upload_size, "required_by": upload_limit_source(profile)},
+        fix=f"ComfyUI itself refuses uploads above {max_upload_size / MiB:.2f} MiB (its 413 comes before the "
+            f"proxy's limit matters): {hints.raise_comfyui_upload_limit(profile.upload_limit_mib)}")
+
+
+def host_kept(client: ComfyClient, origin: str) -> str | None:
+    """Why ComfyUI refuses the page's Origin through the proxy (it rewrites Host), or None when it accepts it.
+    Any other answer is another foundation's concern (the backend, the proxy)."""
+    resp = client.request("GET", "/system_stats", headers={"Origin": origin}, expect=())
+    if resp.status_code == 403:
+        return hints.host_rewritten(f"GET {client.url('/system_stats')} with the page's Origin {origin}")
+    return None
+
+
+def public_chain(profile: Profile) -> tls.Presented:
+    """The certificate chain the public address sends; TLSProbeError naming the address when it sends none."""
+    pub = profile.public
+    assert pub is not None
+    try:
+        return tls.fetch_chain(pub.host, pub.port, timeout=profile.comfyui.timeout_s)
+    except tls.TLSProbeError as exc:
+        raise tls.TLSProbeError(f"{pub.url}: {exc}") from None
+
+
+def chain_problem(profile: Profile, presented: tls.Presented, roots: list, where: str) -> tuple[list, str | None]:
+    """The chain as a TLS client that trusts `roots` builds it, and why it does not verify (None: it does)."""
+    pub = profile.public
+    assert pub is not None
+    try:
+        return tls.verify_chain(presented.chain, roots, pub.host), None
+    except tls.VerificationError as exc:
+        return [], f"the certificate chain of {pub.url} does not verify against {where}: {exc}"
+
+
+# --- the probes -----------------------------------------------------------------------------------
 def _backend_upload(profile: Profile) -> str | None:
     try:
         with ComfyClient.from_profile(profile) as client:
             size = client.features().get("max_upload_size")
     except ComfyError as exc:
         return str(exc)
-    if isinstance(size, (int, float)) and size < profile.upload_limit_mb * MiB:
-        return (f"ComfyUI's own upload limit is {size / MiB:.2f} MiB (/features max_upload_size {size!r}), below "
-                f"the {profile.upload_limit_mb:g} MiB required: start ComfyUI with --max-upload-size "
-                f"{profile.upload_limit_mb:g} (or more)")
-    return None
+    if not isinstance(size, (int, float)) or isinstance(size, bool):
+        return None  # not said, or not a number: the check says so
+    m = backend_upload_limit(profile, size)
+    return m.failure_message() if m.verdict == FAIL else None
 
 
 def _proxy_upload(profile: Profile) -> str | None:
-    required = int(profile.public.upload_limit_mb * MiB)
+    assert profile.public is not None
+    required = int(profile.public.upload_limit_mib * MiB)
     try:
         with ComfyClient.from_profile(profile, public=True, origin=profile.public.origin) as client:
             answer = client.upload_early_answer(required - 64 * 1024)
@@ -144,45 +195,34 @@ def _proxy_upload(profile: Profile) -> str | None:
 
 def _public_tls(profile: Profile) -> str | None:
     try:
-        tls.fetch_chain(profile.public.host, profile.public.port, timeout=profile.comfyui.timeout_s)
+        public_chain(profile)
     except tls.TLSProbeError as exc:
-        return f"{profile.public.url}: {exc}"
+        return str(exc)
     return None
 
 
 def certificate_problem(profile: Profile) -> str | None:
     """Why a TLS client that trusts the profile's CA bundle (or the system store) refuses the public address."""
-    pub = profile.public
+    assert profile.public is not None
     try:
-        presented = tls.fetch_chain(pub.host, pub.port, timeout=profile.comfyui.timeout_s)
-        roots, where = tls.trust_store(pub.ca_bundle)
+        presented = public_chain(profile)
+        roots, where = tls.trust_store(profile.public.ca_bundle)
     except tls.TLSProbeError as exc:
         return str(exc)
-    try:
-        tls.verify_chain(presented.chain, roots, pub.host)
-    except tls.VerificationError as exc:
-        return f"the certificate chain of {pub.url} does not verify against {where}: {exc}"
-    return None
+    return chain_problem(profile, presented, roots, where)[1]
 
 
 def _host_origin(profile: Profile) -> str | None:
+    assert profile.public is not None
     with ComfyClient.from_profile(profile, public=True, origin=profile.public.origin) as client:
         try:
-            resp = client.request("GET", "/system_stats", headers={"Origin": profile.public.origin}, expect=())
+            return host_kept(client, profile.public.origin)
         except ComfyError as exc:
             return str(exc)
-    if resp.status_code == 403:
-        return host_rewritten(f"GET {client.url('/system_stats')} with the page's Origin {profile.public.origin}")
-    return None
-
-
-def host_rewritten(what: str) -> str:
-    """The words every check uses for ComfyUI's 403 behind a proxy that rewrites Host."""
-    return (f"{what}: HTTP 403 from ComfyUI, which answers 403 when Host and Origin differ: the proxy rewrites "
-            "Host; pass the original Host header (IIS ARR preserveHostHeader, nginx proxy_set_header Host $http_host)")
 
 
 def _websocket(profile: Profile) -> str | None:
+    assert profile.public is not None
     try:
         with ComfyClient.from_profile(profile, public=True, origin=profile.public.origin) as client, \
                 client.websocket():

@@ -73,7 +73,6 @@ class Measurement:
             "value": self.value,
             "unit": self.unit,
             "target": t.key if t else None,
-            "key": t.key if t else None,
             "threshold": t.describe() if t else None,
             "target_label": t.label if t else None,
             "target_threshold": t.threshold if t else None,
@@ -87,7 +86,7 @@ class Measurement:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Measurement":
+    def from_dict(cls, d: dict) -> Measurement:
         """A Measurement as as_dict() wrote it (measurements.json, a load run's summary.json, the history)."""
         target = None
         if d.get("target") and d.get("target_threshold") is not None:

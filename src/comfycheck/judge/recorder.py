@@ -8,7 +8,7 @@ import pytest
 
 from ..config.profile import Profile
 from ..config.targets import Target
-from .measurements import Measurement
+from .measurements import FAIL, Measurement
 
 ITEM_MEASUREMENTS_KEY = pytest.StashKey[list]()  # a test's own Measurements, for its part of the report
 
@@ -32,10 +32,15 @@ class Recorder:
                 **details) -> Measurement:
         """A measurement against a target (one of the profile's, or one worked out by the check, such as a
         certificate's renewal point); `fix` is what the operator should do when it is missed."""
-        m = Measurement(name or target.label, round(float(value), 4), target.unit, target, self.nodeid, details,
-                        fix=fix)
+        return self.judged(Measurement(name or target.label, round(float(value), 4), target.unit, target,
+                                       details=details, fix=fix))
+
+    def judged(self, m: Measurement) -> Measurement:
+        """A Measurement against its target, made by a function the check shares (with a foundation's probe,
+        say): kept as this check's, and the check fails when it is missed."""
+        m.test = self.nodeid
         self._keep(m)
-        if m.verdict == "FAIL" and not self._deferred:
+        if m.verdict == FAIL and not self._deferred:
             pytest.fail(m.failure_message(), pytrace=False)
         return m
 
@@ -49,7 +54,7 @@ class Recorder:
             yield self
         finally:
             self._deferred -= 1
-        missed = [m for m in self.item.stash.get(ITEM_MEASUREMENTS_KEY, [])[before:] if m.verdict == "FAIL"]
+        missed = [m for m in self.item.stash.get(ITEM_MEASUREMENTS_KEY, [])[before:] if m.verdict == FAIL]
         if missed:
             pytest.fail("; ".join(m.failure_message() for m in missed), pytrace=False)
 

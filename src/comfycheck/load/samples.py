@@ -27,9 +27,3 @@ def write_generations(path: Path, generations: list[Generation]) -> None:
         for g in generations:
             w.writerow(asdict(g))
 
-
-def read_generations(path: Path) -> list[Generation]:
-    with open(path, newline="") as f:
-        return [Generation(int(r["n"]), r["ok"] == "True", float(r["wall_s"]),
-                           float(r["server_s"]) if r["server_s"] else None, r["prompt_id"], r["error"])
-                for r in csv.DictReader(f)]

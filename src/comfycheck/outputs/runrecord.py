@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from . import prometheus
-from . import versions as seen_versions
+from ..config.paths import PROJECT_ROOT
+from ..config.profile import Profile
 from ..history import History, HistoryError
 from ..history.compare import Comparison, compare
 from ..history.store import now_iso
 from ..judge.measurements import Measurement
-from ..config.profile import Profile
-from ..config.paths import PROJECT_ROOT
+from . import prometheus
+from . import versions as seen_versions
 from .report import Outcome, counts, run_verdict
 
 
@@ -80,8 +80,8 @@ class RunRecord:
         self.started = time.time()
         self.lost = ""  # why the run could not be kept in the history, if it could not
         given = config.getoption("--prometheus")
-        self.prometheus = (Path(given).resolve() if given else
-                           profile.resolve(profile.results.prometheus_file) if profile.results.prometheus_file else None)
+        configured = profile.results.prometheus_file
+        self.prometheus = (Path(given).resolve() if given else profile.resolve(configured) if configured else None)
         if self.prometheus is not None:
             _writable_folder(self.prometheus, "--prometheus / [results] prometheus_file")
         path = self.history_path()

@@ -7,6 +7,7 @@ import functools
 import subprocess
 from importlib import metadata
 
+from ..comfy.system_stats import card_name, gpu_devices
 from ..config.paths import PROJECT_ROOT
 
 
@@ -15,23 +16,15 @@ def from_system_stats(stats: dict) -> dict[str, str]:
     system = stats.get("system") or {}
     packages = {p.get("name"): p.get("installed") for p in system.get("comfy_package_versions") or []
                 if isinstance(p, dict)}
-    gpus = [d for d in stats.get("devices") or [] if isinstance(d, dict) and d.get("type") != "cpu"]
+    gpus = gpu_devices(stats)
     seen = {
         "comfyui": system.get("comfyui_version"),
         "frontend": packages.get("comfyui-frontend-package") or system.get("required_frontend_version"),
         "torch": system.get("pytorch_version"),
         "python": str(system.get("python_version") or "").split(" ")[0] or None,
-        "gpu": _gpu_name(gpus[0]["name"]) if gpus else ("cpu" if stats.get("devices") else None),
+        "gpu": card_name(gpus[0]["name"]) if gpus else ("cpu" if stats.get("devices") else None),
     }
     return {k: str(v) for k, v in seen.items() if v}
-
-
-def _gpu_name(name: str) -> str:
-    # ComfyUI names a device "cuda:0 NVIDIA H100 80GB HBM3 : cudaMallocAsync": the card is the middle part
-    name = str(name)
-    if name.startswith("cuda:") and " " in name:
-        name = name.split(" ", 1)[1]
-    return name.split(" : ")[0].strip()
 
 
 @functools.cache

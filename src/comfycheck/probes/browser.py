@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 from pixelmatch.utils import antialiased
 
-from ..judge.foundations import host_rewritten
+from .. import ComfycheckError
+from ..judge import hints
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -37,16 +38,16 @@ COMFYUI_EXPECTED_404 = (
 COMFYUI_EXPECTED_CONSOLE = ("ComfyApp graph accessed before initialization",)
 
 
-class UIError(Exception):
+class UIError(ComfycheckError):
     pass
 
 
 def websocket_hint(error: str) -> str:
     """Chromium's WebSocket error, with the words the API checks use for the same cause."""
     if "400" in error:
-        return f"{error} (ComfyUI got no Upgrade header: the proxy does not pass WebSocket upgrades)"
+        return f"{error} ({hints.NO_UPGRADE})"
     if "403" in error:
-        return f"{error} (ComfyUI answers 403 when Host and Origin differ: is a proxy rewriting Host?)"
+        return f"{error} ({hints.ORIGIN_REFUSED})"
     return error
 
 
@@ -193,7 +194,7 @@ class PageWatch:
             if urlsplit(url).netloc != origin:
                 continue
             if status == "403":
-                return host_rewritten(f"the page's own request {method} {url}")
+                return hints.host_rewritten(f"the page's own request {method} {url}")
             if status in ("502", "503", "504"):
                 return (f"the proxy answers {status} for the page's request {method} {url}: ComfyUI behind it "
                         "does not answer")
@@ -245,7 +246,7 @@ def _yiq_delta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def compare_to_baseline(png: bytes, baseline: Path, *, masks: list[tuple[int, int, int, int]],
-                        tolerance_pct: float, update: bool = False) -> Comparison:
+                        update: bool = False) -> Comparison:
     """Share of pixels (outside the masks) that changed, anti-aliasing aside, as pixelmatch counts them."""
     if update or not baseline.is_file():
         baseline.parent.mkdir(parents=True, exist_ok=True)

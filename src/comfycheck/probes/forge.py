@@ -5,8 +5,10 @@ from typing import Any
 
 import httpx
 
+from .. import ComfycheckError
 
-class ForgeError(Exception):
+
+class ForgeError(ComfycheckError):
     pass
 
 

@@ -8,23 +8,26 @@ identical cards.
 from __future__ import annotations
 
 import csv
-import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-GiB = 1024 ** 3
+from .. import ComfycheckError
+from ..comfy.system_stats import card_name, gpu_devices
+from ..config.units import GiB
+
 SAMPLE_FIELDS = ["t", "source", "device", "mem_used_bytes", "mem_total_bytes", "mem_reserved_bytes",
                  "temp_c", "util_pct", "power_w"]
 
 
-class GpuUnavailable(Exception):
+class GpuUnavailable(ComfycheckError):
     """NVML cannot be used here; the message says why (skips quote it)."""
 
 
-class DeviceMatchError(Exception):
+class DeviceMatchError(ComfycheckError):
     """ComfyUI's card cannot be told apart from the others; the message says why and what to set."""
 
 
@@ -36,7 +39,7 @@ def load_nvml():
         raise GpuUnavailable("NVML unavailable on this host: nvidia-ml-py is not installed") from None
     try:
         pynvml.nvmlInit()
-    except Exception as exc:  # pynvml.NVMLError and friends: no driver, no device
+    except pynvml.NVMLError as exc:  # no driver, no library, no device
         raise GpuUnavailable(f"NVML unavailable on this host: {exc}") from None
     return pynvml
 
@@ -71,7 +74,7 @@ def inventory(nvml) -> list[GpuInfo]:
                 pass
         try:
             compute = tuple(nvml.nvmlDeviceGetCudaComputeCapability(h))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - an older driver or binding: no capability, the CUDA order is by size
             compute = (0, 0)
         gpus.append(GpuInfo(i, None, _text(nvml.nvmlDeviceGetName(h)), _text(nvml.nvmlDeviceGetUUID(h)),
                             _text(nvml.nvmlDeviceGetPciInfo(h).busId), int(nvml.nvmlDeviceGetMemoryInfo(h).total),
@@ -84,17 +87,13 @@ def inventory(nvml) -> list[GpuInfo]:
 
 
 def _same_bus(a: str, b: str) -> bool:
-    norm = lambda s: s.lower().lstrip("0").replace("00000000:", "")  # noqa: E731 - NVML pads the domain
+    def norm(bus: str) -> str:  # NVML pads the PCI domain with zeros
+        return bus.lower().lstrip("0").replace("00000000:", "")
+
     return norm(a) == norm(b) or a.lower().endswith(b.lower()) or b.lower().endswith(a.lower())
 
 
-def stats_device_name(stats_name: str) -> str:
-    """'cuda:0 NVIDIA GeForce RTX 3090 : cudaMallocAsync' -> 'NVIDIA GeForce RTX 3090'."""
-    m = re.match(r"^\S+:\d+\s+(.*?)\s*(?::\s*\S+.*)?$", stats_name)
-    return (m.group(1) if m else stats_name).strip()
-
-
-def match_device(gpus: list[GpuInfo], *, pids: list[int] = (), uuid: str = "", pci_bus_id: str = "",
+def match_device(gpus: list[GpuInfo], *, pids: Sequence[int] = (), uuid: str = "", pci_bus_id: str = "",
                  stats_device: dict | None = None, service: str = "comfyui") -> tuple[GpuInfo, str]:
     """The card hosting `service`, and how it was matched; DeviceMatchError when it cannot be told."""
     if not gpus:
@@ -115,9 +114,10 @@ def match_device(gpus: list[GpuInfo], *, pids: list[int] = (), uuid: str = "", p
                                    + ", ".join(f"{g.name} {g.pci_bus_id}" for g in gpus))
         return hit[0], "the profile's PCI bus id"
     if stats_device:
-        name = stats_device_name(stats_device.get("name", ""))
+        name = card_name(stats_device.get("name", ""))
         total = int(stats_device.get("vram_total", 0))
-        hit = [g for g in gpus if g.name == name and (not total or abs(g.memory_total - total) <= 0.03 * g.memory_total)]
+        hit = [g for g in gpus
+               if g.name == name and (not total or abs(g.memory_total - total) <= 0.03 * g.memory_total)]
         if len(hit) == 1:
             why = "its PID is not among any GPU's processes" if pids else "no PID to look for"
             return hit[0], f"/system_stats name and memory size ({why})"
@@ -134,7 +134,7 @@ def match_device(gpus: list[GpuInfo], *, pids: list[int] = (), uuid: str = "", p
 
 def gpu_map_rows(gpus: list[GpuInfo]) -> list[dict]:
     return [{"nvml": g.nvml_index, "cuda (estimated)": g.cuda_index, "name": g.name, "uuid": g.uuid,
-             "pci_bus_id": g.pci_bus_id, "memory_gb": round(g.memory_total / GiB, 1), "service": g.service or "-"}
+             "pci_bus_id": g.pci_bus_id, "memory_gib": round(g.memory_total / GiB, 1), "service": g.service or "-"}
             for g in gpus]
 
 
@@ -170,7 +170,7 @@ class NvmlSource:
         try:
             mem = n.nvmlDeviceGetMemoryInfo(h, version=n.nvmlMemory_v2)
             reserved = int(mem.reserved)
-        except (AttributeError, TypeError, Exception):  # noqa: BLE001 - v1 only: no reserved figure
+        except Exception:  # noqa: BLE001 - a binding or driver with the v1 call only: no reserved figure
             mem = n.nvmlDeviceGetMemoryInfo(h)
             reserved = None
         return Sample(time.time(), self.name, self.device, int(mem.used), int(mem.total), reserved,
@@ -196,7 +196,7 @@ class SystemStatsSource:
     def parse(self, stats: dict) -> Sample:
         """The sample a /system_stats answer gives (the soak reuses the answer of its latency probe)."""
         listed = stats.get("devices", [])
-        devices = [d for d in listed if d.get("type") != "cpu"]
+        devices = gpu_devices(stats)
         self.gpu = bool(devices)
         devices = devices or listed
         if not devices:
@@ -237,12 +237,12 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="comfycheck-gpu-sampler", daemon=True)
         self._lock = threading.Lock()
 
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread.start()
         return self
 
-    def stop(self) -> "Sampler":
+    def stop(self) -> Sampler:
         self._stop.set()
         self._thread.join(timeout=10)
         return self

@@ -5,11 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .gpu import (DeviceMatchError, GpuUnavailable, NvmlSource, SystemStatsSource, gpu_map_rows, inventory,
-                  load_nvml, match_device)
+from ..comfy.system_stats import first_gpu
 from ..config.profile import Profile
-from .process import is_loopback
-from .process import listening_process
+from .gpu import (
+    DeviceMatchError,
+    GpuUnavailable,
+    NvmlSource,
+    SystemStatsSource,
+    gpu_map_rows,
+    inventory,
+    load_nvml,
+    match_device,
+)
+from .process import is_loopback, listening_process
 
 
 @dataclass
@@ -26,15 +34,15 @@ def choose_source(profile: Profile, client) -> GpuChoice:
     except GpuUnavailable as exc:
         return GpuChoice(SystemStatsSource(client), notes=[f"{exc}; VRAM sampled from /system_stats, no temperature"])
     gpus = inventory(nvml)
-    stats_dev = next((d for d in client.system_stats().get("devices", []) if d.get("type") != "cpu"), None)
+    stats_dev = first_gpu(client.system_stats())
     pids = []
     if is_loopback(profile.comfyui.url):
         found = listening_process(urlsplit(profile.comfyui.url).port or 80)
         pids = [found.pid] if found else []
     g = profile.gpus
     try:
-        gpu, how = match_device(gpus, pids=pids, uuid=g.get("comfyui_uuid", ""),
-                                pci_bus_id=g.get("comfyui_pci_bus_id", ""), stats_device=stats_dev)
+        gpu, how = match_device(gpus, pids=pids, uuid=g.comfyui_uuid,
+                                pci_bus_id=g.comfyui_pci_bus_id, stats_device=stats_dev)
     except DeviceMatchError as exc:
         return GpuChoice(SystemStatsSource(client), gpu_map=gpu_map_rows(gpus),
                          notes=[f"NVML: {exc}; VRAM sampled from /system_stats instead, no temperature"])
@@ -51,10 +59,10 @@ def _mark_forge(profile: Profile, gpus) -> None:
     found = listening_process(forge.port or 80) if is_loopback(profile.forge_url) else None
     g = profile.gpus
     try:
-        card, _ = match_device(gpus, pids=[found.pid] if found else [], uuid=g.get("forge_uuid", ""),
-                               pci_bus_id=g.get("forge_pci_bus_id", ""), service="forge")
+        card, _ = match_device(gpus, pids=[found.pid] if found else [], uuid=g.forge_uuid,
+                               pci_bus_id=g.forge_pci_bus_id, service="forge")
     except DeviceMatchError:
         return
-    if card.service != "comfyui" and (found and found.pid in card.pids or g.get("forge_uuid") or
-                                       g.get("forge_pci_bus_id")):
+    if card.service != "comfyui" and (found and found.pid in card.pids or g.forge_uuid or
+                                       g.forge_pci_bus_id):
         card.service = "forge"

@@ -17,12 +17,15 @@ from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 from OpenSSL import SSL
 
+from .. import ComfycheckError
+from ..judge import hints
+
 SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
 SHA1_OIDS = {SignatureAlgorithmOID.RSA_WITH_SHA1, SignatureAlgorithmOID.ECDSA_WITH_SHA1,
              SignatureAlgorithmOID.DSA_WITH_SHA1}
 
 
-class TLSProbeError(Exception):
+class TLSProbeError(ComfycheckError):
     """The endpoint could not be probed at all (refused, timed out, not TLS); the message names it."""
 
 
@@ -64,7 +67,7 @@ def _handshake(conn: SSL.Connection, sock: socket.socket, deadline: float) -> No
             conn.do_handshake()
             return
         except SSL.WantReadError:
-            wait = select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
+            wait: tuple[list, list, list] = select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
         except SSL.WantWriteError:
             wait = select.select([], [sock], [], max(0.0, deadline - time.monotonic()))
         if not any(wait):
@@ -73,9 +76,8 @@ def _handshake(conn: SSL.Connection, sock: socket.socket, deadline: float) -> No
 
 def trust_store(ca_bundle: Path | None) -> tuple[list[x509.Certificate], str]:
     """The roots to verify against: the profile's CA bundle, else the system trust store; and where from."""
-    if ca_bundle:
-        path = Path(ca_bundle)
-    else:
+    path: Path | None = Path(ca_bundle) if ca_bundle else None
+    if path is None:
         default = ssl.get_default_verify_paths().cafile
         path = next((Path(p) for p in (default, *SYSTEM_BUNDLES) if p and Path(p).is_file()), None)
         if path is None:
@@ -98,7 +100,7 @@ def verify_chain(presented: list[x509.Certificate], roots: list[x509.Certificate
     """
     if not presented:
         raise VerificationError("the server presented no certificate")
-    builder = PolicyBuilder().store(Store(roots)).time(when or dt.datetime.now(dt.timezone.utc))
+    builder = PolicyBuilder().store(Store(roots)).time(when or dt.datetime.now(dt.UTC))
     try:
         subject: x509.verification.Subject = x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
@@ -110,12 +112,10 @@ def verify_chain(presented: list[x509.Certificate], roots: list[x509.Certificate
         raise VerificationError(_explain(presented, roots, str(exc), host)) from None
 
 
-FULL_CHAIN_FIX = ("configure the full chain on the proxy (the certificate followed by its intermediates: "
-                  "Let's Encrypt's fullchain.pem, not cert.pem)")
 
 
 def _explain(presented, roots, raw: str, host: str) -> str:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for c in presented:
         if c.not_valid_after_utc < now:
             return f"{describe(c)} expired on {c.not_valid_after_utc:%Y-%m-%d} ({raw})"
@@ -136,7 +136,7 @@ def _explain(presented, roots, raw: str, host: str) -> str:
             # A server certificate is issued by an intermediate (Let's Encrypt's always are), which the server
             # must send: nobody's trust store holds intermediates, so adding it to a CA bundle only hides this.
             return (f"{sent}; the issuer {issuer} of {describe(top)} is missing from what it sends and is not a "
-                    f"trusted root: {FULL_CHAIN_FIX} ({raw})")
+                    f"trusted root: {hints.FULL_CHAIN} ({raw})")
         return (f"{sent}, ending at the CA {describe(top)}, issued by {issuer}, which is not in the trust store: "
                 f"an untrusted or private root (for a private CA, add its root to public.ca_bundle) ({raw})")
     if top.issuer in root_subjects and not any(_signed_by(top, r) for r in roots if r.subject == top.issuer):
@@ -153,7 +153,7 @@ def anchored_below_a_root(built: list[x509.Certificate], presented: list[x509.Ce
         return None
     return (f"the chain verifies only because the trust store holds {describe(anchor)}, an intermediate CA "
             f"(issued by {anchor.issuer.rfc4514_string()}) that the server does not send: clients that do not "
-            f"hold it (browsers elsewhere, curl, Python) fail; {FULL_CHAIN_FIX}")
+            f"hold it (browsers elsewhere, curl, Python) fail; {hints.FULL_CHAIN}")
 
 
 def is_ca(cert: x509.Certificate) -> bool:
@@ -176,6 +176,7 @@ def san_names(cert: x509.Certificate) -> list[str]:
         ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
     except x509.ExtensionNotFound:
         return []
+    assert isinstance(ext, x509.SubjectAlternativeName)
     return ext.get_values_for_type(x509.DNSName) + [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
 
 
@@ -194,7 +195,7 @@ def hostname_matches(host: str, names: list[str]) -> bool:
 
 
 def days_left(cert: x509.Certificate, now: dt.datetime | None = None) -> float:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return (cert.not_valid_after_utc - now).total_seconds() / 86400
 
 
@@ -228,7 +229,7 @@ def order_problems(chain: list[x509.Certificate]) -> list[str]:
     leaf = chain[0]
     if is_ca(leaf):
         problems.append(f"the first certificate, {describe(leaf)}, is a CA certificate, not the server's")
-    for i, (child, parent) in enumerate(zip(chain, chain[1:]), start=1):
+    for i, (child, parent) in enumerate(zip(chain, chain[1:], strict=False), start=1):
         if child.issuer != parent.subject or not _signed_by(child, parent):
             problems.append(f"certificate {i + 1} ({describe(parent)}) did not issue certificate {i} "
                             f"({describe(child)}), whose issuer is {child.issuer.rfc4514_string()}")

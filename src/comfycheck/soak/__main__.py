@@ -14,16 +14,14 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from ..comfy.client import ComfyError
+from .. import ComfycheckError
+from ..config.paths import new_report_dir
+from ..config.profile import ProfileError, load_profile
 from ..history import History, HistoryError
 from ..judge.measurements import FAIL, overall_verdict
-from ..config.profile import ProfileError, load_profile
 from ..stack import EmbeddedStack, StackError
-from ..comfy.workflows import PreflightError, WorkflowError
 from .duration import format_duration, parse_duration
-from ..config.paths import new_report_dir
 from .runner import Soak, SoakPlan, describe, report_from_samples
-from .samples import SampleFileError
 
 
 def _seconds(text: str) -> float:
@@ -87,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _soak(profile, out, plan, history, args.quiet)
     finally:
-        if owned:
+        if owned and stack is not None:
             stack.down()
 
 
@@ -97,7 +95,7 @@ def _soak(profile, out: Path, plan: SoakPlan, history: Path | None, quiet: bool)
         if history is not None:
             History(history).close()  # a history that cannot be used stops the soak now, not after a day
         soak.prepare()
-    except (ComfyError, WorkflowError, PreflightError, SampleFileError, HistoryError, OSError) as exc:
+    except (ComfycheckError, OSError) as exc:  # an unreachable address, a workflow, the history, the out folder
         print(f"comfycheck soak: cannot start against profile {profile.path}: {exc}", file=sys.stderr)
         return 2
 
@@ -129,7 +127,7 @@ def rebuild(argv: list[str]) -> int:
     args = p.parse_args(argv)
     try:
         judgement = report_from_samples(args.folder, history=args.history)
-    except (SampleFileError, HistoryError, sqlite3.Error) as exc:
+    except (ComfycheckError, sqlite3.Error) as exc:
         print(f"comfycheck soak report: {exc}", file=sys.stderr)
         return 2
     for line in describe(judgement, args.folder):

@@ -7,13 +7,13 @@ import bisect
 import statistics
 from dataclasses import dataclass, field
 
-from ..judge.measurements import Measurement
 from ..config.targets import Target, fmt, percentile
+from ..config.units import GB, MB
+from ..judge import hints
+from ..judge.measurements import Measurement
 from .duration import format_duration
 from .samples import SampleStore
 
-MB = 1e6
-GB = 1e9
 GROWTH_WINDOWS = 12  # the memory floor is taken in this many windows; their slope is the growth
 MIN_GROWTH_SPAN_S = 60.0
 WARMUP_SHARE = 0.1
@@ -140,8 +140,9 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
         target = t[key_or_target] if isinstance(key_or_target, str) else key_or_target
         details["note"] = note
         if value is None:
-            m.append(Measurement(name or (target.label if target else ""), None, unit or (target.unit if target else ""),
-                                 target, "soak", details, not_assessed=none_why or "not measured"))
+            label, target_unit = (target.label, target.unit) if target else ("", "")
+            m.append(Measurement(name or label, None, unit or target_unit, target, "soak", details,
+                                 not_assessed=none_why or "not measured"))
         else:
             m.append(Measurement(name or target.label, round(float(value), 4), unit or target.unit, target, "soak",
                                  details, fix=fix))
@@ -175,17 +176,17 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
     # not the proxy's idle timeout: a server that is going away is silent for as long as it takes
     margin = 2 * interval + 1.0
     closes = store.events("ws_drop") + store.events("ws_idle_close")
-    in_outage = [e for e in closes if _service_down_near(store, e[0], margin)]
+    in_outage = [e for e in closes if store.service_down_between(e[0] - margin, e[0] + margin)]
     drops = [e for e in store.events("ws_drop") if e not in in_outage]
     idle = [e for e in store.events("ws_idle_close") if e not in in_outage]
     reconnects = [e[2] for e in store.events("ws_reconnect") if e[2] is not None]
-    required = float(meta.get("websocket_idle_s", 90.0))
+    required = t["websocket_idle_s"].threshold
     add("websocket_drops", len(drops), note=f"closed by the other side after less than {fmt(required)} s of silence "
         f"({len(idle)} closed after more: an idle timeout above the requirement; {len(in_outage)} during an "
         "outage)",
-        fix=f"the proxy closes a silent WebSocket before public.websocket_idle_s ({fmt(required)} s): raise its "
-            "read timeout (nginx proxy_read_timeout, IIS ARR's proxy time-out)",
-        silences_s=[round(e[2], 1) for e in drops[:20]], idle_closes=len(idle), outage_closes=len(in_outage))
+        fix=f"the proxy closes a silent WebSocket before public.websocket_idle_s ({fmt(required)} s): "
+            f"{hints.READ_TIMEOUT}",
+        silences_s=[round(e[2] or 0.0, 1) for e in drops[:20]], idle_closes=len(idle), outage_closes=len(in_outage))
     add(None, max(reconnects) if reconnects else None, name="WebSocket reconnect (longest)", unit="s",
         note=f"{len(reconnects)} reconnect(s) after a close", none_why="no reconnect was needed")
 
@@ -206,11 +207,11 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
         note="; ".join(e[3] for e in restarts[:5]))
 
     if meta.get("on_gpu", True):
-        vram = [(t_, v / MB) for t_, v in _series(store, "vram_used", warmup)]
+        vram = [(t_, v / MB) for t_, v in store.series("vram_used", after=warmup)]
         slope, how = growth_per_hour(vram)
         add("vram_growth_mb_per_h", slope, note=how, none_why=f"not assessed: {how}",
             fix="VRAM is not given back between generations: see the VRAM chart")
-        peak = store.db.execute("SELECT MAX(vram_used) FROM ticks").fetchone()[0]  # the first canary's included
+        peak = store.peak("vram_used")  # the first canary's included
         add(None, peak / GB if peak is not None else None, name="peak VRAM", unit="GB",
             note=str(meta.get("gpu_device", "")))
     else:
@@ -257,7 +258,7 @@ def _outside_canaries(store: SampleStore, column: str) -> tuple[list[float], int
     shadows = [(t, t + wall + CANARY_SHADOW_S) for t, _, _, wall, _ in store.canaries()]
     starts = [a for a, _ in shadows]
     kept, left_out = [], 0
-    for t, v in store.db.execute(f"SELECT t, {column} FROM ticks WHERE {column} IS NOT NULL ORDER BY t"):
+    for t, v in store.series(column):
         i = bisect.bisect_right(starts, t) - 1
         if i >= 0 and t <= shadows[i][1]:
             left_out += 1
@@ -266,23 +267,7 @@ def _outside_canaries(store: SampleStore, column: str) -> tuple[list[float], int
     return kept, left_out
 
 
-def _service_down_near(store: SampleStore, t: float, margin: float) -> bool:
-    return store.db.execute(
-        "SELECT 1 FROM ticks WHERE up = 0 AND (failed LIKE '%backend%' OR failed LIKE '%proxy%') AND t BETWEEN ? AND ? "
-        "LIMIT 1", (t - margin, t + margin)).fetchone() is not None
-
-
-def _series(store: SampleStore, column: str, after: float | None) -> list[tuple[float, float]]:
-    where = f" AND t >= {float(after)!r}" if after else ""
-    return store.db.execute(f"SELECT t, {column} FROM ticks WHERE {column} IS NOT NULL{where} ORDER BY t").fetchall()
-
-
 def _by_main_pid(store: SampleStore, column: str, after: float | None) -> list[tuple[float, float]]:
     """The series of the process that ran longest (a restart starts a fresh process: its memory with it)."""
-    row = store.db.execute("SELECT pid FROM ticks WHERE pid IS NOT NULL GROUP BY pid ORDER BY COUNT(*) DESC "
-                           "LIMIT 1").fetchone()
-    if row is None:
-        return []
-    where = f" AND t >= {float(after)!r}" if after else ""
-    return store.db.execute(f"SELECT t, {column} FROM ticks WHERE pid = ? AND {column} IS NOT NULL{where} "
-                            "ORDER BY t", (row[0],)).fetchall()
+    pid = store.longest_pid()
+    return store.series(column, after=after, pid=pid) if pid is not None else []

@@ -8,8 +8,8 @@ import time
 import psutil
 
 from ..comfy.client import ComfyClient, ComfyError, WebSocketLost
-from ..probes.process import listening_process
 from ..comfy.workflows import make_unique
+from ..probes.process import listening_process
 from .samples import SampleStore
 
 
@@ -51,7 +51,6 @@ class HeldWebSocket(_Background):
         self.retry_s = retry_s
         self.up = False
         self.drops = 0  # closed before the required silence
-        self.idle_closes = 0  # closed after it
         self._down_since: float | None = None
 
     def _run(self) -> None:
@@ -83,10 +82,7 @@ class HeldWebSocket(_Background):
         self.up = False
         self._down_since = time.monotonic()
         early = silent_s < self.required
-        if early:
-            self.drops += 1
-        else:
-            self.idle_closes += 1
+        self.drops += early
         self.store.add_event(time.time(), "ws_drop" if early else "ws_idle_close", silent_s, why)
 
 
@@ -119,7 +115,8 @@ class Canary(_Background):
             ok, server_s, error = False, None, str(exc)
         else:
             server_ms = result.server_total_ms
-            ok, server_s, error = result.ok, server_ms / 1000 if server_ms is not None else None, result.failure_message()
+            server_s = server_ms / 1000 if server_ms is not None else None
+            ok, error = result.ok, result.failure_message()
         if self.stop.is_set() and not ok:
             return  # cut short by the end of the soak, not a failure of the service
         self.store.add_canary(t, ok, server_s, time.perf_counter() - t0, error)
@@ -162,6 +159,8 @@ class ProcessWatch:
             return None
 
     def _cpu(self) -> float | None:
+        if self.proc is None:
+            return None
         try:
             return self.proc.cpu_percent(None)
         except psutil.Error:

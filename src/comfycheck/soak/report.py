@@ -8,9 +8,10 @@ import datetime as dt
 import html
 from pathlib import Path
 
+from ..config.targets import fmt
+from ..config.units import GB, MB
 from ..judge.measurements import FAIL, overall_verdict
 from ..outputs.report import GREEN, GREY, RED, targets_table
-from ..config.targets import fmt
 from .duration import format_duration
 from .judge import Judgement
 from .samples import SampleStore
@@ -32,12 +33,10 @@ class Frame:
     def x(self, t: float) -> float:
         return LEFT + PLOT_W * min(1.0, max(0.0, (t - self.start) / self.span))
 
-    def aggregate(self, store: SampleStore, expr: str, where: str = "") -> list[tuple[float, float, float, float]]:
-        """(time, min, max, mean) of `expr` per column of pixels."""
-        sql = (f"SELECT CAST((t - ?) / ? AS INTEGER) AS b, MIN({expr}), MAX({expr}), AVG({expr}) FROM ticks "
-               f"WHERE {expr} IS NOT NULL{f' AND {where}' if where else ''} GROUP BY b ORDER BY b")
+    def aggregate(self, store: SampleStore, column: str) -> list[tuple[float, float, float, float]]:
+        """(time, min, max, mean) of a column of the samples per column of pixels."""
         return [(self.start + (b + 0.5) * self.bucket, lo, hi, mean)
-                for b, lo, hi, mean in store.db.execute(sql, (self.start, self.bucket))]
+                for b, lo, hi, mean in store.per_bucket(column, self.start, self.bucket)]
 
 
 def write_report(path: Path, store: SampleStore, meta: dict, judgement: Judgement) -> None:
@@ -46,10 +45,10 @@ def write_report(path: Path, store: SampleStore, meta: dict, judgement: Judgemen
     frame = Frame(first, (last - first) + interval if rounds else 1.0)
     shade = [(o.start, o.end) for o in judgement.availability.outages]
     charts = [_availability_strip(store, frame, shade, interval), _latency_chart(store, frame, shade, meta),
-              _memory_chart(store, frame, shade, "vram_used", "VRAM used", "GB", 1e9, BLUE,
+              _memory_chart(store, frame, shade, "vram_used", "VRAM used", "GB", GB, BLUE,
                             total_expr="vram_total") if meta.get("on_gpu", True) else "",
               _memory_chart(store, frame, shade, "temp_c", "GPU temperature", "°C", 1, ORANGE),
-              _memory_chart(store, frame, shade, "rss", "ComfyUI process RSS", "MB", 1e6, PURPLE),
+              _memory_chart(store, frame, shade, "rss", "ComfyUI process RSS", "MB", MB, PURPLE),
               _memory_chart(store, frame, shade, "cpu_pct", "ComfyUI process CPU (% of one core)", "%", 1, GREY),
               _canary_chart(store, frame, shade)]
     path.write_text(_page(meta, judgement, "".join(c for c in charts if c), store, frame), encoding="utf-8")
@@ -116,7 +115,7 @@ def _threshold(y, value: float, label: str, color=RED) -> str:
 
 
 def _availability_strip(store, frame, shade, interval: float) -> str:
-    rows = frame.aggregate(store, "1 - up")
+    rows = frame.aggregate(store, "down")
     height = 60
     y = _scale(0, 1, height)
     width = max(1.0, PLOT_W / frame.columns, PLOT_W * interval / frame.span)  # a failed round covers its interval
@@ -179,7 +178,7 @@ def _canary_chart(store, frame, shade) -> str:
     top = max(times) * 1.2 if times else 1.0
     y = _scale(0, top)
     dots = []
-    for t, ok, server_s, wall_s, error in canaries:
+    for t, ok, server_s, _wall_s, error in canaries:
         if ok and server_s is not None:
             dots.append(f'<circle cx="{frame.x(t):.1f}" cy="{y(server_s):.1f}" r="2.5" fill="{GREEN}">'
                         f'<title>{server_s:.3f} s</title></circle>')
@@ -247,9 +246,10 @@ def _outage_table(outages) -> str:
             f"<th>rounds</th><th>first error</th></tr>{rows}</table>{more}")
 
 
-EVENT_TEXT = {"ws_drop": "WebSocket dropped after {v:.1f} s of silence", "ws_idle_close":
-              "WebSocket closed after {v:.1f} s of silence (idle timeout)", "ws_reconnect": "WebSocket reopened in {v:.2f} s",
-              "ws_unreachable": "WebSocket cannot connect", "restart": "ComfyUI restarted"}
+EVENT_TEXT = {"ws_drop": "WebSocket dropped after {v:.1f} s of silence",
+              "ws_idle_close": "WebSocket closed after {v:.1f} s of silence (idle timeout)",
+              "ws_reconnect": "WebSocket reopened in {v:.2f} s", "ws_unreachable": "WebSocket cannot connect",
+              "restart": "ComfyUI restarted"}
 
 
 def _event_table(store: SampleStore, outage_closes: set[float]) -> str:

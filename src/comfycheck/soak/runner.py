@@ -10,16 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..outputs import versions
 from ..comfy.client import ComfyClient, ComfyError
-from ..probes.gpu import NvmlSource
-from ..probes.gpu_choice import choose_source
+from ..comfy.system_stats import gpu_devices
+from ..comfy.workflows import check_preflight, generation_workflow, load_workflow
+from ..config.profile import Profile
 from ..history import keep_run
 from ..judge.measurements import FAIL, overall_verdict, write_json
+from ..outputs import versions
 from ..polling import DeadlineExceeded, wait_until
-from ..config.profile import Profile
+from ..probes.gpu import NvmlSource, SystemStatsSource
+from ..probes.gpu_choice import choose_source
 from ..probes.process import is_loopback
-from ..comfy.workflows import check_preflight, generation_workflow, load_workflow
 from .duration import clock, format_duration
 from .judge import Judgement, judge
 from .probes import Canary, HeldWebSocket, ProcessWatch
@@ -47,14 +48,16 @@ class Soak:
         self.live = live
         self.stop = threading.Event()
         self.stopped_by = "the duration"
+        self.websocket_idle_s = profile.targets["websocket_idle_s"].threshold  # public.websocket_idle_s
         timeout = plan.probe_timeout_s
         self.direct = ComfyClient.from_profile(profile, timeout=timeout)
         self.public = ComfyClient.from_profile(profile, public=True, timeout=timeout) if profile.public else None
-        self.store: SampleStore | None = None
-        self.gpu = None
-        self.process: ProcessWatch | None = None
-        self.ws: HeldWebSocket | None = None
-        self.canary: Canary | None = None
+        # prepare() opens these: the samples file, the GPU's source, the page's WebSocket
+        self.store: SampleStore
+        self.gpu: NvmlSource | SystemStatsSource
+        self.ws: HeldWebSocket
+        self.process: ProcessWatch | None = None  # only where ComfyUI runs on this host
+        self.canary: Canary | None = None  # only with a canary
         self.system_stats: dict = {}
         self.notes: list[str] = []
         # running figures for the live line (nothing here grows with the duration)
@@ -83,15 +86,14 @@ class Soak:
         self._sample_gpu(Tick(time.time(), True), self.system_stats)  # names the device before the first round
         if is_loopback(self.profile.comfyui.url):
             self.process = ProcessWatch(urlsplit(self.profile.comfyui.url).port or 80)
-        on_gpu = isinstance(self.gpu, NvmlSource) or bool(
-            [d for d in self.system_stats.get("devices", []) if d.get("type") != "cpu"])
+        on_gpu = isinstance(self.gpu, NvmlSource) or bool(gpu_devices(self.system_stats))
         pub = self.profile.public
         self.store.set_meta(
             profile=self.profile.name, profile_path=str(self.profile.path), started=_now_iso(), start_t=time.time(),
             duration_s=self.plan.duration_s, interval_s=self.plan.interval_s,
             probe_timeout_s=self.plan.probe_timeout_s, canary_every_s=self.plan.canary_every_s,
             canary=self.plan.canary if workflow else "", comfyui_url=self.profile.comfyui.url,
-            public_url=pub.url if pub else "", websocket_idle_s=pub.websocket_idle_s if pub else 90.0,
+            public_url=pub.url if pub else "", websocket_idle_s=self.websocket_idle_s,
             gpu_source=self.gpu.name, gpu_device=getattr(self.gpu, "device", ""), device_match=choice.device_match,
             on_gpu=on_gpu, process_watched=self.process is not None, notes=self.notes,
             versions={**versions.from_system_stats(self.system_stats),
@@ -101,8 +103,8 @@ class Soak:
         origin = pub.origin if pub else None  # what the page's browser sends
         ws_client = ComfyClient.from_profile(self.profile, public=bool(pub), origin=origin,
                                              timeout=self.plan.probe_timeout_s)
-        self.ws = HeldWebSocket(ws_client, self.store, self.stop, required_silence_s=pub.websocket_idle_s if pub
-                                else 90.0, retry_s=min(1.0, self.plan.interval_s)).start()
+        self.ws = HeldWebSocket(ws_client, self.store, self.stop, required_silence_s=self.websocket_idle_s,
+                                retry_s=min(1.0, self.plan.interval_s)).start()
         try:  # the page's WebSocket must open at the start: a proxy that refuses upgrades is no outage to time
             wait_until(lambda: self.ws.up, timeout=2 * self.plan.probe_timeout_s, interval=0.05,
                        what=f"the WebSocket {ws_client.ws_url('soak')} opening")
@@ -251,7 +253,7 @@ def _targets_from_meta(meta: dict):
 
 
 def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def describe(judgement: Judgement, out: Path) -> list[str]:

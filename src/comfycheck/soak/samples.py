@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Iterator
+
+from .. import ComfycheckError
 
 SCHEMA = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",  # JSON values
@@ -68,7 +70,7 @@ class Tick:
 TICK_COLUMNS = [f.name for f in fields(Tick)]
 
 
-class SampleFileError(Exception):
+class SampleFileError(ComfycheckError):
     """A samples file that cannot be read; the message names it."""
 
 
@@ -99,7 +101,7 @@ class SampleStore:
             self.closed = True
             self.db.close()
 
-    def __enter__(self) -> "SampleStore":
+    def __enter__(self) -> SampleStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -151,10 +153,43 @@ class SampleStore:
 
     def column(self, name: str) -> list:
         """One column's non-NULL values in time order (86,400 floats are ~3 MB)."""
-        if name not in TICK_COLUMNS:
-            raise ValueError(f"no column {name!r} in ticks")
-        sql = f"SELECT {name} FROM ticks WHERE {name} IS NOT NULL ORDER BY t"
+        sql = f"SELECT {_column(name)} FROM ticks WHERE {name} IS NOT NULL ORDER BY t"
         return [r[0] for r in self.db.execute(sql)]
+
+    def series(self, name: str, *, after: float | None = None, pid: int | None = None) -> list[tuple[float, float]]:
+        """(t, value) of one column's non-NULL values in time order, from `after` on, of one process if asked."""
+        where, args = [f"{_column(name)} IS NOT NULL"], []
+        if after:
+            where.append("t >= ?")
+            args.append(after)
+        if pid is not None:
+            where.append("pid = ?")
+            args.append(pid)
+        return self.db.execute(f"SELECT t, {name} FROM ticks WHERE {' AND '.join(where)} ORDER BY t",
+                               args).fetchall()
+
+    def peak(self, name: str) -> float | None:
+        return self.db.execute(f"SELECT MAX({_column(name)}) FROM ticks").fetchone()[0]
+
+    def longest_pid(self) -> int | None:
+        """The process that answered the most rounds (a restart starts a fresh process, its memory with it)."""
+        row = self.db.execute("SELECT pid FROM ticks WHERE pid IS NOT NULL GROUP BY pid ORDER BY COUNT(*) DESC "
+                              "LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def service_down_between(self, start: float, end: float) -> bool:
+        """Whether the backend or the proxy failed a round in [start, end]."""
+        return self.db.execute(
+            "SELECT 1 FROM ticks WHERE up = 0 AND (failed LIKE '%backend%' OR failed LIKE '%proxy%') "
+            "AND t BETWEEN ? AND ? LIMIT 1", (start, end)).fetchone() is not None
+
+    def per_bucket(self, name: str, start: float, width: float) -> list[tuple[int, float, float, float]]:
+        """(bucket, min, max, mean) of a column (or "down": 1 for a failed round) in buckets of `width` seconds
+        from `start`: a chart's columns of pixels, computed in SQLite."""
+        expr = "1 - up" if name == "down" else _column(name)
+        sql = (f"SELECT CAST((t - ?) / ? AS INTEGER) AS b, MIN({expr}), MAX({expr}), AVG({expr}) FROM ticks "
+               f"WHERE {expr} IS NOT NULL GROUP BY b ORDER BY b")
+        return self.db.execute(sql, (start, width)).fetchall()
 
     def span(self) -> tuple[float, float, int]:
         """(first tick, last tick, tick count)."""
@@ -162,7 +197,7 @@ class SampleStore:
         return first or 0.0, last or 0.0, n
 
     def events(self, kind: str | None = None) -> list[tuple[float, str, float | None, str]]:
-        sql, args = "SELECT t, kind, value, detail FROM events", ()
+        sql, args = "SELECT t, kind, value, detail FROM events", ()  # type: tuple[str, tuple[str, ...]]
         if kind:
             sql, args = sql + " WHERE kind = ?", (kind,)
         return self.db.execute(sql + " ORDER BY t", args).fetchall()
@@ -172,12 +207,18 @@ class SampleStore:
         return [(t, bool(ok), s, w, e) for t, ok, s, w, e in rows]
 
 
-class StoreClosed(Exception):
+def _column(name: str) -> str:
+    if name not in TICK_COLUMNS:
+        raise ValueError(f"no column {name!r} in ticks")
+    return name
+
+
+class StoreClosed(ComfycheckError):
     pass
 
 
 class _Transaction:
-    def __init__(self, store: "SampleStore"):
+    def __init__(self, store: SampleStore):
         self.store = store
         self.db = store.db
         self.lock = store._lock

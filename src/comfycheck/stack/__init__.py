@@ -15,16 +15,17 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
+from .. import ComfycheckError
 from ..comfy.client import ComfyClient, ComfyError
-from ..polling import DeadlineExceeded, wait_until
-from ..config.profile import Profile
 from ..config.paths import PKI_DIR, PROJECT_ROOT, STATE_ROOT
+from ..config.profile import Profile
+from ..config.settings import StackSettings
+from ..polling import DeadlineExceeded, wait_until
 from . import certs, real, supervisor
 from .proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, ProxyError, ports_of
 
 
-
-class StackError(Exception):
+class StackError(ComfycheckError):
     pass
 
 
@@ -47,7 +48,7 @@ class StackInfo:
 
 def _hostport(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
-    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def _port_open(url: str) -> bool:
@@ -60,10 +61,10 @@ def _port_open(url: str) -> bool:
 
 class EmbeddedStack:
     def __init__(self, profile: Profile):
-        if not profile.embedded:
+        if profile.stack is None or not profile.stack.embedded:
             raise StackError(f"profile {profile.path} has no embedded stack ([stack] embedded = true)")
         self.profile = profile
-        self.settings = profile.stack
+        self.settings: StackSettings = profile.stack
         self.state_dir = STATE_ROOT / f"stack-{_hostport(profile.comfyui.url)[1]}"
         self.state_file = self.state_dir / "state.json"
         self.proxy = NginxProxy(self.state_dir / "nginx")
@@ -180,9 +181,13 @@ class EmbeddedStack:
             except StackError:
                 self.down_processes(info)
                 raise
-            info.forge_pid, info.forge_url = forge.pid, self.profile.forge_url
+            info.forge_pid, info.forge_url = forge.pid, self.forge_url
         self._write_state(info)
         return info
+
+    @property
+    def forge_url(self) -> str:
+        return self.profile.forge_url or ""
 
     @property
     def backend_name(self) -> str:
@@ -207,8 +212,8 @@ class EmbeddedStack:
                "--control-port", str(control_port), "--data-dir", str(self.state_dir / "comfyui"),
                "--startup-delay", str(self.settings.startup_delay_s),
                "--model-step-s", str(self.settings.model_step_s),
-               "--vram-total-gb", str(self.settings.vram_total_gb),
-               "--vram-idle-gb", str(self.settings.vram_idle_gb)]
+               "--vram-total-gib", str(self.settings.vram_total_gib),
+               "--vram-idle-gib", str(self.settings.vram_idle_gib)]
         for m in models:
             cmd += ["--model", m]
         return cmd + list(self.settings.comfyui_args), PROJECT_ROOT  # ComfyUI flags the stand-in imitates
@@ -224,11 +229,12 @@ class EmbeddedStack:
 
     # --- Forge ------------------------------------------------------------------------------------
     def _spawn_forge(self) -> subprocess.Popen:
-        host, port = _hostport(self.profile.forge_url)
+        host, port = _hostport(self.forge_url)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with open(self.state_dir / "forge.log", "ab") as out:
             return subprocess.Popen([sys.executable, "-m", "comfycheck.standin.forge", "--host", host,
-                                     "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                     "--port", str(port), "--vram-total-gib", str(self.settings.forge_vram_total_gib)],
+                                    stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=PROJECT_ROOT)
 
     def _wait_forge(self, proc: subprocess.Popen) -> None:
@@ -263,7 +269,7 @@ class EmbeddedStack:
         self.forge_stopped_flag.unlink(missing_ok=True)
         proc = self._spawn_forge()
         self._wait_forge(proc)
-        info.forge_pid, info.forge_url = proc.pid, self.profile.forge_url
+        info.forge_pid, info.forge_url = proc.pid, self.forge_url
         self._write_state(info)
         return info
 
@@ -302,11 +308,12 @@ class EmbeddedStack:
 
     def _start_proxy(self, info: StackInfo) -> StackInfo:
         pub = self.profile.public
+        assert pub is not None, "the stack starts a proxy only for a profile with [public]"
         faults = self.proxy_faults()
         https_port, http_port = ports_of(pub.url, pub.http_url)
         files = certs.mint(PKI_DIR, self.state_dir / "tls", [pub.host, "127.0.0.1"], faults.get("cert"))
         cfg = ProxyConfig(backend=self.profile.comfyui.url, https_port=https_port, http_port=http_port,
-                          upload_limit_mb=int(pub.upload_limit_mb), cors_origins=pub.cors_origins,
+                          upload_limit_mib=int(pub.upload_limit_mib), cors_origins=pub.cors_origins,
                           hsts_max_age_s=max(31536000, int(self.profile.targets["hsts_max_age_s"].threshold)),
                           faults=faults)
         self.proxy.write_config(cfg, files)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config.profile import ProfileError, load_profile
-from . import EmbeddedStack, StackError
+from .. import ComfycheckError
+from ..config.profile import load_profile
+from . import EmbeddedStack
 
 
 def main(argv=None) -> int:
@@ -26,17 +27,19 @@ def main(argv=None) -> int:
         elif args.action == "down":
             print("embedded stack stopped" if stack.down() else "embedded stack was not running")
         else:
-            info = stack.running()
-            if info is None:
+            found = stack.running()
+            if found is None:
                 print("embedded stack: not running")
                 return 3
+            info = found
             from .supervisor import program_pid
-            print(f"embedded stack: running, {stack.backend_name} {info.backend_url} (pid {program_pid(info.supervisor_url)}, "
+            pid = program_pid(info.supervisor_url)
+            print(f"embedded stack: running, {stack.backend_name} {info.backend_url} (pid {pid}, "
                   f"watched by supervisord pid {info.supervisor_pid}), log {info.log}")
             if info.public_url:
                 print(f"  public {info.public_url} through nginx (pid {info.proxy_pid}), "
                       f"proxy faults {stack.proxy_faults() or 'none'}")
-    except (ProfileError, StackError) as exc:
+    except ComfycheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -69,7 +69,7 @@ def _pem(cert: x509.Certificate) -> bytes:
 def _load_or_make_ca(pki: Path):
     """The stack's root and intermediate, minted once and kept, so a trusted root stays trusted."""
     files = {n: pki / f"{n}.pem" for n in ("ca", "intermediate", "intermediate-key", "ca-key")}
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
         root = x509.load_pem_x509_certificate(files["ca"].read_bytes())
         inter = x509.load_pem_x509_certificate(files["intermediate"].read_bytes())
@@ -106,7 +106,7 @@ def mint(pki: Path, out: Path, hosts: list[str], fault: str | None = None) -> Ce
     """Issue a server certificate for `hosts` from the CA in `pki`, into `out`; `fault` breaks it on purpose."""
     if fault is not None and fault not in CERT_FAULTS:
         raise ValueError(f"unknown certificate fault {fault!r} (known: {', '.join(CERT_FAULTS)})")
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     day = dt.timedelta(days=1)
     root, inter, inter_key = _load_or_make_ca(pki)
     if fault == "untrusted":  # a look-alike chain from a root nobody trusts

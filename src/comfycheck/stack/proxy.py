@@ -1,7 +1,7 @@
 """The embedded stack's reverse proxy: Debian's nginx, in the foreground, with a generated config.
 
 It publishes the stand-in ComfyUI the way the reference deployment's IIS ARR does: TLS with the stack's own CA,
-HTTP -> HTTPS redirect, WebSocket upgrades passed, the original Host kept, X-Forwarded-* set, 100 MB uploads,
+HTTP -> HTTPS redirect, WebSocket upgrades passed, the original Host kept, X-Forwarded-* set, 100 MiB uploads,
 CORS for the profile's origins and HSTS. Proxy faults produce the misconfigurations users hit in real life.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from .. import ComfycheckError
 from ..polling import DeadlineExceeded, wait_until
 from .certs import CERT_FAULTS, CertFiles
 
@@ -24,7 +25,7 @@ from .certs import CERT_FAULTS, CertFiles
 PROXY_FAULTS = {
     "ws_upgrade_blocked": "the Upgrade/Connection headers are not passed to the backend",
     "host_rewritten": "Host is rewritten to the backend's address (nginx's default $proxy_host)",
-    "upload_limit_mb": "client_max_body_size set to this many MB",
+    "upload_limit_mib": "client_max_body_size set to this many MiB (nginx's m)",
     "no_https_redirect": "plain HTTP is served instead of redirected to HTTPS",
     "legacy_tls": "TLS 1.0 and 1.1 are enabled",
     "no_hsts": "no Strict-Transport-Security header",
@@ -34,7 +35,7 @@ PROXY_FAULTS = {
 }
 
 
-class ProxyError(Exception):
+class ProxyError(ComfycheckError):
     pass
 
 
@@ -43,7 +44,7 @@ class ProxyConfig:
     backend: str  # http://127.0.0.1:28188
     https_port: int
     http_port: int | None
-    upload_limit_mb: int = 100
+    upload_limit_mib: int = 100
     cors_origins: list[str] = field(default_factory=list)
     hsts_max_age_s: int = 31536000
     faults: dict = field(default_factory=dict)
@@ -59,7 +60,7 @@ def nginx_binary() -> str:
 
 def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
     f = cfg.faults
-    limit = f.get("upload_limit_mb", cfg.upload_limit_mb)
+    limit = f.get("upload_limit_mib", cfg.upload_limit_mib)
     protocols = "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3" if f.get("legacy_tls") else "TLSv1.2 TLSv1.3"
     # OpenSSL 3 refuses TLS 1.0/1.1 above security level 0; the fault has to lower it to really offer them
     ciphers = "DEFAULT:@SECLEVEL=0" if f.get("legacy_tls") else (

@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import ComfycheckError
+
 DIR_ENV = "COMFYCHECK_COMFYUI_DIR"
 PYTHON_ENV = "COMFYCHECK_COMFYUI_PYTHON"
 
@@ -22,7 +24,7 @@ def user_config_path() -> Path:
     return Path(base) / "comfycheck" / "config.toml"
 
 
-class RealComfyUINotFound(Exception):
+class RealComfyUINotFound(ComfycheckError):
     """No real ComfyUI is configured, or the one configured is not usable; the message says what to set."""
 
 
@@ -52,14 +54,14 @@ def _user_config() -> dict:
 
 def locate(comfyui_dir: str = "", comfyui_python: str = "") -> RealComfyUI:
     config = _user_config()
-    for value, source in ((comfyui_dir, "[stack] comfyui_dir"), (os.environ.get(DIR_ENV, ""), f"${DIR_ENV}"),
-                          (config.get("comfyui_dir", ""), f"comfyui_dir in {user_config_path()}")):
-        if value:
-            break
-    else:
+    candidates = ((comfyui_dir, "[stack] comfyui_dir"), (os.environ.get(DIR_ENV, ""), f"${DIR_ENV}"),
+                  (config.get("comfyui_dir", ""), f"comfyui_dir in {user_config_path()}"))
+    found = next(((value, source) for value, source in candidates if value), None)
+    if found is None:
         raise RealComfyUINotFound(
             f"no real ComfyUI configured: set [stack] comfyui_dir, ${DIR_ENV}, or comfyui_dir in "
             f"{user_config_path()} to a ComfyUI checkout whose requirements are installed")
+    value, source = found
     directory = Path(value).expanduser().resolve()
     if not (directory / "main.py").is_file():
         raise RealComfyUINotFound(f"{source} = {value}: no ComfyUI there (no main.py)")

@@ -9,10 +9,12 @@ import xmlrpc.client
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .. import ComfycheckError
+
 PROGRAM = "comfyui"
 
 
-class SupervisorError(Exception):
+class SupervisorError(ComfycheckError):
     pass
 
 
@@ -77,7 +79,7 @@ def rpc(url: str) -> xmlrpc.client.ServerProxy:
 def program_pid(url: str) -> int:
     """The stand-in's PID as supervisord reports it; 0 when it is not running."""
     try:
-        info = rpc(url).supervisor.getProcessInfo(PROGRAM)
+        info: dict = rpc(url).supervisor.getProcessInfo(PROGRAM)  # type: ignore[assignment]
     except (OSError, xmlrpc.client.Error):
         return 0
-    return info["pid"] if info["statename"] == "RUNNING" else 0
+    return int(info["pid"]) if info["statename"] == "RUNNING" else 0

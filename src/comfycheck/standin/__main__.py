@@ -23,10 +23,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a model file the loaders offer, e.g. vae/qwen_image_vae.safetensors")
     p.add_argument("--startup-delay", type=float, default=0.0, help="seconds before the port is bound")
     p.add_argument("--model-step-s", type=float, default=0.05, help="simulated seconds per model step")
-    p.add_argument("--vram-total-gb", type=float, default=24.0)
-    p.add_argument("--vram-idle-gb", type=float, default=0.4)
-    p.add_argument("--max-upload-size", type=float, default=None, metavar="MB",
-                   help="ComfyUI's own flag: the largest request body in MB (2^20 bytes); default 100")
+    p.add_argument("--vram-total-gib", type=float, default=24.0)
+    p.add_argument("--vram-idle-gib", type=float, default=0.4)
+    p.add_argument("--max-upload-size", type=float, default=None, metavar="MiB",
+                   help="ComfyUI's own flag: the largest request body in MiB (its help says MB; it counts "
+                        "2^20 bytes); default 100")
     p.add_argument("--faults", default="{}", help=f"JSON of fault switches to start with: {sorted(FAULTS)}")
     return p.parse_args(argv)
 
@@ -37,8 +38,8 @@ async def serve(args: argparse.Namespace) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
     standin = StandIn(args.data_dir, host=args.host, port=args.port, model_step_s=args.model_step_s,
-                      vram_total_gb=args.vram_total_gb, vram_idle_gb=args.vram_idle_gb,
-                      max_upload_mb=args.max_upload_size, faults=json.loads(args.faults))
+                      vram_total_gib=args.vram_total_gib, vram_idle_gib=args.vram_idle_gib,
+                      max_upload_mib=args.max_upload_size, faults=json.loads(args.faults))
     runners = []
     for app, port in ((standin.control_app(), args.control_port), (standin.app(), args.port)):
         runner = web.AppRunner(app, access_log=None)

@@ -15,8 +15,8 @@ FAULTS = {
     "asset_404": "",  # frontend files whose path ends with this answer 404 (a broken deploy of the frontend)
     "console_error": "",  # the page logs this with console.error as it loads (a broken extension)
     "user_css": "",  # /user.css serves this stylesheet (the page looks different from its baseline)
-    "cpu_only": False,
-    "ram_leak_mb": 0.0,  # every prompt keeps this many MB of RAM it never gives back (a slow leak)  # /system_stats lists only the cpu device, as ComfyUI started with --cpu does
+    "cpu_only": False,  # /system_stats lists only the cpu device, as ComfyUI started with --cpu does
+    "ram_leak_mb": 0.0,  # every prompt keeps this many MB of RAM it never gives back (a slow leak)
 }
 
 

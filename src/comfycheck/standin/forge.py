@@ -1,6 +1,6 @@
 """A Forge stand-in: a Gradio app with stable-diffusion-webui-forge's element ids and health endpoints.
 
-python -m comfycheck.standin.forge --port 27860 [--vram-total-gb 12] [--gpu-name "..."]
+python -m comfycheck.standin.forge --port 27860 [--vram-total-gib 12] [--gpu-name "..."]
 
 Forge is a Gradio Blocks app mounted on FastAPI; the UI checks rely on its ids (#tabs, #txt2img_prompt,
 #txt2img_generate) and the API checks on /internal/ping and /sdapi/v1/{options,sd-models,memory}.
@@ -13,19 +13,20 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a test stack
 
-import gradio as gr  # noqa: E402
-import psutil  # noqa: E402
-import uvicorn  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
+import gradio as gr
+import psutil
+import uvicorn
+from fastapi import FastAPI
 
-GiB = 1024 ** 3
+from ..config.units import GiB
+
 MODEL = "flux1-dev-bnb-nf4-v2.safetensors"
 
 
 def api(args: argparse.Namespace) -> FastAPI:
     app = FastAPI(title="Forge stand-in (comfycheck)")
-    total = int(args.vram_total_gb * GiB)
-    used = int(args.vram_used_gb * GiB)
+    total = int(args.vram_total_gib * GiB)
+    used = int(args.vram_used_gib * GiB)
 
     @app.get("/internal/ping")
     def ping():
@@ -87,8 +88,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m comfycheck.standin.forge", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--vram-total-gb", type=float, default=12.0)
-    p.add_argument("--vram-used-gb", type=float, default=6.8)
+    p.add_argument("--vram-total-gib", type=float, default=12.0)
+    p.add_argument("--vram-used-gib", type=float, default=6.8)
     p.add_argument("--gpu-name", default="NVIDIA GeForce RTX 3080 Ti (comfycheck stand-in, simulated)")
     args = p.parse_args(argv)
     theme = gr.themes.Default(font=["sans-serif"], font_mono=["monospace"])  # no web fonts: loopback only

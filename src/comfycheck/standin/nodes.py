@@ -15,27 +15,30 @@ import json
 import os
 import random
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, PngImagePlugin
 
-GB = 1024**3
-# Simulated resident sizes, chosen so a 512x512 Qwen edit peaks near 60 % of a 24 GB card, as an fp8
+from .. import ComfycheckError
+from ..config.units import GiB
+
+# Simulated resident sizes, chosen so a 512x512 Qwen edit peaks near 60 % of a 24 GiB card, as an fp8
 # Qwen-Image-Edit-2509 run with partial offload does.
-MODEL_BYTES = {"UNETLoader": int(10.0 * GB), "CLIPLoader": int(2.5 * GB), "VAELoader": int(0.3 * GB)}
-SAMPLING_BYTES = int(1.2 * GB)
+MODEL_BYTES = {"UNETLoader": int(10.0 * GiB), "CLIPLoader": int(2.5 * GiB), "VAELoader": int(0.3 * GiB)}
+SAMPLING_BYTES = int(1.2 * GiB)
 MODEL_FOLDERS = {"UNETLoader": ("unet_name", "diffusion_models"), "CLIPLoader": ("clip_name", "text_encoders"),
                  "VAELoader": ("vae_name", "vae"), "CheckpointLoaderSimple": ("ckpt_name", "checkpoints")}
 
 
-class Interrupted(Exception):
+class Interrupted(ComfycheckError):
     pass
 
 
-class NodeFailure(Exception):
+class NodeFailure(ComfycheckError):
     """An exception a node raised, reported in execution_error as `exception_type`."""
 
     def __init__(self, exception_type: str, message: str):
@@ -71,7 +74,7 @@ class Token:
     vram_bytes: int = 0
 
 
-def _on_gpu(ctx: "Context", *tokens) -> None:
+def _on_gpu(ctx: Context, *tokens) -> None:
     """As ComfyUI's load_models_gpu: a cached model unloaded by /free goes back onto the GPU when used."""
     for t in tokens:
         if isinstance(t, Token) and t.vram_key:
@@ -110,7 +113,7 @@ class Context:
 
 
 class LoadImageCheck:
-    inputs = ("image",)
+    inputs: tuple[str, ...] = ("image",)
 
     def __init__(self, input_dir: Path):
         self.input_dir = input_dir
@@ -169,8 +172,8 @@ async def image_blur(ctx, image, blur_radius, sigma):
     return (await asyncio.to_thread(blur),)
 
 
-_RESAMPLE = {"nearest-exact": Image.NEAREST, "bilinear": Image.BILINEAR, "area": Image.BOX,
-             "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
+_RESAMPLE = {"nearest-exact": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+             "area": Image.Resampling.BOX, "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 
 
 async def image_scale(ctx, image, upscale_method, width, height, crop):

@@ -9,13 +9,15 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from ..config.units import MB, MiB
 from . import DATA, nodes
 from .nodes import Context, Interrupted, NodeFailure
 from .protocol import canonical_uuid, now_ms
+from .state import State
 from .validation import validate_prompt
 
 
-class PromptQueue:
+class PromptQueue(State):
     """The StandIn's queue and executor (a mixin: the StandIn holds the state)."""
 
     def queue_remaining(self) -> int:
@@ -61,7 +63,7 @@ class PromptQueue:
 
     def features_data(self) -> dict:
         features = json.loads((DATA / "features.json").read_text())
-        features["max_upload_size"] = self.max_upload_mb * 1024 * 1024  # ComfyUI's own arithmetic, float or int
+        features["max_upload_size"] = self.max_upload_mib * MiB  # ComfyUI's own arithmetic, float or int
         return features
 
     # --- the prompt queue -------------------------------------------------------------------------
@@ -217,7 +219,7 @@ class PromptQueue:
         }
         self.history.move_to_end(prompt_id)
         if self.faults["ram_leak_mb"]:
-            self.leaked.append(bytearray(b"\xa5") * int(self.faults["ram_leak_mb"] * 1e6))
+            self.leaked.append(bytearray(b"\xa5") * int(self.faults["ram_leak_mb"] * MB))
         self.running = None
         await self.send_status()
         if sid:

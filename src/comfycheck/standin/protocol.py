@@ -49,9 +49,9 @@ async def origin_check(request: web.Request, handler):
         host_parsed = urlsplit("//" + host_domain)
         loopback = _is_loopback(host_parsed.hostname)
         if parsed.port is None:
-            host_domain = host_parsed.hostname
+            host_domain = host_parsed.hostname or ""
         if host_parsed.port is None:
-            origin_domain = parsed.hostname
+            origin_domain = parsed.hostname or ""
         if loopback and host_domain and origin_domain and host_domain != origin_domain:
             return web.Response(status=403)
     if request.headers.get("Sec-Fetch-Site") == "cross-site" and _is_loopback(urlsplit("//" + (host or "")).hostname):

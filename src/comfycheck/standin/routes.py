@@ -208,8 +208,9 @@ def api_routes(standin) -> web.RouteTableDef:
         p.unlink()
         return web.Response(status=204)
 
-    for path, value in (("/i18n", {}), ("/workflow_templates", {}), ("/global_subgraphs", {}),
-                        ("/node_replacements", {})):
+    empty: dict = {}
+    for path, value in (("/i18n", empty), ("/workflow_templates", empty), ("/global_subgraphs", empty),
+                        ("/node_replacements", empty)):
         r.get(path)(constant_handler(value))
 
     @r.get("/experiment/models")

@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 from aiohttp import web
 
+from ..config.units import GiB, MiB
 from . import DATA, nodes
 from .control import FAULTS, control_app
 from .nodes import Vram
@@ -27,14 +28,14 @@ from .protocol import cache_control, origin_check
 from .routes import api_routes
 from .storage import Storage
 
-DEFAULT_MAX_UPLOAD_MB = 100
+DEFAULT_MAX_UPLOAD_MIB = 100
 
 
 class StandIn(PromptQueue, Storage):
     """One stand-in server: its state, what it offers (/object_info, /system_stats) and its two aiohttp apps."""
 
-    def __init__(self, data_dir: Path, *, host: str, port: int, model_step_s: float, vram_total_gb: float,
-                 vram_idle_gb: float, max_upload_mb: float | None = None, faults: dict | None = None):
+    def __init__(self, data_dir: Path, *, host: str, port: int, model_step_s: float, vram_total_gib: float,
+                 vram_idle_gib: float, max_upload_mib: float | None = None, faults: dict | None = None):
         import comfyui_frontend_package
 
         self.web_root = Path(comfyui_frontend_package.__file__).with_name("static")
@@ -44,10 +45,10 @@ class StandIn(PromptQueue, Storage):
         nodes.ensure_dirs(*self.dirs.values(), self.dirs["user"] / "default" / "workflows")
         self.defs_all = nodes.load_definitions()
         self.model_step_s = model_step_s
-        self.vram = Vram(total=int(vram_total_gb * nodes.GB), idle=int(vram_idle_gb * nodes.GB))
+        self.vram = Vram(total=int(vram_total_gib * GiB), idle=int(vram_idle_gib * GiB))
         # As ComfyUI's argparse gives it: the default is the int 100, a value given on the command line a float
         # (so /features says 104857600 by default and e.g. 10485760.0 for --max-upload-size 10)
-        self.max_upload_mb = DEFAULT_MAX_UPLOAD_MB if max_upload_mb is None else float(max_upload_mb)
+        self.max_upload_mib = DEFAULT_MAX_UPLOAD_MIB if max_upload_mib is None else float(max_upload_mib)
         self.faults = dict(FAULTS)
         self.faults.update(faults or {})
         self.leaked: list[bytearray] = []  # the ram_leak_mb fault's memory, written so that it counts in RSS
@@ -85,8 +86,8 @@ class StandIn(PromptQueue, Storage):
         mem = psutil.virtual_memory()
         s = stats["system"]
         argv = ["main.py", "--listen", self.host, "--port", str(self.port)]
-        if isinstance(self.max_upload_mb, float):
-            argv += ["--max-upload-size", f"{self.max_upload_mb:g}"]
+        if isinstance(self.max_upload_mib, float):
+            argv += ["--max-upload-size", f"{self.max_upload_mib:g}"]
         s.update(ram_total=mem.total, ram_free=mem.available, python_version=sys.version, argv=argv)
         s["required_frontend_version"] = self.frontend_version
         if self.faults["cpu_only"]:  # as recorded from a real --cpu server: RAM reported as the device's memory
@@ -111,10 +112,12 @@ class StandIn(PromptQueue, Storage):
 
     # --- the app ------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=round(self.max_upload_mb * 1024 * 1024), middlewares=[cache_control, origin_check])
+        app = web.Application(client_max_size=round(self.max_upload_mib * MiB),
+                              middlewares=[cache_control, origin_check])
         routes = self.routes()
         api = web.RouteTableDef()
         for route in routes:
+            assert isinstance(route, web.RouteDef)  # every API route is a plain one (no static folders)
             api.route(route.method, "/api" + route.path)(route.handler)
         # ComfyUI registers /api/jobs bare too and prefixes everything with /api, hence /api/api/jobs.
 
@@ -140,7 +143,8 @@ class StandIn(PromptQueue, Storage):
         async def templates(request):
             # Real ComfyUI serves these from the comfyui-workflow-templates package; the stand-in has none,
             # so its index is empty (the frontend then shows "No templates found", as in the recordings).
-            found = {"index.json": [], "index_logo.json": {}}.get(request.match_info["path"])
+            index: dict[str, list | dict] = {"index.json": [], "index_logo.json": {}}
+            found = index.get(request.match_info["path"])
             return web.Response(status=404) if found is None else web.json_response(found)
 
         app.router.add_get("/", index)

@@ -11,8 +11,10 @@ from pathlib import Path
 from aiohttp import web
 from PIL import Image
 
+from .state import State
 
-class Storage:
+
+class Storage(State):
     """The StandIn's files (a mixin: the StandIn holds the directories)."""
 
     def settings(self) -> dict:
@@ -32,14 +34,14 @@ class Storage:
     async def upload(self, request: web.Request) -> web.Response:
         post = await request.post()
         image = post.get("image")
-        if image is None or not hasattr(image, "file"):
+        if not isinstance(image, web.FileField):
             return web.Response(status=400)
-        kind = post.get("type") or "input"
-        root = self.dirs.get(kind if kind in ("input", "temp", "output") else "input").resolve()
+        kind = str(post.get("type") or "input")
+        root = self.dirs[kind if kind in ("input", "temp", "output") else "input"].resolve()
         filename = image.filename
         if not filename:
             return web.Response(status=400)
-        subfolder = post.get("subfolder", "")
+        subfolder = str(post.get("subfolder", ""))
         folder = root / os.path.normpath(subfolder) if subfolder else root
         target = (folder / filename).resolve()
         if os.path.commonpath((root, target)) != str(root):

@@ -6,9 +6,16 @@ missing node is reported on the *linking* node's downstream input, exactly as th
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-ValidateFn = Callable[[str, dict], str | None]
+
+class ValidateHook(Protocol):
+    """A node's VALIDATE_INPUTS: the inputs it checks, and why a value is refused (None: it is fine)."""
+
+    inputs: tuple[str, ...]
+
+    def __call__(self, value: Any) -> str | None: ...
 
 
 def _input_spec(node_def: dict, name: str) -> tuple[Any, str, dict]:
@@ -38,7 +45,7 @@ def _title(node: dict, node_id: str) -> str:
     return (node.get("_meta") or {}).get("title") or node.get("class_type") or node_id
 
 
-def validate_prompt(prompt: dict, defs: dict[str, dict], custom: dict[str, ValidateFn]):
+def validate_prompt(prompt: dict, defs: dict[str, dict], custom: Mapping[str, ValidateHook]):
     """Return (ok, error, good_outputs, node_errors) like ComfyUI; `custom` holds VALIDATE_INPUTS hooks."""
     outputs = []
     for node_id, node in prompt.items():
@@ -54,7 +61,8 @@ def validate_prompt(prompt: dict, defs: dict[str, dict], custom: dict[str, Valid
         return False, _simple("prompt_no_outputs", "Prompt has no outputs"), [], {}
 
     validated: dict[str, tuple] = {}
-    good, node_errors = [], {}
+    good: list[str] = []
+    node_errors: dict[str, dict] = {}
     for out in outputs:
         ok, reasons, _ = _validate_inputs(prompt, out, validated, defs, custom)
         if ok:
@@ -85,7 +93,8 @@ def _simple(type_: str, message: str) -> dict:
     return {"type": type_, "message": message, "details": "", "extra_info": {}}
 
 
-def _validate_inputs(prompt, node_id, validated, defs, custom):
+def _validate_inputs(prompt: dict, node_id: str, validated: dict, defs: dict,
+                     custom: Mapping[str, ValidateHook]) -> tuple:
     if node_id in validated:
         return validated[node_id]
     node = prompt[node_id]
@@ -152,7 +161,7 @@ def _validate_inputs(prompt, node_id, validated, defs, custom):
                 val = str(val)
             elif input_type == "BOOLEAN":
                 val = bool(val)
-        except Exception as ex:  # noqa: BLE001
+        except Exception as ex:  # noqa: BLE001 - ComfyUI reports any failed conversion this way
             errors.append({
                 "type": "invalid_input_type",
                 "message": f"Failed to convert an input value to a {input_type} value",

@@ -1,0 +1,198 @@
+"""The tables of a profile, one dataclass each: every key with its kind and its one default (config/schema.py
+reads the schema off these fields). Units are in the names: _s seconds, _mib 2^20 bytes, _gib 2^30 bytes."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .paths import DEFAULT_HISTORY, PROJECT_ROOT
+from .schema import (
+    _bool,
+    _duration,
+    _duration_or_off,
+    _int,
+    _int_pos,
+    _models,
+    _num,
+    _num_pos,
+    _poll,
+    _size,
+    _str,
+    _str_list,
+    _url,
+    _url_or_empty,
+    key,
+    one_of,
+)
+from .targets import DEFAULT_TARGETS
+
+# The requirements that are also a target's threshold: the target holds the number, the key defaults to it.
+WEBSOCKET_IDLE_S = DEFAULT_TARGETS["websocket_idle_s"].threshold
+UPLOAD_LIMIT_MIB = DEFAULT_TARGETS["proxy_upload_limit_mib"].threshold
+
+
+def project_path(value: str) -> Path | None:
+    """A path from the profile: absolute, or relative to the project root; "" for none."""
+    if not value:
+        return None
+    p = Path(value)
+    return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def token_from(env: str) -> str | None:
+    """A token, read from the environment only (never stored in a profile or a report)."""
+    return (os.environ.get(env) or None) if env else None
+
+
+@dataclass(frozen=True)
+class ComfySettings:
+    url: str = key(_url)
+    api_prefix: str = key(one_of("", "/api"), "")
+    token_env: str = key(_str, "")  # the name of an environment variable holding a bearer token
+    timeout_s: float = key(_num, 10.0)
+    generation_timeout_s: float = key(_num, 300.0)
+    latency_samples: int = key(_int, 30)
+    required_nodes: list[str] = key(_str_list, [])
+    required_models: dict[str, list[str]] = key(_models, {})
+    models_installed: bool = key(_bool, False)
+    smoke_workflow: str = key(_str, "smoke_modelfree.json")
+    generation_workflow: str = key(_str, "qwen_image_edit_2509.json")
+    edit_image: str = key(_str, "fixtures/images/edit_input.png")
+    must_not_be_public: bool = key(_bool, False)
+    # the uploads ComfyUI itself must take; None: public.upload_limit_mib, else the proxy target's default
+    upload_limit_mib: float | None = key(_num, None)
+
+    @property
+    def token(self) -> str | None:
+        return token_from(self.token_env)
+
+
+@dataclass(frozen=True)
+class PublicSettings:
+    """The public HTTPS entry: the reverse proxy in front of ComfyUI, and what its certificate must be."""
+
+    url: str = key(_url)
+    # the plain-HTTP address that must redirect to `url`; absent: http://<host of url>; "": no such listener
+    http_url: str | None = key(_url_or_empty, None)
+    ca_bundle: Path | None = key(_str, None, convert=project_path)  # None: the system trust store
+    token_env: str = key(_str, "")
+    upload_limit_mib: float = key(_num, UPLOAD_LIMIT_MIB)
+    cors_origins: list[str] = key(_str_list, [])
+    # the longest a generation may keep the page's WebSocket silent (loading a model sends nothing): the
+    # proxy's read timeout must be longer; the default is above nginx's 60 s default
+    websocket_idle_s: float = key(_num, WEBSOCKET_IDLE_S)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 443
+
+    @property
+    def origin(self) -> str:
+        """What a browser on the public page sends as Origin."""
+        return f"https://{urlsplit(self.url).netloc}"
+
+    @property
+    def token(self) -> str | None:
+        return token_from(self.token_env)
+
+
+@dataclass(frozen=True)
+class ForgeSettings:
+    url: str = key(_url)
+
+
+@dataclass(frozen=True)
+class GpuSettings:
+    """Which card is whose, by name; the UUID or PCI bus id settle it where NVML cannot see ComfyUI's PID."""
+
+    comfyui: str = key(_str, "")
+    forge: str = key(_str, "")
+    comfyui_uuid: str = key(_str, "")
+    comfyui_pci_bus_id: str = key(_str, "")
+    forge_uuid: str = key(_str, "")
+    forge_pci_bus_id: str = key(_str, "")
+
+
+@dataclass(frozen=True)
+class UISettings:
+    browser_path: str = key(_str, "")  # "": Playwright's own Chromium if installed, else /usr/bin/chromium
+    timeout_s: float = key(_num, 60.0)
+    viewport: tuple[int, int] = key(_size, (1280, 800), convert=tuple)
+    baseline_tolerance_pct: float = key(_num, 1.0)
+    expected_404: tuple[str, ...] = key(_str_list, (), convert=tuple)  # more than ComfyUI's own healthy 404s
+    run_workflow: bool = key(_bool, True)  # click Run on the smoke workflow in the page
+    baselines_dir: str = key(_str, "")  # "": fixtures/baselines/<profile name>
+
+
+@dataclass(frozen=True)
+class WatchdogSettings:
+    kill: str = key(one_of("local", "command", "supervisor"), "local")
+    kill_command: str = key(_str, "")
+    supervisor_url: str = key(_str, "")  # "": the embedded stack's supervisord
+    supervisor_program: str = key(_str, "comfyui")
+    deadline_s: float = key(_num, 120.0)
+    poll_interval_s: float = key(_poll, 0.1)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    generations: int = key(_int, 10)
+    time_limit_s: float = key(_num, 600.0)
+    sample_hz: float = key(_num, 10.0)
+    settle_s: float = key(_num, 30.0)  # how long VRAM may take to settle at the idle baseline, before and after
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """The embedded stack (loopback only): supervisord, nginx, the Forge stand-in, and the stand-in or real ComfyUI."""
+
+    control_url: str = key(_url)  # the stand-in's fault switches (not part of ComfyUI's API)
+    supervisor_url: str = key(_url)  # supervisord's XML-RPC, the stand-in's watchdog
+    embedded: bool = key(_bool, False)
+    startup_delay_s: float = key(_num, 0.0)
+    model_step_s: float = key(_num, 0.05)
+    vram_total_gib: float = key(_num, 24.0)  # the stand-in's simulated card (an RTX 3090: 24 GiB)
+    vram_idle_gib: float = key(_num, 0.4)
+    startup_timeout_s: float = key(_num, 60.0)
+    autorestart: bool = key(_bool, True)  # false: a watchdog that never restarts (self-tests)
+    forge_vram_total_gib: float = key(_num, 12.0)  # the Forge stand-in's simulated card (an RTX 3080 Ti)
+    # "real": supervisord runs real ComfyUI (comfyui_dir, else $COMFYCHECK_COMFYUI_DIR, else the user config)
+    comfyui: str = key(one_of("standin", "real"), "standin")
+    comfyui_dir: str = key(_str, "")
+    comfyui_python: str = key(_str, "")  # "": $COMFYCHECK_COMFYUI_PYTHON, the user config, a venv beside it
+    # more arguments for ComfyUI's main.py (--cpu is added where NVML sees no GPU); the stand-in takes the
+    # ComfyUI flags it imitates (--max-upload-size)
+    comfyui_args: list[str] = key(_str_list, [])
+
+    @property
+    def real(self) -> bool:
+        """supervisord runs real ComfyUI, not the stand-in (no fault switches then)."""
+        return self.comfyui == "real"
+
+
+@dataclass(frozen=True)
+class ResultsSettings:
+    """Where a run's results go beyond its report, and how a run is compared with the ones before it."""
+
+    history: str = key(_str, DEFAULT_HISTORY)  # every run appends here; "" keeps no history
+    prometheus_file: str = key(_str, "")  # "": none; e.g. node_exporter's textfile directory/comfycheck.prom
+    regression_window: int = key(_int_pos, 20)  # the previous runs whose median a value is compared with
+    regression_pct: float = key(_num, 25.0)  # how much worse than that median flags a regression
+
+
+@dataclass(frozen=True)
+class SoakSettings:
+    """The soak (python -m comfycheck.soak): how often it probes, how it runs its canary, how long it lasts."""
+
+    interval_s: float = key(_num_pos, 1.0)  # one round of probes per interval
+    probe_timeout_s: float = key(_num_pos, 5.0)  # a probe slower than this counts as down
+    canary_every_s: float = key(_num, 600.0)  # a cache-busted generation this often; 0: no canary
+    canary: str = key(one_of("smoke", "generation"), "smoke")  # the smoke or the generation workflow
+    duration: str = key(_duration, "24h")  # when --duration is not given
+    nightly_duration: str = key(_duration_or_off, "10m")  # the nightly job's short soak (deploy/nightly.sh); "off"

@@ -1,0 +1,28 @@
+"""What the operator should do, written once: the fix texts the checks, the client, the browser watch and the
+soak share, so one cause reads the same wherever it is found."""
+from __future__ import annotations
+
+# ComfyUI refuses a request whose Origin does not match its Host: behind a proxy, the proxy rewrote Host
+KEEP_HOST = "pass the original Host header (IIS ARR preserveHostHeader, nginx proxy_set_header Host $http_host)"
+ORIGIN_REFUSED = "ComfyUI answers 403 when Host and Origin differ: is a proxy rewriting Host?"
+# aiohttp answers 400 to a /ws request without Upgrade: the proxy dropped the hop-by-hop headers
+NO_UPGRADE = "ComfyUI got no Upgrade header: the proxy does not pass WebSocket upgrades"
+# ComfyUI sends nothing on the WebSocket while a node works (loading a model): the proxy's read timeout cuts it
+READ_TIMEOUT = "raise the proxy's read timeout (nginx proxy_read_timeout, IIS ARR's proxy timeout)"
+PROXY_BODY_LIMITS = "nginx client_max_body_size, Caddy request_body max_size, IIS maxAllowedContentLength"
+FULL_CHAIN = ("configure the full chain on the proxy (the certificate followed by its intermediates: "
+              "Let's Encrypt's fullchain.pem, not cert.pem)")
+
+
+def host_rewritten(what: str) -> str:
+    """ComfyUI's 403 behind a proxy that rewrites Host, for the request `what`."""
+    return (f"{what}: HTTP 403 from ComfyUI, which answers 403 when Host and Origin differ: the proxy rewrites "
+            f"Host; {KEEP_HOST}")
+
+
+def raise_proxy_body_limit(mib: float) -> str:
+    return f"raise the proxy's body limit to at least {mib:g} MiB ({PROXY_BODY_LIMITS})"
+
+
+def raise_comfyui_upload_limit(mib: float) -> str:
+    return f"start ComfyUI with --max-upload-size {mib:g} (or more)"
