@@ -11,7 +11,7 @@ from .comfy.client import ComfyClient, ComfyError
 from .config.paths import DEFAULT_HTML_REPORT
 from .config.profile import Profile, ProfileError, load_profile
 from .judge.dependants import Dependants
-from .judge.foundations import Foundations, for_profile
+from .judge.foundations import Foundations, backend_unusable, for_profile
 from .judge.measurements import write_json
 from .judge.recorder import ITEM_MEASUREMENTS_KEY, Recorder
 from .outputs.report import failure_banner, headline, one_line, record, targets_table
@@ -152,7 +152,7 @@ def comfy(profile: Profile, deployment: StackInfo | None, pytestconfig: pytest.C
         pytestconfig.stash[RUN_KEY].saw_system_stats(client.system_stats())
     except ComfyError as exc:
         client.close()
-        pytest.fail(f"ComfyUI backend of profile {profile.name!r} is not usable: {exc}", pytrace=False)
+        pytest.fail(backend_unusable(profile, exc), pytrace=False)
     yield client
     client.close()
 

@@ -20,6 +20,9 @@ import psutil
 
 from . import ComfycheckError
 from .comfy.client import ComfyClient, ComfyError
+from .config.profile import Profile
+from .config.targets import Target
+from .judge.measurements import Measurement
 from .probes.process import ProcessId, is_loopback, listening_process
 
 
@@ -87,8 +90,6 @@ class CommandKiller(Killer):
     name = "command"
 
     def __init__(self, command: str, backend_url: str):
-        if not command:
-            raise WatchdogError('kill = "command" needs [watchdog] kill_command')
         self.command = command
         parts = urlsplit(backend_url)
         # a remote ComfyUI's process is not visible from here: no port to look it up by
@@ -112,8 +113,6 @@ class SupervisorKiller(Killer):
     name = "supervisor"
 
     def __init__(self, url: str, program: str):
-        if not url:
-            raise WatchdogError('kill = "supervisor" needs [watchdog] supervisor_url')
         self.url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/RPC2") else "/RPC2")
         self.program = program
         self.rpc = xmlrpc.client.ServerProxy(self.url)
@@ -138,8 +137,12 @@ class SupervisorKiller(Killer):
         return f"supervisord signalProcess({self.program!r}, KILL) to pid {target.pid if target else '?'}"
 
 
-def make_killer(profile) -> Killer:
+def make_killer(profile: Profile) -> Killer:
+    """The profile's [watchdog] kill strategy; WatchdogError naming the key it lacks."""
     w = profile.watchdog
+    needs = {"command": ("kill_command", w.kill_command), "supervisor": ("supervisor_url", w.supervisor_url)}
+    if w.kill in needs and not needs[w.kill][1]:
+        raise WatchdogError(f'kill = "{w.kill}" needs [watchdog] {needs[w.kill][0]}')
     if w.kill == "local":
         return LocalKiller(profile.comfyui.url)
     if w.kill == "command":
@@ -160,6 +163,28 @@ class Recovery:
     proxy_200_s: float | None = None
     polls: int = 0
     notes: list[str] = field(default_factory=list)
+
+    def missing(self, direct_url: str, public_url: str | None) -> list[str]:
+        """The milestones that were never reached, in words; empty when ComfyUI came back."""
+        gone = []
+        if self.new_process_s is None and not self.notes:
+            gone.append("no new process appeared (the watchdog did not restart ComfyUI)")
+        if self.direct_200_s is None:
+            gone.append(f"/system_stats never answered 200 again at {direct_url}")
+        if public_url and self.proxy_200_s is None:
+            gone.append(f"/system_stats never answered 200 again through the proxy at {public_url}")
+        return gone
+
+    def figures(self, targets: dict[str, Target]) -> list[Measurement]:
+        """The recovery against the targets: back directly and through the proxy (restart_s), and the new
+        process's own startup, from its spawn to its first 200 (startup_s)."""
+        timed = [(targets["restart_s"], self.direct_200_s, "ComfyUI back after the kill (direct /system_stats 200)"),
+                 (targets["restart_s"], self.proxy_200_s, "ComfyUI back through the proxy after the kill")]
+        if self.new_process_s is not None and self.direct_200_s is not None:
+            timed.append((targets["startup_s"], self.direct_200_s - self.new_process_s,
+                          "startup of the new process (to /system_stats 200)"))
+        return [Measurement(name, round(value, 3), target.unit, target) for target, value, name in timed
+                if value is not None]
 
 
 class KillClock:

@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from comfycheck.judge.foundations import chain_problem, public_chain
 from comfycheck.probes import tls
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.smoke]
@@ -22,7 +21,7 @@ def public(profile, deployment):
 @pytest.fixture(scope="module")
 def presented(profile, public) -> tls.Presented:
     try:
-        return public_chain(profile)
+        return tls.public_chain(public.url, timeout=profile.comfyui.timeout_s)
     except tls.TLSProbeError as exc:
         pytest.fail(str(exc), pytrace=False)
 
@@ -41,9 +40,9 @@ def test_public_address_answers_tls(public, presented, measure):
 
 
 @pytest.mark.foundation("certificate")
-def test_certificate_chain_verifies_to_trust_store(profile, public, presented, roots, measure):
+def test_certificate_chain_verifies_to_trust_store(public, presented, roots, measure):
     certs, where = roots
-    built, problem = chain_problem(profile, presented, certs, where)
+    built, problem = tls.chain_problem(public.url, presented, certs, where)
     if problem:
         pytest.fail(problem, pytrace=False)
     measure.info("chain", " <- ".join(tls.describe(c) for c in built), trust_store=where)

@@ -247,3 +247,23 @@ def test_a_measurement_survives_its_json_form_with_its_verdict():
         assert (again.verdict, again.value, again.note, again.unit) == (m.verdict, m.value, m.note, m.unit)
     assert missed.verdict == "FAIL" and Measurement.from_dict(missed.as_dict()).target == target
     assert skipped.verdict == NOT_ASSESSED and skipped.as_dict()["note"].startswith("not assessed: ComfyUI")
+
+
+def test_every_error_comfycheck_raises_is_a_comfycheck_error():
+    """One base: a command-line tool catches ComfycheckError and prints its message (file, key or URL named)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import comfycheck
+    from comfycheck import ComfycheckError
+
+    errors = []
+    for info in pkgutil.walk_packages(comfycheck.__path__, "comfycheck."):
+        if info.name.endswith("__main__") or info.name == "comfycheck.standin.forge":  # entry points; Gradio
+            continue
+        module = importlib.import_module(info.name)
+        errors += [obj for obj in vars(module).values() if inspect.isclass(obj) and issubclass(obj, BaseException)
+                   and obj.__module__ == module.__name__]
+    outside = sorted(f"{e.__module__}.{e.__name__}" for e in errors if not issubclass(e, ComfycheckError))
+    assert len(errors) >= 28 and not outside, outside

@@ -41,13 +41,19 @@ def project_path(value: str) -> Path | None:
     return p if p.is_absolute() else PROJECT_ROOT / p
 
 
-def token_from(env: str) -> str | None:
-    """A token, read from the environment only (never stored in a profile or a report)."""
-    return (os.environ.get(env) or None) if env else None
+class _TokenFromEnv:
+    """A table whose `token_env` names the environment variable holding its bearer token."""
+
+    token_env: str
+
+    @property
+    def token(self) -> str | None:
+        """Read from the environment only: never stored in a profile or a report."""
+        return (os.environ.get(self.token_env) or None) if self.token_env else None
 
 
 @dataclass(frozen=True)
-class ComfySettings:
+class ComfySettings(_TokenFromEnv):
     url: str = key(_url)
     api_prefix: str = key(one_of("", "/api"), "")
     token_env: str = key(_str, "")  # the name of an environment variable holding a bearer token
@@ -64,13 +70,9 @@ class ComfySettings:
     # the uploads ComfyUI itself must take; None: public.upload_limit_mib, else the proxy target's default
     upload_limit_mib: float | None = key(_num, None)
 
-    @property
-    def token(self) -> str | None:
-        return token_from(self.token_env)
-
 
 @dataclass(frozen=True)
-class PublicSettings:
+class PublicSettings(_TokenFromEnv):
     """The public HTTPS entry: the reverse proxy in front of ComfyUI, and what its certificate must be."""
 
     url: str = key(_url)
@@ -96,10 +98,6 @@ class PublicSettings:
     def origin(self) -> str:
         """What a browser on the public page sends as Origin."""
         return f"https://{urlsplit(self.url).netloc}"
-
-    @property
-    def token(self) -> str | None:
-        return token_from(self.token_env)
 
 
 @dataclass(frozen=True)

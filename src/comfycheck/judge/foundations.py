@@ -98,12 +98,17 @@ def for_profile(profile: Profile) -> Foundations:
     return Foundations(defs, probes)
 
 
+def backend_unusable(profile: Profile, exc: ComfyError) -> str:
+    """What the backend's foundation and the `comfy` fixture say when ComfyUI does not answer."""
+    return f"ComfyUI backend of profile {profile.name!r} is not usable: {exc}"
+
+
 def _backend(profile: Profile) -> str | None:
     try:
         with ComfyClient.from_profile(profile) as client:
             client.system_stats()
     except ComfyError as exc:
-        return f"ComfyUI backend of profile {profile.name!r} is not usable: {exc}"
+        return backend_unusable(profile, exc)
     return None
 
 
@@ -146,26 +151,6 @@ def host_kept(client: ComfyClient, origin: str) -> str | None:
     return None
 
 
-def public_chain(profile: Profile) -> tls.Presented:
-    """The certificate chain the public address sends; TLSProbeError naming the address when it sends none."""
-    pub = profile.public
-    assert pub is not None
-    try:
-        return tls.fetch_chain(pub.host, pub.port, timeout=profile.comfyui.timeout_s)
-    except tls.TLSProbeError as exc:
-        raise tls.TLSProbeError(f"{pub.url}: {exc}") from None
-
-
-def chain_problem(profile: Profile, presented: tls.Presented, roots: list, where: str) -> tuple[list, str | None]:
-    """The chain as a TLS client that trusts `roots` builds it, and why it does not verify (None: it does)."""
-    pub = profile.public
-    assert pub is not None
-    try:
-        return tls.verify_chain(presented.chain, roots, pub.host), None
-    except tls.VerificationError as exc:
-        return [], f"the certificate chain of {pub.url} does not verify against {where}: {exc}"
-
-
 # --- the probes -----------------------------------------------------------------------------------
 def _backend_upload(profile: Profile) -> str | None:
     try:
@@ -194,8 +179,9 @@ def _proxy_upload(profile: Profile) -> str | None:
 
 
 def _public_tls(profile: Profile) -> str | None:
+    assert profile.public is not None
     try:
-        public_chain(profile)
+        tls.public_chain(profile.public.url, timeout=profile.comfyui.timeout_s)
     except tls.TLSProbeError as exc:
         return str(exc)
     return None
@@ -203,13 +189,14 @@ def _public_tls(profile: Profile) -> str | None:
 
 def certificate_problem(profile: Profile) -> str | None:
     """Why a TLS client that trusts the profile's CA bundle (or the system store) refuses the public address."""
-    assert profile.public is not None
+    pub = profile.public
+    assert pub is not None
     try:
-        presented = public_chain(profile)
-        roots, where = tls.trust_store(profile.public.ca_bundle)
+        presented = tls.public_chain(pub.url, timeout=profile.comfyui.timeout_s)
+        roots, where = tls.trust_store(pub.ca_bundle)
     except tls.TLSProbeError as exc:
         return str(exc)
-    return chain_problem(profile, presented, roots, where)[1]
+    return tls.chain_problem(pub.url, presented, roots, where)[1]
 
 
 def _host_origin(profile: Profile) -> str | None:

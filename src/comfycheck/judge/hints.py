@@ -10,8 +10,6 @@ NO_UPGRADE = "ComfyUI got no Upgrade header: the proxy does not pass WebSocket u
 # ComfyUI sends nothing on the WebSocket while a node works (loading a model): the proxy's read timeout cuts it
 READ_TIMEOUT = "raise the proxy's read timeout (nginx proxy_read_timeout, IIS ARR's proxy timeout)"
 PROXY_BODY_LIMITS = "nginx client_max_body_size, Caddy request_body max_size, IIS maxAllowedContentLength"
-FULL_CHAIN = ("configure the full chain on the proxy (the certificate followed by its intermediates: "
-              "Let's Encrypt's fullchain.pem, not cert.pem)")
 
 
 def host_rewritten(what: str) -> str:

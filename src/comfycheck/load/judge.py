@@ -1,21 +1,23 @@
 """A load run judged on the targets, and its typed summary: what summary.json is written from and read back into.
 
 The judgement is a function of the run's records (its generations, the idle baseline, the peak sample, the memory
-after /free), so a summary can be judged again from them and says the same."""
+after /free): the same records give the same verdict."""
 from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..config.targets import Target
 from ..config.units import GB
-from ..judge.measurements import Measurement, overall_verdict
+from ..judge.measurements import Measurement
 from ..probes.gpu import Sample
 from .samples import Generation
 
 ON_CPU = "not assessed: ComfyUI runs on the CPU (/system_stats lists no GPU)"
+CPU_NOTE = ("ComfyUI runs on the CPU (/system_stats lists no GPU): the VRAM targets are not assessed; the memory "
+            "figures are the cpu device's")
 NO_TEMPERATURE = "not assessed: no temperature without NVML"
 
 
@@ -48,6 +50,14 @@ class WallTimes:
     median: float | None
     max: float | None
 
+    @classmethod
+    def of(cls, generations: list[Generation]) -> WallTimes:
+        """Of the successful generations."""
+        walls = [g.wall_s for g in generations if g.ok]
+        if not walls:
+            return cls(None, None, None)
+        return cls(_r(statistics.mean(walls)), _r(statistics.median(walls)), _r(max(walls)))
+
 
 @dataclass
 class TimingError:
@@ -55,11 +65,23 @@ class TimingError:
     max: float | None
     what: str = "client wall time minus ComfyUI's create->terminal timestamps"
 
+    @classmethod
+    def of(cls, generations: list[Generation]) -> TimingError:
+        errors_ms = [(g.wall_s - g.server_s) * 1000 for g in generations if g.ok and g.server_s is not None]
+        if not errors_ms:
+            return cls(None, None)
+        return cls(_r(statistics.median(errors_ms)), _r(max(errors_ms)))
+
 
 @dataclass
 class PeakMemory:
     used_gb: float | None
     pct: float | None
+
+    @classmethod
+    def of(cls, peak: Sample | None) -> PeakMemory:
+        """The sampler's peak, as sampled (on the CPU too: RAM then, which the VRAM targets do not judge)."""
+        return cls(_r(peak.mem_used_bytes / GB), _r(peak.used_pct)) if peak else cls(None, None)
 
 
 @dataclass
@@ -68,24 +90,6 @@ class SamplerStats:
     samples: int
     errors: int
     last_error: str
-
-
-@dataclass
-class RunFacts:
-    """What the runner knows of the run besides its figures."""
-
-    profile: str
-    report_dir: str
-    workflow: str
-    started: str
-    finished: str
-    stopped_by: str
-    requested: int
-    source: str | None
-    device_match: str
-    gpu_map: list[dict]
-    versions: dict[str, str]
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -173,35 +177,6 @@ def judge(targets: dict[str, Target], *, requested: int, generations: list[Gener
         _row(t["gpu_temp_idle_c"], idle.temp_c, "temperature at the idle baseline", none_why=NO_TEMPERATURE),
         _row(t["gpu_temp_load_c"], max_temp, "highest temperature during the run", none_why=NO_TEMPERATURE),
     ]
-
-
-def summarize(facts: RunFacts, targets: dict[str, Target], generations: list[Generation], idle: IdleBaseline,
-              sampler: SamplerStats, peak: Sample | None, max_temp: float | None, after: AfterFree,
-              on_gpu: bool) -> LoadSummary:
-    """The judged run, with its facts and the figures around the verdict."""
-    ok = [g for g in generations if g.ok]
-    walls = [g.wall_s for g in ok]
-    errors_ms = [(g.wall_s - g.server_s) * 1000 for g in ok if g.server_s is not None]
-    notes = list(facts.notes)
-    if not on_gpu:  # memory is still sampled and reported (idle, peak, after /free), but it is RAM, not VRAM
-        idle = replace(idle, pct=None)
-        notes.append("ComfyUI runs on the CPU (/system_stats lists no GPU): the VRAM targets are not "
-                     "assessed; the memory figures are the cpu device's")
-    rows = judge(targets, requested=facts.requested, generations=generations, idle=idle, peak=peak,
-                 max_temp=max_temp, after=after, on_gpu=on_gpu)
-    return LoadSummary(
-        profile=facts.profile, report_dir=facts.report_dir, workflow=facts.workflow, started=facts.started,
-        finished=facts.finished, stopped_by=facts.stopped_by, generations_requested=facts.requested,
-        generations_ok=len(ok), generations_failed=len(generations) - len(ok),
-        wall_s=WallTimes(_r(statistics.mean(walls)) if walls else None,
-                         _r(statistics.median(walls)) if walls else None, _r(max(walls)) if walls else None),
-        timing_error_ms=TimingError(_r(statistics.median(errors_ms)) if errors_ms else None,
-                                    _r(max(errors_ms)) if errors_ms else None),
-        source=facts.source, device=idle.device, device_match=facts.device_match, gpu_map=facts.gpu_map, idle=idle,
-        on_gpu=on_gpu, peak=PeakMemory(_r(peak.mem_used_bytes / GB) if peak else None, _r(peak.used_pct) if peak
-                                       else None),
-        after_free=after, sampler=sampler, notes=notes, measurements=rows, versions=facts.versions,
-        verdict=overall_verdict(rows), errors=[g.error for g in generations if not g.ok][:10])
 
 
 def longest_streak(generations: list[Generation]) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..comfy.client import ComfyClient, ComfyError
@@ -14,12 +15,22 @@ from ..comfy.workflows import generation_workflow, make_unique
 from ..config.profile import Profile
 from ..config.units import GB
 from ..history import HistoryError, keep_run
-from ..judge.measurements import FAIL
+from ..judge.measurements import FAIL, overall_verdict
 from ..outputs import versions
 from ..polling import DeadlineExceeded, wait_until
 from ..probes.gpu import NvmlSource, Sample, Sampler, SystemStatsSource
 from ..probes.gpu_choice import choose_source
-from .judge import AfterFree, IdleBaseline, LoadSummary, RunFacts, SamplerStats, summarize
+from .judge import (
+    CPU_NOTE,
+    AfterFree,
+    IdleBaseline,
+    LoadSummary,
+    PeakMemory,
+    SamplerStats,
+    TimingError,
+    WallTimes,
+    judge,
+)
 from .report import write_outputs
 from .samples import SAMPLES_CSV, Generation
 
@@ -95,17 +106,25 @@ class LoadRun:
         assert self.source is not None and self.idle is not None and self.sampler is not None, "prepare() first"
         s = self.sampler.stop()
         after = self._after_free(self.source, self.idle)
-        facts = RunFacts(
-            self.profile.name, str(self.out.resolve()), self.workflow_name,
-            self.started.isoformat(timespec="seconds"), dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            stopped_by, self.wanted, self.source.name, self.device_match, self.gpu_map,
-            {**versions.from_system_stats(self.system_stats),
-             **({"gpu": self.source.gpu.name} if isinstance(self.source, NvmlSource) else {}),
-             "comfycheck": versions.comfycheck()},
-            self.notes)
-        summary = summarize(facts, self.profile.targets, self.generations, self.idle,
-                            SamplerStats(self.hz, s.count, s.errors, s.last_error), s.peak, s.max_temp, after,
-                            on_gpu=getattr(self.source, "gpu", True))
+        on_gpu = getattr(self.source, "gpu", True)  # on the CPU, the memory sampled is RAM: still reported
+        idle = self.idle if on_gpu else replace(self.idle, pct=None)
+        rows = judge(self.profile.targets, requested=self.wanted, generations=self.generations, idle=idle,
+                     peak=s.peak, max_temp=s.max_temp, after=after, on_gpu=on_gpu)
+        ok = sum(g.ok for g in self.generations)
+        summary = LoadSummary(
+            profile=self.profile.name, report_dir=str(self.out.resolve()), workflow=self.workflow_name,
+            started=self.started.isoformat(timespec="seconds"),
+            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), stopped_by=stopped_by,
+            generations_requested=self.wanted, generations_ok=ok, generations_failed=len(self.generations) - ok,
+            wall_s=WallTimes.of(self.generations), timing_error_ms=TimingError.of(self.generations),
+            source=self.source.name, device=idle.device, device_match=self.device_match, gpu_map=self.gpu_map,
+            idle=idle, on_gpu=on_gpu, peak=PeakMemory.of(s.peak), after_free=after,
+            sampler=SamplerStats(self.hz, s.count, s.errors, s.last_error),
+            notes=self.notes + ([CPU_NOTE] if not on_gpu else []), measurements=rows,
+            versions={**versions.from_system_stats(self.system_stats),
+                      **({"gpu": self.source.gpu.name} if isinstance(self.source, NvmlSource) else {}),
+                      "comfycheck": versions.comfycheck()},
+            verdict=overall_verdict(rows), errors=[g.error for g in self.generations if not g.ok][:10])
         write_outputs(self.out, summary, self.generations)
         if self.history is not None:
             try:

@@ -10,6 +10,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
@@ -18,7 +19,6 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from OpenSSL import SSL
 
 from .. import ComfycheckError
-from ..judge import hints
 
 SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
 SHA1_OIDS = {SignatureAlgorithmOID.RSA_WITH_SHA1, SignatureAlgorithmOID.ECDSA_WITH_SHA1,
@@ -58,6 +58,25 @@ def fetch_chain(host: str, port: int, server_name: str | None = None, timeout: f
     finally:
         conn.close()
         sock.close()
+
+
+def public_chain(url: str, timeout: float) -> Presented:
+    """The chain an HTTPS address sends; TLSProbeError naming the address when it cannot be had."""
+    parts = urlsplit(url)
+    try:
+        return fetch_chain(parts.hostname or "", parts.port or 443, timeout=timeout)
+    except TLSProbeError as exc:
+        raise TLSProbeError(f"{url}: {exc}") from None
+
+
+def chain_problem(url: str, presented: Presented, roots: list[x509.Certificate],
+                  where: str) -> tuple[list[x509.Certificate], str | None]:
+    """The chain as a TLS client that trusts `roots` (from `where`) builds it for the address `url`, and why it
+    does not verify (None: it does). The certificate check and its foundation both judge it here."""
+    try:
+        return verify_chain(presented.chain, roots, urlsplit(url).hostname or ""), None
+    except VerificationError as exc:
+        return [], f"the certificate chain of {url} does not verify against {where}: {exc}"
 
 
 def _handshake(conn: SSL.Connection, sock: socket.socket, deadline: float) -> None:
@@ -114,6 +133,10 @@ def verify_chain(presented: list[x509.Certificate], roots: list[x509.Certificate
 
 
 
+FULL_CHAIN_FIX = ("configure the full chain on the proxy (the certificate followed by its intermediates: "
+                  "Let's Encrypt's fullchain.pem, not cert.pem)")
+
+
 def _explain(presented, roots, raw: str, host: str) -> str:
     now = dt.datetime.now(dt.UTC)
     for c in presented:
@@ -136,7 +159,7 @@ def _explain(presented, roots, raw: str, host: str) -> str:
             # A server certificate is issued by an intermediate (Let's Encrypt's always are), which the server
             # must send: nobody's trust store holds intermediates, so adding it to a CA bundle only hides this.
             return (f"{sent}; the issuer {issuer} of {describe(top)} is missing from what it sends and is not a "
-                    f"trusted root: {hints.FULL_CHAIN} ({raw})")
+                    f"trusted root: {FULL_CHAIN_FIX} ({raw})")
         return (f"{sent}, ending at the CA {describe(top)}, issued by {issuer}, which is not in the trust store: "
                 f"an untrusted or private root (for a private CA, add its root to public.ca_bundle) ({raw})")
     if top.issuer in root_subjects and not any(_signed_by(top, r) for r in roots if r.subject == top.issuer):
@@ -153,7 +176,7 @@ def anchored_below_a_root(built: list[x509.Certificate], presented: list[x509.Ce
         return None
     return (f"the chain verifies only because the trust store holds {describe(anchor)}, an intermediate CA "
             f"(issued by {anchor.issuer.rfc4514_string()}) that the server does not send: clients that do not "
-            f"hold it (browsers elsewhere, curl, Python) fail; {hints.FULL_CHAIN}")
+            f"hold it (browsers elsewhere, curl, Python) fail; {FULL_CHAIN_FIX}")
 
 
 def is_ca(cert: x509.Certificate) -> bool:

@@ -14,11 +14,13 @@ from .samples import SampleStore
 
 
 class _Background:
-    """A daemon thread beside the rounds that writes to the samples file and ends with the soak's stop event."""
+    """A daemon thread beside the rounds that talks to ComfyUI through its own client, writes to the samples file
+    and ends with the soak's stop event."""
 
     name = ""
 
-    def __init__(self, store: SampleStore, stop: threading.Event):
+    def __init__(self, client: ComfyClient, store: SampleStore, stop: threading.Event):
+        self.client = client
         self.store = store
         self.stop = stop
         self._thread = threading.Thread(target=self._run, name=f"comfycheck-soak-{self.name}", daemon=True)
@@ -45,8 +47,7 @@ class HeldWebSocket(_Background):
 
     def __init__(self, client: ComfyClient, store: SampleStore, stop: threading.Event, *,
                  required_silence_s: float, retry_s: float):
-        super().__init__(store, stop)
-        self.client = client
+        super().__init__(client, store, stop)
         self.required = required_silence_s
         self.retry_s = retry_s
         self.up = False
@@ -93,8 +94,7 @@ class Canary(_Background):
 
     def __init__(self, client: ComfyClient, workflow: dict, store: SampleStore, stop: threading.Event, *,
                  every_s: float, timeout_s: float):
-        super().__init__(store, stop)
-        self.client = client
+        super().__init__(client, store, stop)
         self.workflow = workflow
         self.every_s = every_s
         self.timeout_s = timeout_s
