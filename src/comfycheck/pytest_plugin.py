@@ -14,7 +14,7 @@ from .judge.dependants import Dependants
 from .judge.foundations import Foundations, backend_unusable, for_profile
 from .judge.measurements import write_json
 from .judge.recorder import ITEM_MEASUREMENTS_KEY, Recorder
-from .outputs.report import failure_banner, headline, one_line, record, targets_table
+from .outputs.report import failure_banner, headline, one_line, record, redact, targets_table
 from .outputs.runrecord import RunRecord, add_options
 from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
 
@@ -213,17 +213,6 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
     prefix.append(targets_table(measurements) if measurements else "<p>No measurements were recorded.</p>")
 
 
-def _redact(report: pytest.TestReport, secrets: list[str]) -> None:
-    """Tokens never reach a report: scrub them from the failure text and captured output."""
-    def scrub(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
-    if report.longrepr is not None and any(s in str(report.longrepr) for s in secrets):
-        report.longrepr = scrub(str(report.longrepr))
-    report.sections = [(title, scrub(content)) for title, content in report.sections]
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -233,7 +222,7 @@ def pytest_runtest_makereport(item, call):
     profile = item.config.stash.get(PROFILE_KEY, None)
     secrets = profile.secrets() if profile else []
     if secrets:
-        _redact(report, secrets)
+        redact(report, secrets)
     try:
         from pytest_html import extras
     except ImportError:

@@ -1,4 +1,5 @@
-"""The HTML report's own parts: the headline verdict, the targets table, a failure's one-line message."""
+"""The HTML report's own parts: the headline verdict, the targets table, a failure's one-line message; and the
+secrets scrubbed from every test report before anything writes it."""
 from __future__ import annotations
 
 import html
@@ -117,3 +118,14 @@ def targets_table(measurements: list[Measurement]) -> str:
     head = "".join(f"<th>{h}</th>" for h in ("measurement", "value", "unit", "target", "verdict", "what", "test"))
     return (f'<h2>Targets</h2><table class="comfycheck-targets" border="1" cellpadding="4" '
             f'style="border-collapse:collapse"><tr>{head}</tr>{_rows(measurements)}</table>')
+
+
+def redact(report, secrets: list[str]) -> None:
+    """Tokens never reach a report: scrub them from the failure text and captured output."""
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+    if report.longrepr is not None and any(s in str(report.longrepr) for s in secrets):
+        report.longrepr = scrub(str(report.longrepr))
+    report.sections = [(title, scrub(content)) for title, content in report.sections]
