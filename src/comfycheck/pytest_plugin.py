@@ -29,7 +29,7 @@ MARKERS = {
     "load": "Locust load runs (consecutive generations, VRAM through NVML or /system_stats)",
     "destructive": "disrupts the service (kills ComfyUI); runs only if the profile or --allow-destructive allows it",
     "real_comfyui": "runs against the embedded stack on real ComfyUI ([stack] comfyui_dir or $COMFYCHECK_COMFYUI_DIR)",
-    "foundation": "foundation(key): this check reports a foundation others stand on (comfycheck.foundations)",
+    "foundation": "foundation(key): this check reports a foundation others stand on (comfycheck.judge.foundations)",
     "needs": "needs(key, ...): a failure of this check while that foundation is down is reported as blocked by it",
 }
 
@@ -124,7 +124,7 @@ def profile(pytestconfig: pytest.Config) -> Profile:
 
 @pytest.fixture(scope="session")
 def foundations(pytestconfig: pytest.Config) -> Foundations:
-    """The run's foundations (comfycheck.foundations), for a fixture that checks one itself (the page load)."""
+    """The run's foundations (comfycheck.judge.foundations), for a fixture that checks one itself (the page load)."""
     return pytestconfig.stash[DEPENDANTS_KEY].foundations
 
 
