@@ -114,8 +114,8 @@ def _quitting(environment, **_kw):
         print(f"comfycheck: {run.keep_error}", file=sys.stderr)
         environment.process_exit_code = 2
     for m in summary.measurements:
-        figure = f"{m.value} {m.unit}" if m.value is not None else m.note
-        print(f"  {m.verdict:12} {m.name}: {figure} (target {m.target.describe() if m.target else None})")
+        figure = f"{m.shown} {m.unit}".strip() if m.value is not None else m.note
+        print(f"  {m.verdict:12} {m.name}: {figure}" + (f" (target {m.target.describe()})" if m.target else ""))
     if not summary.passed:
         environment.process_exit_code = 1
 

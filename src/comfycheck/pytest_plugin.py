@@ -103,6 +103,9 @@ def pytest_metadata(metadata: dict, config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before any fixture contacts the deployment
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    blocked = item.config.stash[DEPENDANTS_KEY].known_blocked(item)
+    if blocked is not None:
+        pytest.skip(blocked)
     if item.get_closest_marker("destructive") is None:
         return
     profile = item.config.stash[PROFILE_KEY]
@@ -129,8 +132,9 @@ def foundations(pytestconfig: pytest.Config) -> Foundations:
 
 
 @pytest.fixture(scope="session")
-def deployment(profile: Profile):
-    """The deployment under test; for the local profile, the embedded stack (started once, reused if running)."""
+def deployment(profile: Profile, foundations: Foundations):
+    """The deployment under test; for the local profile, the embedded stack (started once, reused if running).
+    Its start failing is the root cause of every check that needs the stack (the foundation 'stack')."""
     if not profile.embedded:
         yield None
         return
@@ -138,20 +142,24 @@ def deployment(profile: Profile):
     try:
         info = stack.up()
     except StackError as exc:
+        foundations.report("stack", f"embedded stack: {exc}")
         pytest.fail(f"embedded stack: {exc}", pytrace=False)
+    foundations.report("stack", None)
     yield info
     if info.owned:
         stack.down()
 
 
 @pytest.fixture(scope="session")
-def comfy(profile: Profile, deployment: StackInfo | None, pytestconfig: pytest.Config):
-    """ComfyClient on the backend; fails every test at once, with the URL, when ComfyUI cannot be reached."""
+def comfy(profile: Profile, deployment: StackInfo | None, pytestconfig: pytest.Config, foundations: Foundations):
+    """ComfyClient on the backend; fails every test at once, with the URL, when ComfyUI cannot be reached. Its
+    GET /system_stats is the backend foundation's probe: a failure here is not asked again."""
     client = ComfyClient.from_profile(profile)
     try:
         pytestconfig.stash[RUN_KEY].saw_system_stats(client.system_stats())
     except ComfyError as exc:
         client.close()
+        foundations.report("backend", backend_unusable(profile, exc))
         pytest.fail(backend_unusable(profile, exc), pytrace=False)
     yield client
     client.close()
@@ -218,7 +226,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if DEPENDANTS_KEY in item.config.stash:
-        item.config.stash[DEPENDANTS_KEY].convert(item, report)
+        item.config.stash[DEPENDANTS_KEY].convert(item, report, one_line(report))
     profile = item.config.stash.get(PROFILE_KEY, None)
     secrets = profile.secrets() if profile else []
     if secrets:

@@ -56,7 +56,7 @@ def test_each_run_is_kept_compared_and_published(tmp_path):
     head = page[page.index("comfycheck-verdict"):page.index("comfycheck-targets")]
     assert "compared with #6" in head and "2 checks newly failing; 1 target newly missed" in head, head
     assert re.search(r"newly failing: \S*test_outputs_checks\.py::test_sometimes_fails", head), head
-    assert "worse than usual: one generation (target 'generation_s'): 16 s against a median of 10.2 s over the " \
+    assert "worse than usual: one generation (target 'generation_s'): 16.00 s against a median of 10.25 s over the " \
            "previous 6 runs: worse by 5.75 s (+56 %)" in head, head
     assert "comfycheck: compared with #6" in out and "comfycheck: run #7 (pytest " in out, out
 
@@ -94,7 +94,7 @@ def test_each_run_is_kept_compared_and_published(tmp_path):
     assert cases["test_skipped"].find("skipped") is not None
     assert not [e for e in cases["test_fast_enough"] if e.tag != "properties"], "a pass has no failure or skip"
     props = {p.get("name"): p.get("value") for p in cases["test_leak"].iter("property")}
-    assert props == {"VRAM after /free": "0.9 GB (target < 0.5 GB, 'vram_released_gb': FAIL)"}
+    assert props == {"VRAM after /free": "0.90 GB (target < 0.5 GB, 'vram_released_gb': FAIL)"}
 
 
 def test_an_unwritable_output_stops_the_run_before_it_starts(tmp_path):

@@ -90,8 +90,8 @@ def test_a_check_records_all_its_figures_then_fails_once(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     assert out.count("FAILED") == 1, out
-    assert ("back after the kill: measured 45 s, target < 30 s (target 'restart_s'): look at the watchdog; "
-            "back through the proxy: measured 50 s, target < 30 s (target 'restart_s')") in out, out
+    assert ("back after the kill: measured 45.0 s, target < 30 s (target 'restart_s'): look at the watchdog; "
+            "back through the proxy: measured 50.0 s, target < 30 s (target 'restart_s')") in out, out
     assert "not reached" not in out, out
     recorded = read_json(tmp_path / "measurements.json")
     assert [(m.name, m.verdict) for m in recorded] == [

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import html
 import re
+import select
+import socket
+import threading
+import time
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
 
 from comfycheck.stack import FaultSwitch
-from tests.selftest.helpers import assert_fails, blocked_lines, red_lines, run_pytest
+from tests.selftest.helpers import assert_fails, blocked_lines, merge, own_ports, red_lines, run_pytest
 
 pytestmark = pytest.mark.selftest
 PROXY = "tests/acceptance/test_proxy.py"
@@ -112,3 +117,82 @@ def test_the_report_headline_names_the_root_failure_once(proxy_faults, tmp_path)
     assert re.search(r"FAILED: 1 of \d+ checks did not pass; \d+ more blocked by it", verdict), verdict
     assert verdict.count("<li>") == 1 and "test_certificate_chain_verifies_to_trust_store" in verdict, verdict
     assert "expired on" in verdict and "CERTIFICATE_VERIFY_FAILED" not in verdict, verdict
+
+
+def test_a_stack_that_cannot_start_is_the_one_cause_of_every_check_that_needs_it(make_profile, tmp_path):
+    """Real ComfyUI pointed at a folder that holds none: the stack's start is the one red line, and every check
+    that needs the stack (the private-port check too) is blocked by it, not red on its own."""
+    missing = tmp_path / "no-comfyui-here"
+    profile = make_profile(merge(own_ports(), {"stack": {"comfyui": "real", "comfyui_dir": str(missing)}}))
+    junit = tmp_path / "junit.xml"
+    result = run_pytest("-m", "smoke", f"--junitxml={junit}", profile=profile, timeout=120)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    red = red_lines(out)
+    assert len(red) == 1, f"expected the stack's start as the only failure:\n{out}"
+    assert str(missing) in out, out
+    blocked = blocked_lines(out)
+    assert blocked and all(f"which failed in {red[0]}" in line and "the embedded stack of profile" in line
+                           for line in blocked), out
+    private = next(case for case in ET.parse(junit).getroot().iter("testcase")
+                   if case.get("name") == "test_backend_port_not_public")
+    skipped = private.find("skipped")
+    assert skipped is not None and "blocked: needs 'the embedded stack" in (skipped.get("message") or ""), (
+        ET.tostring(private, encoding="unicode"))
+
+
+class StallingRelay:
+    """A TCP relay in front of the proxy that, once a connection has been quiet for `stall_after_s`, stops
+    carrying its bytes without closing it: a middlebox that drops an idle flow silently."""
+
+    def __init__(self, upstream_port: int, stall_after_s: float):
+        self.upstream_port = upstream_port
+        self.stall_after_s = stall_after_s
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.held += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        last = time.monotonic()
+        while time.monotonic() - last < self.stall_after_s:
+            ready, _, _ = select.select([a, b], [], [], 0.05)
+            for src in ready:
+                data = src.recv(65536)
+                if not data:
+                    return
+                (b if src is a else a).sendall(data)
+                last = time.monotonic()
+        # stalled: both ends stay open, nothing more is carried
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_websocket_dropped_silently_by_a_middlebox_is_named_as_such(profile, make_profile):
+    """The proxy (or a box before it) stops carrying an idle WebSocket without closing it: the ping after the
+    silence gets no pong, and the check says the socket was dropped without a word."""
+    if profile.public is None:
+        pytest.skip(f"profile {profile.name!r} has no [public] table to put the relay in front of")
+    relay = StallingRelay(profile.public.port, stall_after_s=1.0)
+    try:
+        url = f"https://{profile.public.host}:{relay.port}"
+        nodeid = f"{PROXY}::test_websocket_through_proxy_survives_the_longest_silent_phase"
+        result = run_pytest(nodeid, profile=make_profile(
+            {"public": {"url": url, "cors_origins": [url], "websocket_idle_s": 2}}), timeout=120)
+    finally:
+        relay.close()
+    assert_fails(result, nodeid, "of silence the WebSocket through the proxy no longer answers a ping",
+                 "the proxy dropped it without closing it", "nginx proxy_read_timeout")

@@ -86,7 +86,7 @@ def test_the_comparison_names_what_changed_since_the_previous_run(tmp_path):
                     checks={"test_a": "failed", "test_b": "passed"}, versions={"comfyui": "0.3.60", "gpu": "H100"})
     assert c.newly_failing == ["test_a"] and c.fixed == []
     assert c.newly_missed and "one generation" in c.newly_missed[0]
-    assert len(c.regressions) == 1 and "against a median of 10 s over the previous 7 runs" in c.regressions[0]
+    assert len(c.regressions) == 1 and "against a median of 10.00 s over the previous 7 runs" in c.regressions[0]
     assert c.versions == ["ComfyUI 0.3.59 -> 0.3.60"]
     assert c.summary().startswith("compared with #7 2026-11-07 03:00 (passed): 1 check newly failing; "
                                 "1 target newly missed; 1 figure worse than usual; versions changed")

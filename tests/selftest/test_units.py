@@ -8,8 +8,8 @@ import time
 import pytest
 
 from comfycheck.comfy.client import format_prompt_error
-from comfycheck.comfy.workflows import WorkflowError, load_workflow, make_unique, preflight
-from comfycheck.config.paths import DEFAULT_PROFILE
+from comfycheck.comfy.workflows import WorkflowError, describe, load_workflow, make_unique, preflight
+from comfycheck.config.paths import DEFAULT_PROFILE, PROJECT_ROOT
 from comfycheck.config.profile import ProfileError, load_profile
 from comfycheck.config.targets import DEFAULT_TARGETS
 from comfycheck.judge.measurements import Measurement
@@ -124,7 +124,7 @@ def test_measurement_verdicts():
     t = DEFAULT_TARGETS["latency_local_ms"]
     assert Measurement(t.label, 19.9, "ms", t).verdict == "pass"
     missed = Measurement(t.label, 20.0, "ms", t)
-    assert missed.verdict == "FAIL" and "measured 20 ms, target < 20 ms" in missed.failure_message()
+    assert missed.verdict == "FAIL" and "measured 20.00 ms, target < 20 ms" in missed.failure_message()
     avail = DEFAULT_TARGETS["availability_pct"]
     assert Measurement(avail.label, 99.95, "%", avail).verdict == "pass"
     assert Measurement(avail.label, 99.8, "%", avail).verdict == "FAIL"
@@ -267,3 +267,28 @@ def test_every_error_comfycheck_raises_is_a_comfycheck_error():
                    and obj.__module__ == module.__name__]
     outside = sorted(f"{e.__module__}.{e.__name__}" for e in errors if not issubclass(e, ComfycheckError))
     assert len(errors) >= 28 and not outside, outside
+
+
+@pytest.mark.parametrize("value, unit, target, shown", [
+    (3.12874, "ms", None, "3.13"), (0.62, "ms", None, "0.62"), (0.6, "ms", None, "0.60"),  # one rule per unit
+    (10.0, "runs", None, "10"), (9.6, "drops", None, "10"),  # a count is a whole number
+    (41.7, "°C", None, "42"), (97.3333, "%", None, "97.3"), (0.49871, "GB", None, "0.50"),
+    (45.04, "s", "restart_s", "45.0"), (15768000.0, "s", "hsts_max_age_s", "15768000"),  # a target's own
+    (301, "", None, "301"),  # a whole number stays one
+])
+def test_every_figure_has_the_digits_of_its_resolution_everywhere(value, unit, target, shown):
+    m = Measurement("figure", value, unit, DEFAULT_TARGETS[target] if target else None)
+    assert m.shown == shown
+    assert m.summary().startswith(f"{shown} {unit}".strip())  # the terminal and JUnit's <property>
+    assert str(Measurement.from_dict(m.as_dict()).value) == str(m.value)  # measurements.json, the history
+    assert Measurement.from_dict(m.as_dict()).shown == shown
+
+
+@pytest.mark.parametrize("name, label, is_512", [
+    ("qwen_image_edit_2509.json", "one 512x512 generation (qwen_image_edit_2509.json)", True),
+    ("cpu_load_modelfree.json", "one model-free run of cpu_load_modelfree.json (2048x2048)", False),
+])
+def test_a_figure_is_labelled_with_what_ran(name, label, is_512):
+    """The load run names its figures by the workflow it drove; only a 512x512 generation meets that target."""
+    assert describe(load_workflow(PROJECT_ROOT / "fixtures" / "workflows" / name), name) == (
+        label, is_512)

@@ -37,6 +37,10 @@ class EventStream:
             if isinstance(raw, str):
                 return json.loads(raw)
 
+    def abort(self) -> None:
+        """From another thread: end the connection, so that a wait on it ends now."""
+        self._ws.abort()
+
     def send(self, message: dict) -> None:
         self._ws.send_text(json.dumps(message))
 

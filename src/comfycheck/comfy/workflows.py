@@ -109,3 +109,19 @@ def generation_workflow(client, profile) -> dict:
                 node["inputs"]["image"] = uploaded["name"]
     check_preflight(workflow, client.object_info(), profile.comfyui.generation_workflow)
     return workflow
+
+
+SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"})
+SIZED = frozenset({"ImageScale", "EmptyLatentImage", "EmptySD3LatentImage", "EmptyImage"})
+
+
+def describe(workflow: dict, name: str) -> tuple[str, bool]:
+    """What a workflow runs, in the words its figures are labelled with ('one 512x512 generation
+    (qwen_image_edit_2509.json)', 'one model-free run of cpu_load_modelfree.json (2048x2048)'), and whether it is
+    what the generation targets are about: a model sampling a 512x512 image."""
+    sizes = {(n["inputs"].get("width"), n["inputs"].get("height")) for n in workflow.values()
+             if isinstance(n, dict) and n.get("class_type") in SIZED}
+    size = f"{next(iter(sizes))[0]}x{next(iter(sizes))[1]}" if len(sizes) == 1 else ""
+    if any(isinstance(n, dict) and n.get("class_type") in SAMPLERS for n in workflow.values()):
+        return (f"one {size + ' ' if size else ''}generation ({name})", size == "512x512")
+    return f"one model-free run of {name}{f' ({size})' if size else ''}", False

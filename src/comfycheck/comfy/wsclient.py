@@ -113,6 +113,13 @@ class WsConnection:
         self._protocol.send_text(text.encode())
         self._flush(time.monotonic() + timeout, timeout)
 
+    def abort(self) -> None:
+        """From another thread: end the connection now; a recv() waiting on it returns with WsClosed or OSError."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def close(self) -> None:
         """Say goodbye if the socket still takes it (briefly), then close it; never waits long."""
         try:

@@ -21,6 +21,7 @@ class Target:
     rule: str = ""  # how the default threshold is derived from what is measured, unless a profile sets one
     source: str = ""  # the profile key the threshold comes from (not set in [targets])
     news: float = 0.05  # the smallest change, as a share of the threshold, that the trend calls a regression
+    decimals: int | None = None  # where its figures resolve otherwise than their unit (config.units.DECIMALS)
 
     def met_by(self, value: float) -> bool:
         return _OPS[self.op](value, self.threshold)
@@ -30,15 +31,17 @@ class Target:
 
     def with_threshold(self, threshold: float, *, rule: str = "") -> Target:
         """This target at another threshold: a profile's override (no rule any more), or the rule worked out."""
-        return Target(self.key, self.label, float(threshold), self.unit, self.op, rule, self.source, self.news)
+        return Target(self.key, self.label, float(threshold), self.unit, self.op, rule, self.source, self.news,
+                      self.decimals)
 
 
 # The defaults of the deployment's documented targets; a profile's [targets] table overrides any of them.
 DEFAULT_TARGETS: dict[str, Target] = {
     t.key: t
     for t in [
-        Target("startup_s", "ComfyUI startup", 30, "s"),
-        Target("restart_s", "ComfyUI restart after crash", 30, "s"),
+        # startup and restart are polled for (every 0.1 s by default), the silence is held to a tenth of a second
+        Target("startup_s", "ComfyUI startup", 30, "s", decimals=1),
+        Target("restart_s", "ComfyUI restart after crash", 30, "s", decimals=1),
         Target("vram_idle_pct", "VRAM idle", 10, "%"),
         Target("vram_generation_pct", "VRAM during a 512x512 generation", 80, "%"),
         Target("vram_generation_gb", "VRAM during a 512x512 generation", 18, "GB"),
@@ -52,12 +55,12 @@ DEFAULT_TARGETS: dict[str, Target] = {
         Target("consecutive_generations", "consecutive generations that succeed", 10, "runs", ">="),
         Target("generation_time_cv_pct", "generation time stability (coefficient of variation)", 20, "%"),
         Target("vram_released_gb", "VRAM left above the idle baseline after /free", 0.5, "GB"),
-        Target("availability_pct", "availability", 99.9, "%", ">="),
-        Target("hsts_max_age_s", "HSTS max-age", 15768000, "s", ">="),
+        Target("availability_pct", "availability", 99.9, "%", ">=", decimals=3),  # a day of 1 s rounds: 0.001 %
+        Target("hsts_max_age_s", "HSTS max-age", 15768000, "s", ">=", decimals=0),  # a header's whole seconds
         Target("cert_days_left", "days left on the certificate that expires first", 30, "days", ">",
                rule="a third of the certificate's lifetime"),
         Target("websocket_idle_s", "silence the WebSocket through the proxy survives", 90, "s", ">=",
-               source="public.websocket_idle_s"),
+               source="public.websocket_idle_s", decimals=1),
         Target("backend_upload_limit_mib", "ComfyUI's own upload limit (/features max_upload_size)", 100, "MiB",
                ">=", source="comfyui.upload_limit_mib"),
         Target("proxy_upload_limit_mib", "proxy upload limit", 100, "MiB", ">=", source="public.upload_limit_mib"),
@@ -91,6 +94,7 @@ def paired_overhead(base: list[float], extra: list[float]) -> tuple[float, float
 
 
 def fmt(v: float | str | None) -> str:
+    """A threshold or setting as the profile wrote it (20, 0.5, 99.9); measured figures: config.units.shown."""
     if isinstance(v, float) and v.is_integer() and abs(v) >= 100:
         return str(int(v))
     if isinstance(v, float):

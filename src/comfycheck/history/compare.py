@@ -91,7 +91,7 @@ def compare(history: History, *, profile: str, kind: str, run_id: int | None, me
         r = regression.judge(previous.get(series_key(m.key, m.name), []), m.number, op=m.target.op,
                              threshold=m.target.threshold, pct=pct, window=window, news=regression.news_of(m.key))
         if r:
-            c.regressions.append(f"{m.name} (target '{m.key}'): {r.describe(m.unit)}")
+            c.regressions.append(f"{m.name} (target '{m.key}'): {r.describe(m.unit, m.places)}")
     c.versions = version_changes(prev.versions, versions)
     return c
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..config.settings import ResultsSettings
 from ..config.targets import DEFAULT_TARGETS
+from ..config.units import shown
 
 WINDOW = ResultsSettings().regression_window
 MIN_RUNS = 5
@@ -35,10 +36,13 @@ class Regression:
     tolerance: float
     runs: int  # how many previous runs the median is of
 
-    def describe(self, unit: str) -> str:
+    def describe(self, unit: str, places: int | None = None) -> str:
+        """In the digits of the figure's unit (config.units.shown), as the report writes the figure itself."""
+        def g(v: float) -> str:
+            return shown(v, unit, places)
         pct = f" ({100 * self.worse_by / abs(self.baseline):+.0f} %)" if self.baseline else ""
-        return (f"{_g(self.value)} {unit} against a median of {_g(self.baseline)} {unit} over the previous "
-                f"{self.runs} runs: worse by {_g(self.worse_by)} {unit}{pct}, tolerance {_g(self.tolerance)} {unit}")
+        return (f"{g(self.value)} {unit} against a median of {g(self.baseline)} {unit} over the previous "
+                f"{self.runs} runs: worse by {g(self.worse_by)} {unit}{pct}, tolerance {g(self.tolerance)} {unit}")
 
 
 def judge(previous: list[float], value: float, *, op: str, threshold: float, pct: float = PCT,
@@ -56,11 +60,13 @@ def judge(previous: list[float], value: float, *, op: str, threshold: float, pct
     return None
 
 
-def _g(v: float) -> str:
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-
-
 def news_of(target_key: str | None) -> float:
     """The target's `news` share (targets.py); 5 % for a key this version does not know."""
     t = DEFAULT_TARGETS.get(target_key or "")
     return t.news if t else 0.05
+
+
+def places_of(target_key: str | None) -> int | None:
+    """The target's own decimals (targets.py), where its figures resolve otherwise than their unit."""
+    t = DEFAULT_TARGETS.get(target_key or "")
+    return t.decimals if t else None

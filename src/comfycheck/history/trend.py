@@ -81,7 +81,7 @@ def analyse(history: History, profile: str, *, window: int = regression.WINDOW, 
             point.flag = regression.judge(before, value, op=op or "<", threshold=threshold, pct=pct, window=window,
                                           news=regression.news_of(target))
             if point.flag:
-                flags.append(Flag(run_id, target, name, point.flag.describe(unit)))
+                flags.append(Flag(run_id, target, name, point.flag.describe(unit, regression.places_of(target))))
         s.points.append(point)
     shown = runs[-last:] if last else runs
     ids = {r.id for r in shown}
@@ -191,7 +191,7 @@ def _chart(s: Series, index: dict[int, int], n: int, runs: list[Run]) -> str:
             continue
         colour = "#b00020" if p.verdict == "FAIL" else "#2a7d2a" if p.verdict == "pass" else "#555"
         tip = f"{_run(runs, p.run_id)}: {_g(v)} {s.unit} ({p.verdict})" + (
-            f"; worse than usual: {p.flag.describe(s.unit)}" if p.flag else "")
+            f"; worse than usual: {p.flag.describe(s.unit, regression.places_of(s.target))}" if p.flag else "")
         ring = ' stroke="#e37400" stroke-width="3"' if p.flag else ""
         cls = "point regression" if p.flag else "point"
         out.append(f'<circle class="{cls}" data-run="{p.run_id}" cx="{_x(index[p.run_id], n):.1f}" '

@@ -2,7 +2,9 @@
 
 What a check stands on comes from the fixtures it uses (FIXTURE_NEEDS) and its `needs(...)` marks; the check
 that reports a foundation is marked `foundation(key)`. Foundations are probed only when a check fails, so a
-healthy run asks nothing extra.
+healthy run asks nothing extra. Once a foundation is known to have failed in this run (its own check failed, or
+a probe said so), what stands on it is reported blocked before it waits on anything, and a failed foundation's
+own check is its verdict: it is not probed again. A hung backend costs one timeout, not one per check.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 from .foundations import Failure, Foundations
 
 FIXTURE_NEEDS = {
+    "deployment": ("stack",),
     "comfy": ("backend",),
     "public_comfy": ("host_origin",),
     "presented": ("public_tls",),
@@ -34,14 +37,40 @@ class Dependants:
             if mark and mark.args[0] in self.foundations.defs:
                 self.roots.setdefault(mark.args[0], item.nodeid)
 
+    def _own(self, item: pytest.Item) -> str | None:
+        mark = item.get_closest_marker("foundation")
+        return mark.args[0] if mark and mark.args[0] in self.foundations.defs else None
+
     def needs(self, item: pytest.Item) -> list[str]:
         keys = [k for name in getattr(item, "fixturenames", ()) for k in FIXTURE_NEEDS.get(name, ())]
         for mark in item.iter_markers("needs"):
             keys += mark.args
-        own = item.get_closest_marker("foundation")
-        if own and own.args[0] in self.foundations.defs:
-            keys += [own.args[0], *self.foundations.defs[own.args[0]].requires]
+        own = self._own(item)
+        if own is not None:
+            keys += [own, *self.foundations.defs[own].requires]
         return [k for k in dict.fromkeys(keys) if k in self.foundations.defs]
+
+    def known_blocked(self, item: pytest.Item) -> str | None:
+        """Before the check sets up: why it is blocked by a foundation already known to have failed in this run
+        (the message to skip it with), or None: it runs. Nothing is probed here."""
+        own = self._own(item)
+        for key in self.needs(item):
+            if key == own:
+                continue  # the foundation's own check runs: it is the red line
+            failure = self.foundations.failure(key, probe=False)
+            if failure is None:
+                continue
+            reporter = self._reporter(failure)
+            if reporter is not None and reporter != item.nodeid and reporter not in self.passed:
+                return self._message(failure, reporter)
+        return None
+
+    def _reporter(self, failure: Failure) -> str | None:
+        return self.roots.get(failure.key) or self.carried.get(failure.key)
+
+    @staticmethod
+    def _message(failure: Failure, reporter: str) -> str:
+        return f"{BLOCKED}needs '{failure.title}', which failed in {reporter}"
 
     def confirm_own_foundation(self, item: pytest.Item) -> None:
         """After a foundation's own check passed: if checks that ran before it were reported as blocked by that
@@ -54,31 +83,39 @@ class Dependants:
             pytest.fail(f"{failure.message} (found when an earlier check failed; this check then passed: "
                         "the fault comes and goes)", pytrace=False)
 
-    def blocked_by(self, item: pytest.Item) -> tuple[Failure, str] | None:
-        """The failed foundation under a failing check, and the check that reports it; None: the check's own."""
+    def blocked_by(self, item: pytest.Item, message: str) -> tuple[Failure, str] | None:
+        """The failed foundation under a failing check, and the check that reports it; None: the check's own.
+        A foundation's own check that fails (and is not blocked below) is that foundation's verdict."""
+        own = self._own(item)
         for key in self.needs(item):
+            if key == own:
+                continue
             failure = self.foundations.failure(key)
             if failure is None:
                 continue
-            reporter = self.roots.get(failure.key) or self.carried.get(failure.key)
+            reporter = self._reporter(failure)
             if reporter is None or reporter == item.nodeid:
                 self.carried.setdefault(failure.key, item.nodeid)  # no check here reports it: this one does
                 return None
             if reporter in self.passed:
                 return None  # its check passed earlier: the foundation broke during the run, this failure is news
             return failure, reporter
+        if own is not None and own not in self.foundations.results:
+            self.foundations.results[own] = Failure(own, self.foundations.defs[own].title, message)
         return None
 
-    def convert(self, item: pytest.Item, report: pytest.TestReport) -> None:
+    def convert(self, item: pytest.Item, report: pytest.TestReport, message: str) -> None:
+        if report.skipped and report.when == "setup" and message.startswith(BLOCKED):
+            report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {message}")  # the check's line
+            return
         if not report.failed or report.when == "teardown":
             return
-        found = self.blocked_by(item)
+        found = self.blocked_by(item, message)
         if found is None:
             return
         failure, reporter = found
         report.outcome = "skipped"  # the cause is told once, by the check that reports it
-        report.longrepr = (str(item.path), item.location[1] or 0,
-                           f"Skipped: {BLOCKED}needs '{failure.title}', which failed in {reporter}")
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {self._message(failure, reporter)}")
 
     def logged(self, report: pytest.TestReport) -> None:
         if report.when == "call" and report.passed:

@@ -72,18 +72,23 @@ class Foundations:
 
 def for_profile(profile: Profile) -> Foundations:
     """The foundations of a deployment, with probes that ask each question once, fast, with the URL in the answer."""
-    defs = [Foundation("backend", f"ComfyUI at {profile.comfyui.url} answers"),
-            Foundation("backend_upload", f"ComfyUI takes uploads of {profile.upload_limit_mib:g} MiB", ("backend",))]
+    below_backend: tuple[str, ...] = ()
+    defs = []
+    if profile.embedded:  # reported by the `deployment` fixture: every check that needs the stack stands on it
+        defs.append(Foundation("stack", f"the embedded stack of profile {profile.name!r} starts"))
+        below_backend = ("stack",)
+    defs += [Foundation("backend", f"ComfyUI at {profile.comfyui.url} answers", below_backend),
+             Foundation("backend_upload", f"ComfyUI takes uploads of {profile.upload_limit_mib:g} MiB", ("backend",))]
     probes: dict[str, Callable[[], str | None]] = {"backend": lambda: _backend(profile),
                                                    "backend_upload": lambda: _backend_upload(profile)}
     if profile.forge_url:
-        defs += [Foundation("forge", f"Forge at {profile.forge_url} answers"),
+        defs += [Foundation("forge", f"Forge at {profile.forge_url} answers", below_backend),
                  Foundation("forge_page", f"the Forge page {profile.forge_url}/ loads", ("forge",))]
         probes["forge"] = lambda: _forge(profile)
     if profile.public is not None:
         url = profile.public.url
         defs += [
-            Foundation("public_tls", f"the public address {url} answers TLS"),
+            Foundation("public_tls", f"the public address {url} answers TLS", below_backend),
             Foundation("certificate", f"the certificate of {url} verifies", ("public_tls",)),
             Foundation("host_origin", f"the proxy at {url} keeps Host, so ComfyUI accepts the page's Origin",
                        ("certificate", "backend")),

@@ -8,7 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.targets import Target, fmt
+from ..config.targets import Target
+from ..config.units import rounded, shown
 
 NOT_ASSESSED = "not assessed"
 PASS, FAIL, INFO = "pass", "FAIL", "info"
@@ -30,6 +31,21 @@ class Measurement:
     details: dict = field(default_factory=dict)
     not_assessed: str = ""
     fix: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.value, (int, float)) and not isinstance(self.value, bool):
+            self.value = rounded(self.value, self.unit, self.places)  # one figure everywhere (config.units)
+
+    @property
+    def places(self) -> int | None:
+        return self.target.decimals if self.target is not None else None
+
+    @property
+    def shown(self) -> str:
+        """The value as every output writes it."""
+        if self.number is None:
+            return "" if self.value is None else str(self.value)
+        return shown(self.value, self.unit, self.places)  # type: ignore[arg-type]
 
     @property
     def verdict(self) -> str:
@@ -55,7 +71,7 @@ class Measurement:
 
     def summary(self) -> str:
         """One line: '16 s (target < 30 s, 'generation_s': pass)'."""
-        figure = self.not_assessed if self.not_assessed else f"{fmt(self.value)} {self.unit}".strip()
+        figure = self.not_assessed if self.not_assessed else f"{self.shown} {self.unit}".strip()
         if self.target is None:
             return figure
         return f"{figure} (target {self.target.describe()}, '{self.target.key}': {self.verdict})"
@@ -63,7 +79,7 @@ class Measurement:
     def failure_message(self) -> str:
         t = self.target
         assert t is not None
-        text = f"{self.name}: measured {fmt(self.value)} {self.unit}, target {t.describe()} (target '{t.key}')"
+        text = f"{self.name}: measured {self.shown} {self.unit}, target {t.describe()} (target '{t.key}')"
         return text + (f": {self.fix}" if self.fix else "")
 
     def as_dict(self) -> dict:
@@ -77,6 +93,7 @@ class Measurement:
             "target_label": t.label if t else None,
             "target_threshold": t.threshold if t else None,
             "target_op": t.op if t else None,
+            "target_decimals": t.decimals if t else None,
             "verdict": self.verdict,
             "note": self.note,
             "not_assessed": self.not_assessed,
@@ -91,7 +108,7 @@ class Measurement:
         target = None
         if d.get("target") and d.get("target_threshold") is not None:
             target = Target(d["target"], d.get("target_label") or d["name"], float(d["target_threshold"]),
-                            d.get("unit", ""), d.get("target_op") or "<")
+                            d.get("unit", ""), d.get("target_op") or "<", decimals=d.get("target_decimals"))
         return cls(d["name"], d.get("value"), d.get("unit", ""), target, d.get("test", ""),
                    dict(d.get("details") or {}), d.get("not_assessed", ""), d.get("fix", ""))
 

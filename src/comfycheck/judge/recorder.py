@@ -32,7 +32,7 @@ class Recorder:
                 **details) -> Measurement:
         """A measurement against a target (one of the profile's, or one worked out by the check, such as a
         certificate's renewal point); `fix` is what the operator should do when it is missed."""
-        return self.judged(Measurement(name or target.label, round(float(value), 4), target.unit, target,
+        return self.judged(Measurement(name or target.label, float(value), target.unit, target,
                                        details=details, fix=fix))
 
     def judged(self, m: Measurement) -> Measurement:

@@ -148,8 +148,13 @@ class LoadSummary:
 
 
 def judge(targets: dict[str, Target], *, requested: int, generations: list[Generation], idle: IdleBaseline,
-          peak: Sample | None, max_temp: float | None, after: AfterFree, on_gpu: bool) -> list[Measurement]:
-    """The run's figures against the targets; on the CPU the memory targets are not assessed (it is RAM)."""
+          peak: Sample | None, max_temp: float | None, after: AfterFree, on_gpu: bool,
+          ran: tuple[str, bool] = ("one 512x512 generation", True)) -> list[Measurement]:
+    """The run's figures against the targets; on the CPU the memory targets are not assessed (it is RAM).
+    `ran` is what each generation ran and whether it is a 512x512 generation (comfy.workflows.describe): the
+    targets about one 512x512 generation judge only that; another workflow's figures are named by what it ran
+    and told, not judged."""
+    label, is_512 = ran
     ok = [g for g in generations if g.ok]
     walls = [g.wall_s for g in ok]
     t = targets
@@ -163,13 +168,15 @@ def judge(targets: dict[str, Target], *, requested: int, generations: list[Gener
              f"longest run of successes; {len(ok)} of {len(generations)} succeeded ({requested} requested)",
              none_why=f"not assessed: {requested} requested, the target needs {needed:g}; "
                       f"{len(ok)} of {len(generations)} succeeded"),
-        _row(t["generation_s"], max(walls) if walls else None, "slowest successful generation (wall time)"),
+        _row(t["generation_s"], max(walls) if walls else None, "slowest successful generation (wall time)",
+             what_ran=None if is_512 else f"{label}, slowest (wall time)"),
         _row(t["generation_time_cv_pct"],
              100 * statistics.pstdev(walls) / statistics.mean(walls) if len(walls) >= 2 else None,
              "stability: standard deviation / mean of the wall times"),
-        _row(t["vram_generation_pct"], peak.used_pct if peak else None, "peak VRAM during the run", none_why=no_gpu),
+        _row(t["vram_generation_pct"], peak.used_pct if peak else None, "peak VRAM during the run", none_why=no_gpu,
+             what_ran=None if is_512 else f"peak VRAM during {label}"),
         _row(t["vram_generation_gb"], peak.mem_used_bytes / GB if peak else None, "peak VRAM during the run",
-             none_why=no_gpu),
+             none_why=no_gpu, what_ran=None if is_512 else f"peak VRAM during {label}"),
         _row(t["vram_idle_pct"], idle.pct if on_gpu else None, "idle baseline after /free, before the run",
              none_why=no_gpu),
         _row(t["vram_released_gb"], after.delta_gb if on_gpu else None,
@@ -191,7 +198,15 @@ def _r(v: float | None, nd: int = 3) -> float | None:
     return None if v is None else round(v, nd)
 
 
-def _row(target: Target, value: float | None, what: str, none_why: str = "not measured") -> Measurement:
+def _row(target: Target, value: float | None, what: str, none_why: str = "not measured",
+         what_ran: str | None = None) -> Measurement:
+    """A figure against its target; with `what_ran`, a figure of another workflow than the target is about:
+    named by what ran and told, without the target."""
     if value is None:
-        return Measurement(target.label, None, target.unit, target, "load run", {"note": what}, not_assessed=none_why)
-    return Measurement(target.label, round(float(value), 3), target.unit, target, "load run", {"note": what})
+        return Measurement(what_ran or target.label, None, target.unit, target, "load run", {"note": what},
+                           not_assessed=none_why)
+    if what_ran is not None:
+        return Measurement(what_ran, float(value), target.unit, None, "load run",
+                           {"note": f"{what}; not judged against '{target.key}' ({target.label} "
+                                    f"{target.describe()}): this run drove another workflow"})
+    return Measurement(target.label, float(value), target.unit, target, "load run", {"note": what})

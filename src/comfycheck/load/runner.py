@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..comfy.client import ComfyClient, ComfyError
-from ..comfy.workflows import generation_workflow, make_unique
+from ..comfy.workflows import describe, generation_workflow, make_unique
 from ..config.profile import Profile
 from ..config.units import GB
 from ..history import HistoryError, keep_run
@@ -109,7 +109,8 @@ class LoadRun:
         on_gpu = getattr(self.source, "gpu", True)  # on the CPU, the memory sampled is RAM: still reported
         idle = self.idle if on_gpu else replace(self.idle, pct=None)
         rows = judge(self.profile.targets, requested=self.wanted, generations=self.generations, idle=idle,
-                     peak=s.peak, max_temp=s.max_temp, after=after, on_gpu=on_gpu)
+                     peak=s.peak, max_temp=s.max_temp, after=after, on_gpu=on_gpu,
+                     ran=describe(self.workflow, self.workflow_name))
         ok = sum(g.ok for g in self.generations)
         summary = LoadSummary(
             profile=self.profile.name, report_dir=str(self.out.resolve()), workflow=self.workflow_name,

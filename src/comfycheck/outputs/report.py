@@ -106,7 +106,7 @@ def _rows(measurements: list[Measurement]) -> str:
         style = {"pass": f"color:{GREEN}", "FAIL": f"color:{RED};font-weight:bold"}.get(m.verdict, f"color:{GREY}")
         rows.append(
             "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
-                m.name, "" if m.value is None else m.value, m.unit,
+                m.name, m.shown, m.unit,
                 f"{m.target.describe()} ({m.target.label})" if m.target else "")) +
             f'<td style="{style}">{m.verdict}</td><td>{html.escape(m.note)}</td><td>{html.escape(m.test)}</td></tr>'
         )
