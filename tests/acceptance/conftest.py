@@ -16,6 +16,7 @@ DISRUPTIVE = ("destructive", "load", "selftest")  # what may drop or flood the h
 SELECTED_KEY = pytest.StashKey[bool]()
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k deselected: only a check that runs is held
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     held = [item for item in items if getattr(item, "originalname", item.name) == SILENT_CHECK]
     config.stash[SELECTED_KEY] = bool(held)

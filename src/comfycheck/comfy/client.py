@@ -1,6 +1,7 @@
 """ComfyClient: the only code in comfycheck that speaks ComfyUI's HTTP and WebSocket API."""
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 import time
@@ -23,6 +24,18 @@ from .wsclient import WsConnection, WsTimeout
 
 __all__ = ["ComfyClient", "ComfyError", "ComfyHTTPError", "ComfyUnreachable", "EventStream", "PromptRejected",
            "RunResult", "RunTimeout", "WebSocketLost", "WsMessage", "format_prompt_error"]
+
+
+def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    """One verifying context per CA bundle (and its contents): loading the trust store takes tens of ms, and a run
+    makes a client per check and per readiness poll."""
+    stamp = Path(cafile).stat().st_mtime_ns if cafile else 0
+    return _cached_context(cafile, stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_context(cafile: str | None, _stamp: int) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=cafile)
 
 
 class ComfyClient:
@@ -51,7 +64,7 @@ class ComfyClient:
         self.origin = origin
         if ca_bundle and not Path(ca_bundle).is_file():
             raise ComfyError(f"CA bundle {ca_bundle} (the profile's public.ca_bundle) does not exist")
-        self._ssl = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+        self._ssl = _tls_context(str(ca_bundle) if ca_bundle else None)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(timeout=timeout, verify=self._ssl, headers=self._headers)
 

@@ -240,11 +240,13 @@ class EmbeddedStack:
     def _wait_forge(self, proc: subprocess.Popen) -> None:
         log = self.state_dir / "forge.log"
 
+        poll = httpx.Client(timeout=2)  # one client for the whole wait: each new one loads the trust store
+
         def ready() -> bool:
             if proc.poll() is not None:
                 raise StackError(f"Forge stand-in exited with {proc.returncode}; see {log}:\n{_tail(log)}")
             try:
-                return httpx.get(f"{self.profile.forge_url}/internal/ping", timeout=2).status_code == 200
+                return poll.get(f"{self.profile.forge_url}/internal/ping").status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -254,6 +256,8 @@ class EmbeddedStack:
         except DeadlineExceeded as exc:
             self._stop(proc.pid)
             raise StackError(f"{exc}; see {log}:\n{_tail(log)}") from None
+        finally:
+            poll.close()
 
     def stop_forge(self) -> None:
         """Take Forge down on purpose (a fault for the self-tests); it stays down until start_forge()."""
