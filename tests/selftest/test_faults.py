@@ -43,11 +43,14 @@ def test_failing_generation_is_reported_with_comfyui_error(fault_switch):
 
 
 def test_slow_generation_misses_the_time_target(fault_switch, make_profile):
+    """The 512x512 generation is judged against generation_s; the model-free smoke run, as slow, is only told."""
     fault_switch.set(slow_generation_s=1.5)
-    profile = make_profile({"targets": {"generation_s": 1.0}})
-    result = run_pytest(f"{BACKEND}::test_smoke_generation_end_to_end", profile=profile)
-    assert_fails(result, "test_smoke_generation_end_to_end",
-                 "smoke generation (model-free): measured 1.5", "target < 1 s (target 'generation_s')")
+    profile = make_profile({"targets": {"generation_s": 2.0}})
+    smoke = run_pytest(f"{BACKEND}::test_smoke_generation_end_to_end", profile=profile)
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    result = run_pytest(f"{BACKEND}::test_qwen_edit_generation_512", profile=profile)
+    assert_fails(result, "test_qwen_edit_generation_512",
+                 "Qwen-Image-Edit 512x512 generation: measured ", "target < 2 s (target 'generation_s')")
 
 
 def test_vram_not_released_misses_the_idle_target(fault_switch):

@@ -26,7 +26,7 @@ CASES: list[tuple[dict[str, Any], str, list[str]]] = [
     ({"host_rewritten": True}, f"{PROXY}::test_websocket_through_proxy_with_browser_origin",
      ["refused: HTTP 403", "is a proxy rewriting Host?"]),
     ({"upload_limit_mib": 30}, f"{PROXY}::test_proxy_accepts_the_profile_upload_limit",
-     ["proxy upload limit: measured 30 MiB, target >= 100 MiB", "the proxy refuses uploads above about 30.00 MiB",
+     ["proxy upload limit: measured 30.00 MiB, target >= 100 MiB", "the proxy refuses uploads above about 30.00 MiB",
       "nginx client_max_body_size"]),
     ({"upload_limit_mib": 30}, f"{PROXY}::test_upload_just_under_the_limit_passes_through_proxy",
      ["the proxy refused it (HTTP 413: its own error page, 'Request Entity Too Large')",
@@ -50,7 +50,7 @@ CASES: list[tuple[dict[str, Any], str, list[str]]] = [
      ["the server sends 1 certificate; the issuer CN=comfycheck Intermediate E1,O=comfycheck embedded stack of "
       "CN={host} is missing from what it sends", "configure the full chain on the proxy"]),
     ({"cert": "expiring_5d"}, f"{TLS}::test_certificate_renewal_point_not_passed",
-     ["days left on the certificate that expires first: measured 5 days", "CN={host} expires",
+     ["days left on the certificate that expires first: measured 5.0 days", "CN={host} expires",
       "(renewal point: a third of its 90-day lifetime)",
       "target > 30 days"]),
     ({"legacy_tls": True}, f"{TLS}::test_legacy_tls_refused", ["accepts TLSv1 and TLSv1.1: disable TLS 1.0 and 1.1"]),
@@ -83,7 +83,7 @@ def test_comfyui_own_upload_limit_is_named_as_comfyuis_not_the_proxys(make_profi
     proxied = f"{PROXY}::test_upload_just_under_the_limit_passes_through_proxy"
     result = run_pytest(limit, direct, early, proxied, profile=own, timeout=180)
     out = result.stdout + result.stderr
-    assert_fails(result, limit, "ComfyUI's own upload limit (/features max_upload_size): measured 10 MiB, "
+    assert_fails(result, limit, "ComfyUI's own upload limit (/features max_upload_size): measured 10.00 MiB, "
                  "target >= 100 MiB", "start ComfyUI with --max-upload-size 100")
     assert red_lines(out) == [limit], out  # one fault, one red line
     for nodeid in (direct, proxied):  # the full-size uploads are blocked by it, not failed again
