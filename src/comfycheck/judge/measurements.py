@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.targets import Target
-from ..config.units import rounded, shown
+from ..config.units import rounded
+from ..config.units import shown as written
 
 NOT_ASSESSED = "not assessed"
 PASS, FAIL, INFO = "pass", "FAIL", "info"
@@ -45,7 +46,7 @@ class Measurement:
         """The value as every output writes it."""
         if self.number is None:
             return "" if self.value is None else str(self.value)
-        return shown(self.value, self.unit, self.places)  # type: ignore[arg-type]
+        return written(self.value, self.unit, self.places)  # type: ignore[arg-type]
 
     @property
     def verdict(self) -> str:
@@ -70,7 +71,7 @@ class Measurement:
         return self.not_assessed or str(self.details.get("note", ""))
 
     def summary(self) -> str:
-        """One line: '16 s (target < 30 s, 'generation_s': pass)'."""
+        """One line: '16.00 s (target < 30 s, 'generation_s': pass)'."""
         figure = self.not_assessed if self.not_assessed else f"{self.shown} {self.unit}".strip()
         if self.target is None:
             return figure
