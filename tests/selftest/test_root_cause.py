@@ -159,20 +159,27 @@ class StallingRelay:
                 client, _ = self.sock.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()  # the proxy is not there: the client sees the connection end
+                continue
             self.held += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         last = time.monotonic()
-        while time.monotonic() - last < self.stall_after_s:
-            ready, _, _ = select.select([a, b], [], [], 0.05)
-            for src in ready:
-                data = src.recv(65536)
-                if not data:
-                    return
-                (b if src is a else a).sendall(data)
-                last = time.monotonic()
+        try:
+            while time.monotonic() - last < self.stall_after_s:
+                ready, _, _ = select.select([a, b], [], [], 0.05)
+                for src in ready:
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    (b if src is a else a).sendall(data)
+                    last = time.monotonic()
+        except (OSError, ValueError):
+            return  # close() ended the connection under it
         # stalled: both ends stay open, nothing more is carried
 
     def close(self) -> None:
@@ -181,7 +188,7 @@ class StallingRelay:
             conn.close()
 
 
-def test_websocket_dropped_silently_by_a_middlebox_is_named_as_such(profile, make_profile):
+def test_websocket_dropped_silently_by_a_middlebox_is_named_as_such(profile, deployment, make_profile):
     """The proxy (or a box before it) stops carrying an idle WebSocket without closing it: the ping after the
     silence gets no pong, and the check says the socket was dropped without a word."""
     if profile.public is None:
