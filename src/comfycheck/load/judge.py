@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..config.targets import Target
-from ..config.units import GB
+from ..config.units import GB, rounded
 from ..judge.measurements import Measurement
 from ..probes.gpu import Sample
 from .samples import Generation
@@ -56,7 +56,7 @@ class WallTimes:
         walls = [g.wall_s for g in generations if g.ok]
         if not walls:
             return cls(None, None, None)
-        return cls(_r(statistics.mean(walls)), _r(statistics.median(walls)), _r(max(walls)))
+        return cls(_r(statistics.mean(walls), "s"), _r(statistics.median(walls), "s"), _r(max(walls), "s"))
 
 
 @dataclass
@@ -70,7 +70,7 @@ class TimingError:
         errors_ms = [(g.wall_s - g.server_s) * 1000 for g in generations if g.ok and g.server_s is not None]
         if not errors_ms:
             return cls(None, None)
-        return cls(_r(statistics.median(errors_ms)), _r(max(errors_ms)))
+        return cls(_r(statistics.median(errors_ms), "ms"), _r(max(errors_ms), "ms"))
 
 
 @dataclass
@@ -81,7 +81,7 @@ class PeakMemory:
     @classmethod
     def of(cls, peak: Sample | None) -> PeakMemory:
         """The sampler's peak, as sampled (on the CPU too: RAM then, which the VRAM targets do not judge)."""
-        return cls(_r(peak.mem_used_bytes / GB), _r(peak.used_pct)) if peak else cls(None, None)
+        return cls(_r(peak.mem_used_bytes / GB, "GB"), _r(peak.used_pct, "%")) if peak else cls(None, None)
 
 
 @dataclass
@@ -194,8 +194,9 @@ def longest_streak(generations: list[Generation]) -> int:
     return best
 
 
-def _r(v: float | None, nd: int = 3) -> float | None:
-    return None if v is None else round(v, nd)
+def _r(v: float | None, unit: str) -> float | None:
+    """A summary figure at its unit's resolution: the one digits rule (config.units), as the measurements."""
+    return None if v is None else float(rounded(v, unit))
 
 
 def _row(target: Target, value: float | None, what: str, none_why: str = "not measured",
