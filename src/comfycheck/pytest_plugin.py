@@ -132,6 +132,12 @@ def foundations(pytestconfig: pytest.Config) -> Foundations:
 
 
 @pytest.fixture(scope="session")
+def run_record(pytestconfig: pytest.Config) -> RunRecord:
+    """This run's record in the history: a check hands it what it saw of the deployment (its custom nodes)."""
+    return pytestconfig.stash[RUN_KEY]
+
+
+@pytest.fixture(scope="session")
 def deployment(profile: Profile, foundations: Foundations):
     """The deployment under test; for the local profile, the embedded stack (started once, reused if running).
     Its start failing is the root cause of every check that needs the stack (the foundation 'stack')."""

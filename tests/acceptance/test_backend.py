@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from comfycheck.comfy import packages
 from comfycheck.comfy.client import ComfyClient
 from comfycheck.comfy.expected import intermediate_dtype, predict
 from comfycheck.comfy.protocol import protocol_problems
@@ -16,6 +17,7 @@ from comfycheck.comfy.uploads import full_upload
 from comfycheck.comfy.workflows import check_preflight, generation_workflow, load_workflow, make_unique
 from comfycheck.config.targets import percentile
 from comfycheck.config.units import GB
+from comfycheck.judge import install
 from comfycheck.judge.foundations import backend_upload_limit
 from comfycheck.polling import DeadlineExceeded, wait_until
 from comfycheck.probes.gpu import Sampler, SystemStatsSource
@@ -81,13 +83,35 @@ def test_upload_just_under_the_limit_reaches_comfyui(comfy, profile, measure):
 
 
 @pytest.mark.smoke
-def test_required_custom_nodes_present(comfy, profile):
+@pytest.mark.foundation("comfy_packages")
+def test_comfyui_packages_meet_its_requirements(comfy, profile, measure):
+    stats = comfy.system_stats()
+    judged = install.packages_judged(profile, stats)
+    if judged is None:
+        required = packages.required_frontend(stats)
+        measure.info("required_frontend_version", required or "not said")
+        pytest.skip(f"ComfyUI {stats['system'].get('comfyui_version', '?')} does not list its packages' versions "
+                    "(/system_stats has no system.comfy_package_versions): the UI check "
+                    "test_comfyui_page_serves_the_required_frontend compares the frontend the page serves with "
+                    f"required_frontend_version ({required or 'not said'})")
+    if judged.fix:  # ComfyUI's own log has the exact command for its venv and folder, where it may be read
+        judged = install.packages_judged(profile, stats, install.read_log(profile, comfy))
+    measure.judged(judged)
+
+
+@pytest.mark.smoke
+def test_required_custom_nodes_present(comfy, profile, measure, run_record):
     offered = comfy.object_info()
     missing = [n for n in profile.comfyui.required_nodes if n not in offered]
-    assert not missing, (
-        f"node classes missing on the server: {', '.join(missing)} "
-        "(custom node not installed, or it failed to import: see ComfyUI's startup log)"
-    )
+    log = install.read_log(profile, comfy)
+    loaded = packages.custom_nodes(offered)
+    failed = [f.node for f in log.log.failed_custom_nodes] if log.log is not None and log.unknown() is None else []
+    run_record.saw_custom_nodes(loaded, failed)
+    measure.info("custom nodes loaded", len(loaded), "nodes", names=loaded, failed_to_import=failed,
+                 log=log.unknown() or "read from /internal/logs")
+    problem = install.custom_nodes_problem(profile, missing, log)
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.mark.smoke

@@ -6,12 +6,18 @@ or comfyui_dir in ~/.config/comfycheck/config.toml).
 """
 from __future__ import annotations
 
+import os
+import subprocess
+
+import httpx
 import pytest
+import tomli_w
 
 from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.config.profile import load_profile
+from comfycheck.polling import wait_until
 from comfycheck.stack import EmbeddedStack, StackError, real
-from tests.selftest.helpers import run_pytest
+from tests.selftest.helpers import free_port, red_lines, run_pytest
 
 pytestmark = [pytest.mark.selftest, pytest.mark.real_comfyui]
 REAL_PROFILE = PROJECT_ROOT / "profiles" / "local-real.toml"
@@ -54,3 +60,77 @@ def test_layer_passes_on_real_comfyui(real_stack, layer, args):
     assert result.returncode == 0, (f"{layer} on real ComfyUI failed (exit {result.returncode}): {summary}\n"
                                     f"{out[-6000:]}")
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+
+
+BACKEND = "tests/acceptance/test_backend.py"
+BROKEN_NODE = '''"""comfycheck's self-test: a custom node whose import fails (pulled without its new dependency)."""
+import comfycheck_selftest_missing_dependency  # noqa: F401
+
+NODE_CLASS_MAPPINGS = {}
+'''
+
+
+class ServerExited(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def half_updated(tmp_path_factory):
+    """Real ComfyUI after a half-done update, started on a port of its own: an older comfyui-frontend-package's
+    metadata found first on its path (PYTHONPATH, as a user's --user or leftover install is), and a custom node in
+    its own temporary custom_nodes folder whose __init__.py raises. Nothing is written into the ComfyUI checkout."""
+    real_profile = load_profile(REAL_PROFILE)
+    assert real_profile.stack is not None
+    try:
+        found = real.locate(real_profile.stack.comfyui_dir, real_profile.stack.comfyui_python)
+    except real.RealComfyUINotFound as exc:
+        pytest.skip(f"the half-done update on real ComfyUI left out: {exc}")
+    tmp = tmp_path_factory.mktemp("half-updated")
+    real.prepare_base(tmp / "base", [])
+    (tmp / "base" / "custom_nodes" / "comfycheck_selftest_broken_node").mkdir()
+    (tmp / "base" / "custom_nodes" / "comfycheck_selftest_broken_node" / "__init__.py").write_text(BROKEN_NODE)
+    older = tmp / "older" / "comfyui_frontend_package-1.48.7.dist-info"
+    older.mkdir(parents=True)
+    (older / "METADATA").write_text("Metadata-Version: 2.1\nName: comfyui-frontend-package\nVersion: 1.48.7\n")
+    port = free_port()
+    log = (tmp / "comfyui.log").open("w")
+    proc = subprocess.Popen(found.command("127.0.0.1", port, tmp / "base", [], gpu=False), stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(tmp / "older")})
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise ServerExited(f"ComfyUI exited ({proc.returncode}): {(tmp / 'comfyui.log').read_text()[-2000:]}")
+        return httpx.get(f"http://127.0.0.1:{port}/system_stats", timeout=2).status_code == 200
+
+    try:
+        wait_until(answers, timeout=120, interval=0.2, what=f"real ComfyUI on port {port}", fatal=(ServerExited,))
+        profile = tmp / "half-updated.toml"
+        profile.write_text(tomli_w.dumps({
+            "name": "half-updated", "comfyui": {
+                "url": f"http://127.0.0.1:{port}", "read_logs": True,
+                "required_nodes": ["EmptyImage", "ImageInvert", "SaveImage"]}}))
+        yield profile, found
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_a_half_done_update_of_real_comfyui_is_named_as_such(half_updated):
+    profile, found = half_updated
+    result = run_pytest("-m", "smoke", BACKEND, profile=profile)
+    out = result.stdout + result.stderr
+    packages, nodes = (f"{BACKEND}::test_comfyui_packages_meet_its_requirements",
+                       f"{BACKEND}::test_required_custom_nodes_present")
+    assert red_lines(out) == [packages, nodes], out
+    for phrase in ("comfyui-frontend-package 1.48.7 installed, 1.49.6 required: a half-done update",
+                   f"run {found.python} -m pip install -r {found.directory}/requirements.txt (the command ComfyUI "
+                   "logs)",
+                   "every node class the profile requires is offered",
+                   "custom nodes that failed to import (ComfyUI's log): comfycheck_selftest_broken_node "
+                   "(ModuleNotFoundError: No module named 'comfycheck_selftest_missing_dependency', at __init__.py, "
+                   "line 2)"):
+        assert phrase in out, f"{phrase!r} not said:\n{out}"

@@ -9,6 +9,7 @@ from typing import Any
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page
 
+from comfycheck.judge.install import SERVED_FRONTEND_JS
 from comfycheck.probes.browser import PageWatch, navigation_cause
 
 # What "ready" is made of: the app object, the splash/loading mask gone, the canvas shown, the Run button shown.
@@ -117,6 +118,14 @@ class ComfyPage:
                 return (f"the ComfyUI page {self.url} was not ready after {timeout_s:g} s: missing "
                         f"{', '.join(missing)}" + (f"; the page saw: {'; '.join(problems[:6])}" if problems else ""))
             self.page.wait_for_timeout(100)  # Playwright delivers the page's events meanwhile
+
+    def frontend_version(self) -> str | None:
+        """The frontend's version as the page itself says it (the app sets it as it mounts)."""
+        try:
+            version = self.page.evaluate(SERVED_FRONTEND_JS)
+        except PlaywrightError:
+            return None
+        return str(version) if version else None
 
     # --- actions --------------------------------------------------------------------------------
     def close_dialogs(self, rounds: int = 5) -> int:

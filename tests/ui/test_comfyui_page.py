@@ -11,8 +11,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 
+from comfycheck.comfy import packages
 from comfycheck.comfy.expected import predict
 from comfycheck.comfy.workflows import load_workflow, make_unique
+from comfycheck.judge import hints, install
 from comfycheck.probes.browser import COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE, PageWatch
 from tests.ui.pages import ComfyPage, pump_until
 
@@ -25,10 +27,20 @@ class Load:
     watch: PageWatch
     error: str | None = None
     dialogs_closed: int = 0
+    served_frontend: str | None = None  # the frontend the page says it is
+    required_frontend: str | None = None  # the one ComfyUI requires (/system_stats)
+
+    def frontend_differs(self) -> str:
+        """What to say instead of "refresh the baseline" while the page is not the frontend ComfyUI requires."""
+        if self.served_frontend and self.required_frontend and self.served_frontend != self.required_frontend:
+            return (f"the page serves frontend {self.served_frontend}, ComfyUI requires {self.required_frontend}: "
+                    "fix the install first (test_comfyui_packages_meet_its_requirements says how); a baseline "
+                    "taken now would hide it")
+        return ""
 
 
 @pytest.fixture(scope="module")
-def comfy_page(module_page, profile, deployment, watch_factory, foundations):
+def comfy_page(module_page, profile, deployment, comfy, watch_factory, foundations):
     if profile.public_url is None:
         pytest.skip(f"profile {profile.name!r} has no [public] table: the page is checked through the proxy")
     load = Load(ComfyPage(module_page, profile.public_url + "/"),
@@ -37,6 +49,10 @@ def comfy_page(module_page, profile, deployment, watch_factory, foundations):
     foundations.report("comfyui_page", load.error)
     if load.error is None:
         load.dialogs_closed = load.comfy.close_dialogs()
+        load.served_frontend = load.comfy.frontend_version()
+        load.required_frontend = packages.required_frontend(comfy.system_stats())
+        foundations.report("served_frontend",
+                           install.served_frontend_problem(load.served_frontend, load.required_frontend))
     return load
 
 
@@ -53,6 +69,22 @@ def test_comfyui_page_becomes_ready(comfy_page, module_page, screenshots, measur
                  dialogs_closed=comfy_page.dialogs_closed, title=module_page.title())
 
 
+@pytest.mark.foundation("served_frontend")
+def test_comfyui_page_serves_the_required_frontend(comfy_page, comfy, profile, measure):
+    _ready(comfy_page)
+    served, required = comfy_page.served_frontend, comfy_page.required_frontend
+    measure.info("frontend the page serves", served or "not said", required=required or "not said")
+    if served is None or required is None:
+        pytest.skip("the page does not say its frontend version (window.__COMFYUI_FRONTEND_VERSION__)" if served
+                    is None else "ComfyUI does not say the frontend it requires (system.required_frontend_version)")
+    problem = install.served_frontend_problem(served, required)
+    if problem:
+        read = install.read_log(profile, comfy)  # ComfyUI's log has the command for its own venv and folder
+        logged = read.log.requirements_command if read.log is not None else None
+        pytest.fail(f"{problem}: {hints.install_comfyui_requirements(profile.comfyui.venv, logged)}", pytrace=False)
+
+
+@pytest.mark.needs("served_frontend")
 def test_comfyui_page_has_no_console_errors_or_failed_requests(comfy_page, measure):
     _ready(comfy_page)
     w = comfy_page.watch
@@ -78,6 +110,7 @@ def test_comfyui_page_websocket_receives_status(comfy_page, module_page, profile
         "to polling and shows 'Reconnecting...'")
 
 
+@pytest.mark.needs("served_frontend")
 def test_comfyui_page_matches_baseline(comfy_page, module_page, profile, screenshots, measure):
     _ready(comfy_page)
     # A first visit shows an empty graph, later ones the default graph: compare a fixed workflow instead.
@@ -88,11 +121,11 @@ def test_comfyui_page_matches_baseline(comfy_page, module_page, profile, screens
     comfy.reset_view()
     comfy.next_frames()
     png, masks = screenshots.take(module_page, "comfyui-baseline-view", masks=comfy.masks)
-    screenshots.compare(png, "comfyui", masks, measure)
+    screenshots.compare(png, "comfyui", masks, measure, instead_of_update=comfy_page.frontend_differs())
 
 
 @pytest.mark.generation
-@pytest.mark.needs("public_websocket")
+@pytest.mark.needs("public_websocket", "served_frontend")
 def test_comfyui_run_button_runs_smoke_workflow(comfy_page, module_page, profile, screenshots, measure):
     if not profile.ui.run_workflow:
         pytest.skip("the profile says not to run a workflow from the page ([ui] run_workflow = false)")

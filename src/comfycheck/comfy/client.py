@@ -101,8 +101,10 @@ class ComfyClient:
     def url(self, path: str) -> str:
         return f"{self.base_url}{self.api_prefix}{path}"
 
-    def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), **kw) -> httpx.Response:
-        url = self.url(path)
+    def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), bare: bool = False,
+                **kw) -> httpx.Response:
+        """`bare`: a path ComfyUI serves outside its API prefix (/internal/...)."""
+        url = f"{self.base_url}{path}" if bare else self.url(path)
         headers = dict(kw.pop("headers", {}) or {})
         if self.origin and method != "GET":
             headers.setdefault("Origin", self.origin)
@@ -142,6 +144,21 @@ class ComfyClient:
 
     def system_stats(self) -> dict:
         return self.get_json("/system_stats")
+
+    def startup_log(self) -> str:
+        """ComfyUI's own log (/internal/logs: its last 300 records). Asked of the backend only: an internal route
+        that a public address should not serve, and one that holds paths and arguments."""
+        if self.via_proxy:
+            raise ComfyError(f"ComfyUI's log is read from the backend address only, not from {self.base_url}")
+        resp = self.request("GET", "/internal/logs", bare=True)
+        try:
+            text = resp.json()
+        except ValueError:
+            text = None
+        if not isinstance(text, str):
+            raise ComfyHTTPError(f"GET {self.base_url}/internal/logs: expected a JSON string, got "
+                                 f"{resp.text[:200]!r}", resp.status_code)
+        return text
 
     def queue(self) -> dict:
         return self.get_json("/queue")

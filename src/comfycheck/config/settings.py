@@ -69,6 +69,11 @@ class ComfySettings(_TokenFromEnv):
     must_not_be_public: bool = key(_bool, False)
     # the uploads ComfyUI itself must take; None: public.upload_limit_mib, else the proxy target's default
     upload_limit_mib: float | None = key(_num, None)
+    # read ComfyUI's own log (/internal/logs on this backend url, never the public address) for the custom nodes
+    # that failed to import; off unless the profile says so, as the log holds paths and command lines
+    read_logs: bool = key(_bool, False)
+    # ComfyUI's venv on its own host, so that the fix of a half-done update is written out in full
+    venv: str = key(_str, "")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ DEFAULT_TARGETS: dict[str, Target] = {
     for t in [
         # startup and restart are polled for (every 0.1 s by default), the silence is held to a tenth of a second
         Target("startup_s", "ComfyUI startup", 30, "s", decimals=1),
+        # a half-done update: ComfyUI's own pip packages (frontend, templates, docs) below its requirements.txt
+        Target("comfy_packages_below_required", "ComfyUI's own packages below the version it requires", 0,
+               "packages", "<="),
         Target("restart_s", "ComfyUI restart after crash", 30, "s", decimals=1),
         Target("vram_idle_pct", "VRAM idle", 10, "%"),
         Target("vram_generation_pct", "VRAM during a 512x512 generation", 80, "%"),

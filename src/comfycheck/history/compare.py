@@ -5,6 +5,7 @@ import html
 from dataclasses import dataclass, field
 
 from ..judge.measurements import FAIL, PASS, Measurement
+from ..outputs.versions import FAILED_TO_IMPORT as FAILED
 from . import regression
 from .store import History, Run
 
@@ -22,6 +23,18 @@ class Comparison:
     now_met: list[str] = field(default_factory=list)
     regressions: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)  # "ComfyUI 0.3.59 -> 0.3.60"
+    # a failing run: the last passing run of the profile (any kind), and what changed since it
+    good: Run | None = None
+    since_good: list[str] = field(default_factory=list)
+
+    def changed_since_good(self) -> str:
+        """The failing run's line: which versions changed since the last run that passed (or that none did)."""
+        if self.good is None:
+            return ""
+        since = f"since run {self.good.label} ({self.good.kind}, passed)"
+        if self.since_good:
+            return f"{', '.join(self.since_good)} {since}"
+        return f"no version changed {since}: not an update"
 
     def summary(self) -> str:
         if self.previous is None:
@@ -36,7 +49,7 @@ class Comparison:
         return f"{head}: " + ("; ".join(parts) if parts else "no change in checks, targets, figures or versions")
 
     def lines(self) -> list[str]:
-        out = [self.summary()]
+        out = [x for x in (self.changed_since_good(), self.summary()) if x]
         for title, items in (("newly failing", self.newly_failing), ("fixed", self.fixed),
                              ("target newly missed", self.newly_missed), ("target met again", self.now_met),
                              ("worse than usual", self.regressions)):
@@ -45,9 +58,12 @@ class Comparison:
 
     def html(self) -> str:
         colour = "#b00020" if (self.newly_failing or self.newly_missed or self.regressions) else "#555"
-        items = "".join(f"<li>{html.escape(x.strip())}</li>" for x in self.lines()[1:])
+        items = "".join(f"<li>{html.escape(x.strip())}</li>" for x in self.lines() if x.startswith("  "))
+        since = self.changed_since_good()
+        since_html = (f'<p style="margin:0 0 4px 0;font-weight:bold" class="comfycheck-since-good">'
+                      f'{html.escape(since)}</p>' if since else "")
         return (f'<div class="comfycheck-comparison" style="border-left:4px solid {colour};padding:4px 8px;'
-                f'margin:8px 0"><p style="margin:0">{html.escape(self.summary())}</p>'
+                f'margin:8px 0">{since_html}<p style="margin:0">{html.escape(self.summary())}</p>'
                 f'{f"<ul>{items}</ul>" if items else ""}</div>')
 
 
@@ -61,11 +77,15 @@ def series_key(target: str | None, name: str) -> tuple[str, str]:
 
 def compare(history: History, *, profile: str, kind: str, run_id: int | None, measurements: list[Measurement],
             checks: dict[str, str], versions: dict[str, str], window: int = regression.WINDOW,
-            pct: float = regression.PCT) -> Comparison:
-    """This run (not yet in the history, or `run_id` if it was begun there) against the previous ones."""
+            pct: float = regression.PCT, failed: bool = False) -> Comparison:
+    """This run (not yet in the history, or `run_id` if it was begun there) against the previous ones; a failed
+    run also against the last one of the profile that passed."""
     before = run_id
     last = history.runs(profile, kind=kind, finished_only=True, before=before, limit=1)
     c = Comparison(profile, kind, last[0] if last else None)
+    if failed and versions.get("comfyui"):
+        c.good = history.last_passed(profile, before=before)
+        c.since_good = version_changes(c.good.versions, versions) if c.good else []
     if c.previous is None:
         return c
     prev = c.previous
@@ -117,13 +137,31 @@ def _previous_values(history: History, profile: str, before: int | None, wanted:
     return {k: list(reversed(v)) for k, v in found.items()}
 
 
-LABELS = {"comfyui": "ComfyUI", "frontend": "frontend", "torch": "torch", "python": "Python", "gpu": "GPU",
-          "comfycheck": "comfycheck"}
+LABELS = {"comfyui": "ComfyUI", "comfyui-frontend-package": "comfyui-frontend-package", "torch": "torch",
+          "python": "Python", "gpu": "GPU", "custom_nodes": "custom nodes", "comfycheck": "comfycheck"}
+RENAMED = {"frontend": "comfyui-frontend-package"}  # the key of runs kept before every package was recorded
 
 
 def version_changes(old: dict, new: dict) -> list[str]:
+    old = {RENAMED.get(k, k): v for k, v in old.items()}
+    new = {RENAMED.get(k, k): v for k, v in new.items()}
     out = []
     for key in sorted(set(old) | set(new), key=lambda k: (list(LABELS).index(k) if k in LABELS else 99, k)):
         if old.get(key) != new.get(key) and old.get(key) and new.get(key):
-            out.append(f"{LABELS.get(key, key)} {old[key]} -> {new[key]}")
+            out.append(f"{LABELS.get(key, key)} {_change(key, old[key], new[key])}")
     return out
+
+
+def _change(key: str, old: str, new: str) -> str:
+    if key != "custom_nodes":
+        return f"{old} -> {new}"
+    was, now = _names(old), _names(new)  # a list of names: say what came, went, or stopped importing
+    failing = {n.removesuffix(FAILED) for n in now if n.endswith(FAILED)}
+    parts = [f"{n.removesuffix(FAILED)} fails to import" if n.removesuffix(FAILED) in was else f"+{n}"
+             for n in now if n not in was]
+    parts += [f"-{n}" for n in was if n not in now and n not in failing]
+    return ", ".join(parts)
+
+
+def _names(text: str) -> list[str]:
+    return [] if text == "none" else [n.strip() for n in text.split(", ") if n.strip()]

@@ -198,6 +198,13 @@ class History:
         return [Run(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]), r[8], r[9])
                 for r in reversed(rows)]
 
+    def last_passed(self, profile: str, *, before: int | None = None) -> Run | None:
+        """The newest run of the profile, of any kind, that passed and saw the deployment's versions."""
+        row = self.db.execute("SELECT id FROM runs WHERE profile = ? AND verdict = 'passed' AND id < ? AND "
+                              "versions LIKE '%\"comfyui\"%' ORDER BY id DESC LIMIT 1",
+                              (profile, before if before is not None else 2**62)).fetchone()
+        return self.runs(profile, before=row[0] + 1, limit=1)[0] if row else None
+
     def profiles(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT profile FROM runs ORDER BY profile")]
 

@@ -58,7 +58,7 @@ class Dependants:
             if key == own:
                 continue  # the foundation's own check runs: it is the red line
             failure = self.foundations.failure(key, probe=False)
-            if failure is None:
+            if failure is None or not self.foundations.defs[failure.key].skips_dependants:
                 continue
             reporter = self._reporter(failure)
             if reporter is not None and reporter != item.nodeid and reporter not in self.passed:
@@ -106,7 +106,7 @@ class Dependants:
 
     def convert(self, item: pytest.Item, report: pytest.TestReport, message: str) -> None:
         if report.skipped and report.when == "setup" and message.startswith(BLOCKED):
-            report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {message}")  # the check's line
+            report.longrepr = (str(item.path), _line(item), f"Skipped: {message}")
             return
         if not report.failed or report.when == "teardown":
             return
@@ -115,8 +115,13 @@ class Dependants:
             return
         failure, reporter = found
         report.outcome = "skipped"  # the cause is told once, by the check that reports it
-        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {self._message(failure, reporter)}")
+        report.longrepr = (str(item.path), _line(item), f"Skipped: {self._message(failure, reporter)}")
 
     def logged(self, report: pytest.TestReport) -> None:
         if report.when == "call" and report.passed:
             self.passed.add(report.nodeid)
+
+
+def _line(item: pytest.Item) -> int:
+    """The check's own line, as pytest numbers it in a skip line (1-based; item.location is 0-based)."""
+    return (item.location[1] or 0) + 1

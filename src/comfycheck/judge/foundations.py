@@ -16,7 +16,7 @@ from ..config.profile import Profile
 from ..config.units import MiB
 from ..probes import tls
 from ..probes.forge import ForgeClient, ForgeError
-from . import hints
+from . import hints, install
 from .measurements import FAIL, Measurement
 
 
@@ -25,6 +25,9 @@ class Foundation:
     key: str
     title: str  # reads after "blocked: ", e.g. "the certificate of https://x verifies"
     requires: tuple[str, ...] = ()
+    # False: what stands on it still runs once it is known to have failed (it may well pass: a half-done update
+    # leaves most of the page working); only what then fails is reported as blocked by it
+    skips_dependants: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,12 @@ def for_profile(profile: Profile) -> Foundations:
         defs.append(Foundation("stack", f"the embedded stack of profile {profile.name!r} starts"))
         below_backend = ("stack",)
     defs += [Foundation("backend", f"ComfyUI at {profile.comfyui.url} answers", below_backend),
-             Foundation("backend_upload", f"ComfyUI takes uploads of {profile.upload_limit_mib:g} MiB", ("backend",))]
+             Foundation("backend_upload", f"ComfyUI takes uploads of {profile.upload_limit_mib:g} MiB", ("backend",)),
+             Foundation("comfy_packages", "ComfyUI's own packages are at the versions its requirements.txt requires",
+                        ("backend",), skips_dependants=False)]
     probes: dict[str, Callable[[], str | None]] = {"backend": lambda: _backend(profile),
-                                                   "backend_upload": lambda: _backend_upload(profile)}
+                                                   "backend_upload": lambda: _backend_upload(profile),
+                                                   "comfy_packages": lambda: install.packages_problem(profile)}
     if profile.forge_url:
         defs += [Foundation("forge", f"Forge at {profile.forge_url} answers", below_backend),
                  Foundation("forge_page", f"the Forge page {profile.forge_url}/ loads", ("forge",))]
@@ -94,6 +100,9 @@ def for_profile(profile: Profile) -> Foundations:
                        ("certificate", "backend")),
             Foundation("public_websocket", f"WebSockets open through {url}", ("host_origin",)),
             Foundation("comfyui_page", f"the ComfyUI page {url}/ loads", ("host_origin",)),
+            # reported by the page's fixture, which reads the frontend the page says it is
+            Foundation("served_frontend", "the page serves the frontend ComfyUI requires",
+                       ("comfyui_page", "comfy_packages"), skips_dependants=False),
             Foundation("proxy_upload", f"the proxy at {url} takes uploads of {profile.public.upload_limit_mib:g} MiB",
                        ("host_origin",)),
         ]

@@ -24,3 +24,24 @@ def raise_proxy_body_limit(mib: float) -> str:
 
 def raise_comfyui_upload_limit(mib: float) -> str:
     return f"start ComfyUI with --max-upload-size {mib:g} (or more)"
+
+
+def install_comfyui_requirements(venv: str, logged: str | None = None) -> str:
+    """The fix of a half-done ComfyUI update: its requirements installed in its own venv. `logged`: the command
+    ComfyUI itself printed (its log names its own python and folder); `venv`: the profile's comfyui.venv."""
+    if logged:
+        return f"run {logged} (the command ComfyUI logs), then restart ComfyUI"
+    if venv:
+        windows = "\\" in venv or venv[1:2] == ":"  # a Windows venv (ComfyUI outside WSL)
+        python = venv.rstrip("/\\") + ("\\Scripts\\python.exe" if windows else "/bin/python")
+        return f"in ComfyUI's folder run {python} -m pip install -r requirements.txt, then restart ComfyUI"
+    return ("in ComfyUI's folder run pip install -r requirements.txt with ComfyUI's own venv's python, then restart "
+            "ComfyUI (set [comfyui] venv in the profile to have the command written out)")
+
+
+def find_comfyui_log(why: str) -> str:
+    """Where to read the node imports when the suite cannot read ComfyUI's log itself."""
+    return (f"{why}; ComfyUI's startup log names each custom node that failed to import (lines 'Cannot import ... "
+            "module for custom nodes' and '(IMPORT FAILED)'): read the console or service log ComfyUI runs under "
+            "(journalctl -u, supervisorctl tail, the watchdog's log), or set [comfyui] read_logs = true to have it "
+            "read from /internal/logs on the backend")

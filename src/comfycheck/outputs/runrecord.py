@@ -13,9 +13,9 @@ import pytest
 from ..config.paths import PROJECT_ROOT
 from ..config.profile import Profile
 from ..history import History, HistoryError
-from ..history.compare import Comparison, compare
+from ..history.compare import BAD, Comparison, compare
 from ..history.store import now_iso
-from ..judge.measurements import Measurement
+from ..judge.measurements import FAIL, Measurement
 from . import prometheus
 from . import versions as seen_versions
 from .report import Outcome, counts, run_verdict
@@ -73,6 +73,7 @@ class RunRecord:
         self.outcomes = outcomes
         self.measurements = measurements
         self.system_stats: dict = {}
+        self.custom_nodes: str | None = None
         self.run_id: int | None = None
         self.kind = run_kind(config)
         self.history: History | None = None
@@ -101,8 +102,15 @@ class RunRecord:
         """The first /system_stats of the run (the `comfy` fixture's): where the versions come from."""
         self.system_stats = self.system_stats or stats
 
+    def saw_custom_nodes(self, loaded: list[str], failed: list[str]) -> None:
+        """The custom nodes the server loaded (/object_info) and those its log says failed to import."""
+        self.custom_nodes = seen_versions.of_custom_nodes(loaded, failed)
+
     def versions(self) -> dict[str, str]:
-        return {**seen_versions.from_system_stats(self.system_stats), "comfycheck": seen_versions.comfycheck()}
+        seen = seen_versions.from_system_stats(self.system_stats)
+        if self.custom_nodes is not None and seen:
+            seen["custom_nodes"] = self.custom_nodes
+        return {**seen, "comfycheck": seen_versions.comfycheck()}
 
     # --- hooks ----------------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -115,10 +123,11 @@ class RunRecord:
             return None
         if self._comparison is None:
             checks = {o.nodeid: o.outcome for o in self.outcomes.values()}
+            failed = any(o in BAD for o in checks.values()) or any(m.verdict == FAIL for m in self.measurements)
             self._comparison = compare(self.history, profile=self.profile.name, kind=self.kind, run_id=self.run_id,
                                        measurements=self.measurements, checks=checks, versions=self.versions(),
                                        window=self.profile.results.regression_window,
-                                       pct=self.profile.results.regression_pct)
+                                       pct=self.profile.results.regression_pct, failed=failed)
         return self._comparison
 
     @pytest.hookimpl(tryfirst=True)  # before pytest-html writes the report that shows the comparison

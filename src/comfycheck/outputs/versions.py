@@ -7,24 +7,36 @@ import functools
 import subprocess
 from importlib import metadata
 
+from ..comfy import packages
 from ..comfy.system_stats import card_name, gpu_devices
 from ..config.paths import PROJECT_ROOT
 
 
 def from_system_stats(stats: dict) -> dict[str, str]:
-    """What /system_stats says: ComfyUI, the installed frontend package, torch, Python and the first GPU."""
+    """What /system_stats says: ComfyUI, each of its own packages as installed (the frontend among them), torch,
+    Python and the first GPU."""
     system = stats.get("system") or {}
-    packages = {p.get("name"): p.get("installed") for p in system.get("comfy_package_versions") or []
-                if isinstance(p, dict)}
     gpus = gpu_devices(stats)
     seen = {
         "comfyui": system.get("comfyui_version"),
-        "frontend": packages.get("comfyui-frontend-package") or system.get("required_frontend_version"),
         "torch": system.get("pytorch_version"),
         "python": str(system.get("python_version") or "").split(" ")[0] or None,
         "gpu": card_name(gpus[0]["name"]) if gpus else ("cpu" if stats.get("devices") else None),
     }
+    listed = packages.listed(stats)
+    if listed is None:  # an older ComfyUI: the frontend it requires is what it would serve
+        seen[packages.FRONTEND] = packages.required_frontend(stats)
+    for p in listed or []:
+        seen[p.name] = p.installed or "not installed"
     return {k: str(v) for k, v in seen.items() if v}
+
+
+FAILED_TO_IMPORT = " (failed to import)"
+
+
+def of_custom_nodes(loaded: list[str], failed: list[str]) -> str:
+    """The custom nodes a run saw, as one version string: their names (ComfyUI says no versions of them)."""
+    return ", ".join([*loaded, *(f"{name}{FAILED_TO_IMPORT}" for name in failed)]) or "none"
 
 
 @functools.cache

@@ -17,6 +17,9 @@ FAULTS = {
     "user_css": "",  # /user.css serves this stylesheet (the page looks different from its baseline)
     "cpu_only": False,  # /system_stats lists only the cpu device, as ComfyUI started with --cpu does
     "ram_leak_mb": 0.0,  # every prompt keeps this many MB of RAM it never gives back (a slow leak)
+    # a half-done update: this older comfyui-frontend-package is the one installed and served (e.g. "1.48.7")
+    "stale_frontend": "",
+    "broken_custom_node": "",  # this custom node (a folder name) failed to import at startup: the log says why
 }
 
 

@@ -224,7 +224,7 @@ def api_routes(standin) -> web.RouteTableDef:
 
     @r.get("/internal/logs")
     async def logs(request):
-        return j("")
+        return j(standin.startup_log())
 
     return r
 

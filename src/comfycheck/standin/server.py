@@ -11,6 +11,7 @@ nodes.py (what each node computes), validation.py (POST /prompt's checks); this 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import sys
 from collections import OrderedDict
@@ -20,7 +21,7 @@ import psutil
 from aiohttp import web
 
 from ..config.units import GiB, MiB
-from . import DATA, nodes
+from . import DATA, nodes, startup
 from .control import FAULTS, control_app
 from .nodes import Vram
 from .prompts import PromptQueue
@@ -39,7 +40,7 @@ class StandIn(PromptQueue, Storage):
         import comfyui_frontend_package
 
         self.web_root = Path(comfyui_frontend_package.__file__).with_name("static")
-        self.frontend_version = getattr(comfyui_frontend_package, "__version__", "unknown")
+        self.started = dt.datetime.now()
         self.host, self.port = host, port
         self.dirs = {k: data_dir / k for k in ("input", "output", "temp", "models", "user")}
         nodes.ensure_dirs(*self.dirs.values(), self.dirs["user"] / "default" / "workflows")
@@ -89,7 +90,8 @@ class StandIn(PromptQueue, Storage):
         if isinstance(self.max_upload_mib, float):
             argv += ["--max-upload-size", f"{self.max_upload_mib:g}"]
         s.update(ram_total=mem.total, ram_free=mem.available, python_version=sys.version, argv=argv)
-        s["required_frontend_version"] = self.frontend_version
+        s["comfy_package_versions"] = startup.package_versions(s["comfy_package_versions"],
+                                                               self.faults["stale_frontend"])
         if self.faults["cpu_only"]:  # as recorded from a real --cpu server: RAM reported as the device's memory
             stats["devices"] = [{"name": "cpu", "type": "cpu", "index": None, "vram_total": mem.total,
                                  "vram_free": mem.available, "torch_vram_total": mem.total,
@@ -107,6 +109,11 @@ class StandIn(PromptQueue, Storage):
         }]
         return stats
 
+    def startup_log(self) -> str:
+        required = json.loads((DATA / "system_stats.json").read_text())["system"]["required_frontend_version"]
+        return startup.startup_log(self.started, required, stale_frontend=self.faults["stale_frontend"],
+                                   broken_custom_node=self.faults["broken_custom_node"])
+
     def routes(self) -> web.RouteTableDef:
         return api_routes(self)
 
@@ -118,14 +125,21 @@ class StandIn(PromptQueue, Storage):
         api = web.RouteTableDef()
         for route in routes:
             assert isinstance(route, web.RouteDef)  # every API route is a plain one (no static folders)
+            if route.path.startswith("/internal/"):
+                continue  # ComfyUI's internal routes are a sub-app of their own, not under /api
             api.route(route.method, "/api" + route.path)(route.handler)
         # ComfyUI registers /api/jobs bare too and prefixes everything with /api, hence /api/api/jobs.
 
         async def index(request):
             headers = {"Cache-Control": "no-store, must-revalidate", "Pragma": "no-cache", "Expires": "0"}
-            if not self.faults.get("console_error"):
+            if not (self.faults["console_error"] or self.faults["stale_frontend"]):
                 return web.FileResponse(self.web_root / "index.html", headers=headers)
-            script = f"<script>console.error({json.dumps(self.faults['console_error'])})</script>"
+            script = ""
+            if self.faults["console_error"]:
+                script += f"<script>console.error({json.dumps(self.faults['console_error'])})</script>"
+            if self.faults["stale_frontend"]:  # the page says it is the stale frontend, as an older wheel would
+                script += ("<script>Object.defineProperty(window, '__COMFYUI_FRONTEND_VERSION__', "
+                           f"{{get: () => {json.dumps(self.faults['stale_frontend'])}, set: () => {{}}}})</script>")
             page = (self.web_root / "index.html").read_text().replace("</head>", script + "</head>", 1)
             return web.Response(text=page, content_type="text/html", headers=headers)
 
