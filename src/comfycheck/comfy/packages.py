@@ -49,11 +49,6 @@ def listed(stats: dict) -> list[Package] | None:
             for r in rows if isinstance(r, dict) and r.get("name")]
 
 
-def below_required(stats: dict) -> list[Package] | None:
-    found = listed(stats)
-    return None if found is None else [p for p in found if p.below_required]
-
-
 def required_frontend(stats: dict) -> str | None:
     """The frontend this ComfyUI requires (system.required_frontend_version), where it says."""
     return _text((stats.get("system") or {}).get("required_frontend_version"))

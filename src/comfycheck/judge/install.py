@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..comfy import packages
 from ..comfy.client import ComfyClient, ComfyError
-from ..comfy.startup_log import StartupLog, parse
+from ..comfy.startup_log import LOG_CAPACITY, StartupLog, parse
 from ..config.profile import Profile
 from . import hints
 from .measurements import Measurement
@@ -28,7 +28,7 @@ class LogRead:
             return self.why_not
         if not self.log.holds_startup:
             return ("ComfyUI's log (/internal/logs) no longer reaches back to its start: it keeps its last "
-                    "300 records")
+                    f"{LOG_CAPACITY} records")
         return None
 
 
