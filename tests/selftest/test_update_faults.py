@@ -47,7 +47,8 @@ def test_the_page_alone_names_the_frontend_it_serves(fault_switch):
     result = run_pytest(PAGE, timeout=240)
     out = result.stdout + result.stderr
     assert_fails(result, SERVED, "the page serves frontend 1.48.7, ComfyUI requires 1.49.6",
-                 "a half-done update left the older frontend installed", "pip install -r requirements.txt")
+                 "a half-done update left the older frontend installed",
+                 "run /srv/venv/bin/python -m pip install -r /srv/ComfyUI/requirements.txt (the command ComfyUI logs)")
     assert red_lines(out) == [SERVED], out
     baseline = page.test_comfyui_page_matches_baseline.__code__.co_firstlineno
     assert any(f"{PAGE}:{baseline}: blocked" in line for line in blocked_lines(out)), out
