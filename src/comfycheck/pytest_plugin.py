@@ -27,6 +27,7 @@ MARKERS = {
     "forge": "checks of the Forge service beside ComfyUI",
     "watchdog": "the watchdog restarts ComfyUI after a crash",
     "load": "Locust load runs (consecutive generations, VRAM through NVML or /system_stats)",
+    "class": "a class run: many students on the one GPU at once (loadtests/classroom.py, in a subprocess)",
     "destructive": "disrupts the service (kills ComfyUI); runs only if the profile or --allow-destructive allows it",
     "real_comfyui": "runs against the embedded stack on real ComfyUI ([stack] comfyui_dir or $COMFYCHECK_COMFYUI_DIR)",
     "foundation": "foundation(key): this check reports a foundation others stand on (comfycheck.judge.foundations)",

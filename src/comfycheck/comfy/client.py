@@ -6,7 +6,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -310,43 +310,52 @@ class ComfyClient:
         """Submit a workflow and wait on the WebSocket until *its* prompt finishes (or the deadline)."""
         client_id = uuid.uuid4().hex
         with self.websocket(client_id) as ws:
-            t0 = time.perf_counter()
-            deadline = t0 + timeout
-            queued = self.submit(workflow, client_id)
-            post_ms = (time.perf_counter() - t0) * 1000
-            prompt_id = queued["prompt_id"]
-            messages: list[WsMessage] = []
-            status = error = None
-            terminal_ms = None
-            server_ms: dict[str, int] = {}
-            while True:
-                remaining = deadline - time.perf_counter()
-                try:
-                    msg = ws.next(remaining) if remaining > 0 else None
-                except WebSocketLost as lost:
-                    raise WebSocketLost(self._lost_mid_prompt(prompt_id, lost, deadline), lost.silent_s) from None
-                if msg is None:
-                    if status:
-                        break  # terminal seen; the closing `executing` never came: nothing more to wait for
-                    seen = ", ".join(m.type for m in messages[-8:]) or "nothing"
-                    raise RunTimeout(
-                        f"prompt {prompt_id} did not finish within {timeout:g} s (last messages: {seen})"
-                    )
-                data = msg.get("data") or {}
-                if data.get("prompt_id") not in (None, prompt_id):
-                    continue
-                t_ms = (ws.last_received - t0) * 1000
-                messages.append(WsMessage(t_ms, msg["type"], data))
-                if "timestamp" in data and msg["type"].startswith("execution_"):
-                    server_ms.setdefault(msg["type"], data["timestamp"])
-                if msg["type"] in TERMINAL and status is None:
-                    status = msg["type"].removeprefix("execution_")
-                    terminal_ms = t_ms
-                    error = data if status != "success" else None
-                    deadline = min(deadline, time.perf_counter() + 5.0)
-                if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
-                    if status:
-                        break
+            return self.run_on(ws, client_id, workflow, timeout=timeout)
+
+    def run_on(self, ws: EventStream, client_id: str, workflow: dict, *, timeout: float = 300.0,
+               after_submit: Callable[[dict], None] | None = None) -> RunResult:
+        """Submit a workflow as `client_id` and wait on that client's open socket `ws` (a page's, held across
+        prompts) until its prompt finishes. `after_submit`: called with POST /prompt's answer, before the wait."""
+        t0 = time.perf_counter()
+        submitted_at = time.time()
+        deadline = t0 + timeout
+        queued = self.submit(workflow, client_id)
+        post_ms = (time.perf_counter() - t0) * 1000
+        prompt_id = queued["prompt_id"]
+        if after_submit is not None:
+            after_submit(queued)
+        messages: list[WsMessage] = []
+        status = error = None
+        terminal_ms = None
+        server_ms: dict[str, int] = {}
+        while True:
+            remaining = deadline - time.perf_counter()
+            try:
+                msg = ws.next(remaining) if remaining > 0 else None
+            except WebSocketLost as lost:
+                raise WebSocketLost(self._lost_mid_prompt(prompt_id, lost, deadline), lost.silent_s) from None
+            if msg is None:
+                if status:
+                    break  # terminal seen; the closing `executing` never came: nothing more to wait for
+                seen = ", ".join(m.type for m in messages[-8:]) or "nothing"
+                raise RunTimeout(
+                    f"prompt {prompt_id} did not finish within {timeout:g} s (last messages: {seen})"
+                )
+            data = msg.get("data") or {}
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            t_ms = (ws.last_received - t0) * 1000
+            messages.append(WsMessage(t_ms, msg["type"], data))
+            if "timestamp" in data and msg["type"].startswith("execution_"):
+                server_ms.setdefault(msg["type"], data["timestamp"])
+            if msg["type"] in TERMINAL and status is None:
+                status = msg["type"].removeprefix("execution_")
+                terminal_ms = t_ms
+                error = data if status != "success" else None
+                deadline = min(deadline, time.perf_counter() + 5.0)
+            if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+                if status:
+                    break
         history = self.history(prompt_id).get(prompt_id, {})
         extra = (history.get("prompt") or [None] * 4)[3] or {}
         if "create_time" in extra:
@@ -366,6 +375,7 @@ class ComfyClient:
             client_terminal_ms=terminal_ms,
             error=error,
             history=history,
+            submitted_at=submitted_at,
         )
 
     def _lost_mid_prompt(self, prompt_id: str, lost: WebSocketLost, deadline: float) -> str:

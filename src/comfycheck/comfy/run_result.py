@@ -46,6 +46,7 @@ class RunResult:
     client_terminal_ms: float | None  # wall ms from sending POST /prompt to the terminal WS message
     error: dict | None = None
     history: dict = field(default_factory=dict)
+    submitted_at: float = 0.0  # wall clock (epoch s) when POST /prompt was sent, beside ComfyUI's ms timestamps
 
     @property
     def ok(self) -> bool:

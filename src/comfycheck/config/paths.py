@@ -10,6 +10,7 @@ DEFAULT_PROFILE = PROFILES_DIR / "local.toml"
 WORKFLOWS_DIR = PROJECT_ROOT / "fixtures" / "workflows"
 BASELINES_DIR = PROJECT_ROOT / "fixtures" / "baselines"
 LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
+CLASSROOM_LOCUSTFILE = PROJECT_ROOT / "loadtests" / "classroom.py"
 REPORTS_DIR = PROJECT_ROOT / "reports"
 DEFAULT_HTML_REPORT = "reports/report.html"  # relative: where pytest-html writes, from the project root
 DEFAULT_HISTORY = "reports/history.sqlite"  # relative to the project root, as the profile's [results] history

@@ -19,6 +19,7 @@ from .schema import Table, _bool, _num, _str, build, key, table, table_of, valid
 from .settings import (
     UPLOAD_LIMIT_MIB,
     WEBSOCKET_IDLE_S,
+    ClassSettings,
     ComfySettings,
     ForgeSettings,
     GpuSettings,
@@ -71,6 +72,7 @@ class Profile:
     load: LoadSettings = table(LoadSettings, default=LoadSettings)
     results: ResultsSettings = table(ResultsSettings, default=ResultsSettings)
     soak: SoakSettings = table(SoakSettings, default=SoakSettings)
+    classroom: ClassSettings = table(ClassSettings, default=ClassSettings, name="class")
 
     def secrets(self) -> list[str]:
         """Every token this profile reads from the environment (to keep them out of reports)."""

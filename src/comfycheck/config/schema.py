@@ -119,9 +119,11 @@ def key(kind: Kind, default: Any = dataclasses.MISSING, *, convert: Callable[[An
     return field(default=default, metadata=meta)
 
 
-def table(cls: type, *, required: bool = False, default: Any = None, schema: Table | None = None) -> Any:
-    """A [table] of the profile whose keys are the fields of `cls` (or an explicit `schema`)."""
-    meta = {"table": cls, "required": required, "schema": schema}
+def table(cls: type, *, required: bool = False, default: Any = None, schema: Table | None = None,
+          name: str = "") -> Any:
+    """A [table] of the profile whose keys are the fields of `cls` (or an explicit `schema`); `name`: its name in
+    the TOML where that is not a Python name ([class])."""
+    meta = {"table": cls, "required": required, "schema": schema, "name": name}
     if required:
         return field(metadata=meta)
     if default is not None:
@@ -149,9 +151,9 @@ def table_of(cls: type) -> Table:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 required.add(f.name)
         elif "table" in meta:
-            keys[f.name] = meta["schema"] or table_of(meta["table"])
+            keys[meta["name"] or f.name] = meta["schema"] or table_of(meta["table"])
             if meta["required"]:
-                required.add(f.name)
+                required.add(meta["name"] or f.name)
     return Table(keys, frozenset(required), convert)
 
 
@@ -186,10 +188,11 @@ def build(cls: type, given: dict, **derived: Any) -> Any:
     supplies every default. `derived`: fields worked out by the loader, not written in the profile."""
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
-        if f.name in derived or f.name not in given:
+        written = f.metadata.get("name") or f.name
+        if f.name in derived or written not in given:
             continue
         if "table" in f.metadata and f.metadata["schema"] is None:
-            kwargs[f.name] = build(f.metadata["table"], given[f.name])
+            kwargs[f.name] = build(f.metadata["table"], given[written])
         else:
-            kwargs[f.name] = given[f.name]
+            kwargs[f.name] = given[written]
     return cls(**kwargs, **derived)

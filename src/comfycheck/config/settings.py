@@ -152,6 +152,18 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class ClassSettings:
+    """A class run (loadtests/classroom.py, pytest -m class): students on the one GPU at once, as they arrive."""
+
+    students: int = key(_int_pos, 10)
+    prompts_each: int = key(_int_pos, 2)
+    shape: str = key(one_of("burst"), "burst")  # burst: every student submits at t = 0
+    result_within_s: float = key(_num_pos, 300.0)  # the wait the teacher accepts: goodput counts prompts within it
+    think_time_s: float = key(_num, 0.0)  # between a student's prompts
+    time_limit_s: float = key(_num_pos, 900.0)  # the run stops by itself at this bound, whatever is left
+
+
+@dataclass(frozen=True)
 class StackSettings:
     """The embedded stack (loopback only): supervisord, nginx, the Forge stand-in, and the stand-in or real ComfyUI."""
 

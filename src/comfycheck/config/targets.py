@@ -73,6 +73,14 @@ DEFAULT_TARGETS: dict[str, Target] = {
         Target("websocket_drops", "WebSocket drops before the required silence (public.websocket_idle_s)", 0,
                "drops", "<="),
         Target("canary_success_pct", "canary generations that succeed", 100, "%", ">="),
+        # a class run (comfycheck.classrun): many students on the one GPU, each prompt as its student lives it
+        Target("class_goodput_pct", "prompts whose time to result is within [class] result_within_s", 95, "%",
+               ">="),
+        Target("class_failures", "class prompts that failed", 0, "prompts", "<="),
+        Target("class_lost_prompts", "class prompts lost (submitted, never finished)", 0, "prompts", "<="),
+        Target("class_ws_drops", "student WebSockets dropped during the run", 0, "drops", "<="),
+        Target("class_order_inversions", "prompts that ran ahead of one submitted earlier (FIFO)", 0, "prompts",
+               "<="),
         Target("canary_drift_s", "canary slowdown, last quarter against the first (median server time)", 3, "s"),
     ]
 }

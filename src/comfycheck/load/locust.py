@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..config.paths import LOCUSTFILE
+from ..config.paths import CLASSROOM_LOCUSTFILE, LOCUSTFILE
 
 
 def locust_command(profile_path: Path, out_dir: Path, *, generations: int, time_limit_s: float,
@@ -15,6 +15,19 @@ def locust_command(profile_path: Path, out_dir: Path, *, generations: int, time_
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
            "-u", "1", "-r", "1", "--only-summary", "--comfy-profile", str(profile_path),
            "--generations", str(generations), "--time-limit-s", str(time_limit_s), "--report-dir", str(out_dir)]
+    cmd += ["--allow-load"] if allow_load else []
+    cmd += ["--history", str(history)] if history is not None else []
+    return cmd + ([] if keep else ["--no-history"])
+
+
+def class_command(profile_path: Path, out_dir: Path, *, students: int | None = None,
+                  prompts_each: int | None = None, allow_load: bool = False, history: Path | None = None,
+                  keep: bool = True) -> list[str]:
+    """A headless class run (loadtests/classroom.py); the [class] table gives what is not passed."""
+    cmd = [sys.executable, "-m", "locust", "-f", str(CLASSROOM_LOCUSTFILE), "--headless", "--only-summary",
+           "--comfy-profile", str(profile_path), "--report-dir", str(out_dir)]
+    cmd += ["--students", str(students)] if students is not None else []
+    cmd += ["--prompts-each", str(prompts_each)] if prompts_each is not None else []
     cmd += ["--allow-load"] if allow_load else []
     cmd += ["--history", str(history)] if history is not None else []
     return cmd + ([] if keep else ["--no-history"])

@@ -19,6 +19,8 @@ FAULTS = {
     "ram_leak_mb": 0.0,  # every prompt keeps this many MB of RAM it never gives back (a slow leak)
     # a half-done update: this older comfyui-frontend-package is the one installed and served (e.g. "1.48.7")
     "stale_frontend": "",
+    "drop_prompts": 0,  # the next N prompts are accepted and then lost: never run, never answered
+    "serves_lifo": False,  # the queue serves the newest prompt first (not ComfyUI's first come, first served)
     "broken_custom_node": "",  # this custom node (a folder name) failed to import at startup: the log says why
 }
 

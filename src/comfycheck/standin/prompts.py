@@ -97,6 +97,9 @@ class PromptQueue(State):
             extra["client_id"] = body["client_id"]
         extra["create_time"] = now_ms()
         number = int(number) if float(number).is_integer() else number
+        if self.faults["drop_prompts"] > 0:  # accepted, then lost: never run, never answered, never in /history
+            self.faults["drop_prompts"] -= 1
+            return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
         self.pending.append((number, prompt_id, prompt, extra, outputs))
         self.pending.sort(key=lambda item: item[0])
         await self.send_status()
@@ -108,7 +111,7 @@ class PromptQueue(State):
             while not self.pending:
                 self.wakeup.clear()
                 await self.wakeup.wait()
-            self.running = self.pending.pop(0)
+            self.running = self.pending.pop(-1 if self.faults["serves_lifo"] else 0)
             self.interrupt_flag = False
             await self.send_status()
             try:

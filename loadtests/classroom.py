@@ -1,0 +1,189 @@
+"""Locust: a class of students on the one GPU at once, each prompt measured as its student lives it.
+
+    locust -f loadtests/classroom.py --headless [--comfy-profile PROFILE] [--students 30] [--prompts-each 2]
+
+Each Locust user is one student: its page WebSocket held open through the public address (Origin, the profile's
+token), and for each prompt an upload where the workflow loads an image, a cache-busted submit under its own
+client_id, the wait for its own prompt on its own socket and the download of the output. Locust's own stats show
+each phase (SUBMIT, QUEUE, EXECUTE, RESULT); the judgement is made from the raw records the run writes, since
+Locust rounds response times. The shape is `burst`: every student submits at t = 0, and the run stops by itself
+when every prompt is back, or at the time limit. Results go to reports/class/<timestamp>/ (prompts.jsonl,
+summary.json, prompts.csv, timeline.png, samples.csv, index.html); exit 0: every target met, 1: a target
+missed, 2: the run could not start.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import gevent
+from locust import LoadTestShape, User, constant, events, task
+from locust.exception import StopUser
+
+from comfycheck.classrun.runner import ClassRun
+from comfycheck.config.paths import new_report_dir
+from comfycheck.config.profile import ProfileError, load_profile
+from comfycheck.history import History, HistoryError
+
+RUN: dict = {}  # the one ClassRun of this Locust process, and how it ended
+NAMES = itertools.count(1)
+for noisy in ("httpx", "matplotlib"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser):
+    parser.add_argument("--comfy-profile", default=None, help="comfycheck profile (default $COMFYCHECK_PROFILE, "
+                        "else profiles/local.toml)")
+    parser.add_argument("--students", type=int, default=None, help="students (default: [class] students)")
+    parser.add_argument("--prompts-each", type=int, default=None, help="prompts per student ([class])")
+    parser.add_argument("--result-within-s", type=float, default=None, help="the wait the teacher accepts ([class])")
+    parser.add_argument("--think-time-s", type=float, default=None, help="between a student's prompts ([class])")
+    parser.add_argument("--time-limit-s", type=float, default=None, help="stop after this many seconds ([class])")
+    parser.add_argument("--sample-hz", type=float, default=None, help="GPU samples per second ([load])")
+    parser.add_argument("--report-dir", default="", help="output folder (default reports/class/<timestamp>)")
+    parser.add_argument("--allow-load", action="store_true", default=False,
+                        help="allow a class run against a profile that does not say allow_load = true")
+    parser.add_argument("--history", default="", help="run history to append to (default: the profile's)")
+    parser.add_argument("--no-history", action="store_true", default=False, help="keep this run out of the history")
+
+
+@events.init.add_listener
+def _init(environment, **_kw):
+    opts = environment.parsed_options
+    if opts is None:
+        return
+    try:
+        profile = load_profile(opts.comfy_profile)
+    except ProfileError as exc:
+        _abort(environment, str(exc))
+        return
+    if not (profile.embedded or profile.allow_load or opts.allow_load):
+        _abort(environment, f"class runs against profile {profile.name!r} are not allowed: set allow_load = true "
+                            "in the profile or pass --allow-load")
+        return
+    given = {k: v for k, v in (("students", opts.students), ("prompts_each", opts.prompts_each),
+                               ("result_within_s", opts.result_within_s), ("think_time_s", opts.think_time_s),
+                               ("time_limit_s", opts.time_limit_s)) if v is not None}
+    bad = [f"--{k.replace('_', '-')} {v}" for k, v in given.items() if k in ("students", "prompts_each") and v < 1]
+    if bad:
+        _abort(environment, f"{', '.join(bad)}: must be at least 1")
+        return
+    profile = replace(profile, classroom=replace(profile.classroom, **given))
+    history = None if opts.no_history else (Path(opts.history).resolve() if opts.history else profile.history_path)
+    if history is not None:
+        try:
+            History(history).close()
+        except HistoryError as exc:
+            _abort(environment, str(exc))
+            return
+    out = Path(opts.report_dir) if opts.report_dir else new_report_dir("class")
+    RUN.update(out=out, stopped_by="every prompt back", settings=profile.classroom,
+               run=ClassRun(profile, out, sample_hz=opts.sample_hz or profile.load.sample_hz, history=history))
+
+
+def _abort(environment, message: str) -> None:
+    print(f"comfycheck: {message}", file=sys.stderr)
+    RUN["abort"] = message
+    environment.process_exit_code = 2
+    if environment.runner:
+        environment.runner.quit()
+
+
+@events.test_start.add_listener
+def _test_start(environment, **_kw):
+    if "run" not in RUN:
+        return
+    try:
+        RUN["run"].prepare()
+    except Exception as exc:  # noqa: BLE001 - an unreachable host, a missing workflow: stop at once, saying why
+        RUN.pop("run")
+        gevent.spawn(_abort, environment, f"cannot start the class run: {exc}")
+        return
+    RUN["t0"] = time.monotonic()
+    gevent.spawn(_time_limit, environment)
+
+
+def _time_limit(environment):
+    gevent.sleep(RUN["settings"].time_limit_s)  # the run's bound, not a synchronisation
+    if "run" in RUN and environment.runner:
+        RUN["stopped_by"] = f"time limit ({RUN['settings'].time_limit_s:g} s)"
+        environment.runner.quit()
+
+
+@events.quitting.add_listener
+def _quitting(environment, **_kw):
+    run: ClassRun | None = RUN.get("run")
+    if run is None or "t0" not in RUN:
+        return
+    summary = run.finish(RUN["stopped_by"])
+    print(f"comfycheck class run: {summary.verdict}: {summary.prompts_ok}/{summary.prompts_requested} prompts "
+          f"back; report {RUN['out']}/index.html")
+    print(f"  {summary.capacity}")
+    if run.kept is not None:
+        print(f"  kept as run #{run.kept} (class) in {run.history}")
+    if run.keep_error:
+        print(f"comfycheck: {run.keep_error}", file=sys.stderr)
+        environment.process_exit_code = 2
+    for m in summary.measurements:
+        figure = f"{m.shown} {m.unit}".strip() if m.value is not None else m.note
+        print(f"  {m.verdict:12} {m.name}: {figure}" + (f" (target {m.target.describe()})" if m.target else ""))
+    if not summary.passed:
+        environment.process_exit_code = 1
+
+
+class Burst(LoadTestShape):
+    """The class presses Run: every student at t = 0; over when every prompt is back (or at the time limit)."""
+
+    def tick(self):
+        run: ClassRun | None = RUN.get("run")
+        if run is None or run.done:
+            return None
+        students = RUN["settings"].students
+        return students, students
+
+
+class ComfyUIStudent(User):
+    wait_time = constant(0)
+
+    def on_start(self):
+        run: ClassRun | None = RUN.get("run")
+        self.seq = 0
+        self.student = run.student(f"student-{next(NAMES):02d}") if run is not None and "t0" in RUN else None
+
+    def on_stop(self):
+        student = getattr(self, "student", None)
+        if student is not None:
+            student.close()
+
+    @task
+    def prompt(self):
+        run: ClassRun | None = RUN.get("run")
+        settings = RUN["settings"]
+        if run is None or self.student is None or self.seq >= settings.prompts_each:
+            raise StopUser()
+        if self.seq and settings.think_time_s:
+            gevent.sleep(settings.think_time_s)  # the student reads the result before the next prompt
+        self.seq += 1
+        rec = self.student.prompt(self.seq)
+        run.record(rec)
+        fire = self.environment.events.request.fire
+        error = None if rec.ok else RuntimeError(rec.error or rec.status)
+        for kind, ms in (("SUBMIT", rec.accept_ms), ("QUEUE", _ms(rec.queue_wait_s)),
+                         ("EXECUTE", _ms(rec.execution_s)), ("RESULT", _ms(rec.result_s))):
+            if ms is not None or kind == "RESULT":
+                fire(request_type=kind, name=run.workflow_name, response_time=ms or 0,
+                     response_length=rec.output_bytes if kind == "RESULT" else 0,
+                     exception=error if kind == "RESULT" else None, context={"prompt_id": rec.prompt_id})
+        if run.done:
+            self.environment.runner.quit()
+        if self.seq >= settings.prompts_each:
+            raise StopUser()
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000

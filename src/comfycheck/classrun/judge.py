@@ -1,0 +1,175 @@
+"""A class run judged from its records alone (prompts.jsonl): what each student waited, whether every prompt came
+back, whether the one GPU served them first come first served, how much it delivered, and how large a class it
+serves within the wait the teacher accepts.
+
+Queue wait and execution come from ComfyUI's own timestamps, so a prompt that waited behind twenty others is not
+called a slow generation: execution alone is judged against generation_s (for a 512x512 generation), time to
+result against [class] result_within_s."""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from ..config.settings import ClassSettings
+from ..config.targets import Target, percentile
+from ..config.units import rounded
+from ..judge.measurements import Measurement
+from .records import LOST, PromptRecord
+
+TEST = "class run"
+
+
+@dataclass
+class Jump:
+    """A prompt that started before one submitted earlier: a FIFO queue never does that."""
+
+    ahead: PromptRecord
+    passed: PromptRecord
+
+    def describe(self) -> str:
+        a, p = self.ahead, self.passed
+        return (f"{a.prompt_id} ({a.student} #{a.seq}, queue number {a.number}) ran before {p.prompt_id} "
+                f"({p.student} #{p.seq}, number {p.number}), submitted earlier")
+
+
+def order_jumps(records: list[PromptRecord]) -> list[Jump]:
+    """Each prompt that started ahead of an earlier-submitted one, with the earliest-submitted one it passed.
+    Submission order is ComfyUI's own: its create_time, then its queue number."""
+    ran = sorted(((r.create_ms, r.number if r.number is not None else 0, r.start_ms, r) for r in records
+                  if r.start_ms is not None and r.create_ms is not None), key=lambda x: (x[0], x[1]))
+    jumps = []
+    for i, (created, number, started, r) in enumerate(ran):
+        passed = next((e for c, n, s, e in ran[:i] if s > started and (c, n) < (created, number)), None)
+        if passed is not None:
+            jumps.append(Jump(r, passed))
+    return jumps
+
+
+def jain_index(values: list[float]) -> float | None:
+    """Jain's fairness index: 1 when every value is equal, 1/n when one takes everything."""
+    if not values or not any(values):
+        return None
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
+
+
+@dataclass
+class Capacity:
+    service_s: float  # mean execution per image, by ComfyUI's timestamps
+    spread_s: float  # p95 execution
+    within_s: float
+    prompts_each: int
+    students: int
+
+    @property
+    def largest_class(self) -> int:
+        """The most students, each with prompts_each prompts, whose last one gets its result within `within_s`."""
+        return math.floor(self.within_s / (self.service_s * self.prompts_each)) if self.service_s > 0 else 0
+
+    def describe(self) -> str:
+        last_wait = self.students * self.prompts_each * self.service_s
+        each = f"{self.prompts_each} prompts each" if self.prompts_each > 1 else "one prompt each"
+        return (f"at {self.service_s:.1f} s per image (p95 {self.spread_s:.1f} s), a class of {self.largest_class} "
+                f"is served within {_minutes(self.within_s)} ({each}); {self.students} students wait up to "
+                f"{_minutes(last_wait)}")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def judge(records: list[PromptRecord], targets: dict[str, Target], settings: ClassSettings, *, requested: int,
+          ran: tuple[str, bool]) -> tuple[list[Measurement], Capacity | None]:
+    """The class run's figures against the targets, and its capacity line (None without a finished prompt)."""
+    label, is_512 = ran
+    ok = [r for r in records if r.ok]
+    results = [r.result_s for r in ok if r.result_s is not None]
+    within = sum(1 for r in ok if r.result_s is not None and r.result_s <= settings.result_within_s)
+    lost = [r for r in records if r.status == LOST]
+    failed = [r for r in records if not r.ok and r.status != LOST]
+    missing = requested - len(records)  # never submitted: the run stopped (time limit) before their turn
+    waits = [r.queue_wait_s for r in ok if r.queue_wait_s is not None]
+    execs = [r.execution_s for r in ok if r.execution_s is not None]
+    t = targets
+    rows = [
+        _judged(t["class_goodput_pct"], 100 * within / requested if requested else None,
+                f"{within} of {requested} prompts within {settings.result_within_s:g} s (submit -> image downloaded)",
+                fix="the GPU cannot serve this class within the accepted wait: see the capacity line"),
+        _judged(t["class_failures"], len(failed), "; ".join(f"{r.student} #{r.seq} {r.prompt_id}: {r.error}"
+                                                           for r in failed[:5]) or "none"),
+        _judged(t["class_lost_prompts"], len(lost) + missing,
+                "; ".join([f"{r.student} #{r.seq} {r.prompt_id or '(no id)'}: {r.error}" for r in lost[:5]]
+                          + ([f"{missing} never submitted before the run stopped"] if missing else [])) or "none"),
+        _judged(t["class_ws_drops"], sum(r.ws_dropped for r in records),
+                "a student's socket closed under a waiting prompt",
+                fix="the proxy closes idle WebSockets while prompts wait in the queue: raise its read timeout "
+                    "(nginx proxy_read_timeout, IIS ARR's proxy timeout) above the longest queue wait"),
+    ]
+    jumps = order_jumps(ok)
+    rows.append(_judged(t["class_order_inversions"], len(jumps), "; ".join(j.describe() for j in jumps[:5]) or
+                        "every prompt started in the order it was submitted",
+                        fix="the queue is not first come, first served: a client sent `front`, or the server "
+                            "reorders its queue"))
+    rows += _spread("time to result", results, "submit -> output downloaded, as each student waits")
+    rows += _spread("queue wait", waits, "ComfyUI's create_time -> execution_start")
+    if is_512:
+        rows.append(_judged(t["generation_s"], max(execs) if execs else None,
+                            "slowest execution (ComfyUI's execution_start -> success), queue wait apart"))
+    else:
+        rows += _spread(f"execution of {label}", execs, "ComfyUI's execution_start -> success, queue wait apart")
+    span = _makespan(ok)
+    if span:
+        rows.append(_info("throughput", 60 * len(ok) / span, "images/min", "successful prompts per minute of the "
+                          "run's makespan (first create -> last end, ComfyUI's clock)"))
+        rows.append(_info("GPU busy share", 100 * sum(execs) / span, "%", "sum of executions / makespan"))
+    per_student: dict[str, float] = {}
+    for r in ok:
+        per_student[r.student] = per_student.get(r.student, 0.0) + (r.queue_wait_s or 0.0)
+    fairness = jain_index(list(per_student.values()))
+    if fairness is not None:
+        rows.append(_info("Jain's fairness index of the students' total queue waits", fairness, "",
+                          "1: every student waited as long; a burst served FIFO is fair and still below 1"))
+    overheads = [r.overhead_ms for r in ok if r.overhead_ms is not None]
+    if overheads:
+        rows.append(_info("client overhead (p95)", percentile(overheads, 95), "ms",
+                          "time to result minus ComfyUI's create -> terminal and the download"))
+    agree = [abs(r.client_queue_wait_s - r.queue_wait_s) * 1000 for r in ok
+             if r.client_queue_wait_s is not None and r.queue_wait_s is not None]
+    if agree:
+        rows.append(_info("queue wait, client against ComfyUI's timestamps (p95 difference)", percentile(agree, 95),
+                          "ms", "POST answered -> execution_start received, against create_time -> execution_start"))
+    capacity = None
+    if execs:
+        capacity = Capacity(statistics.mean(execs), percentile(execs, 95), settings.result_within_s,
+                            settings.prompts_each, settings.students)
+        rows.append(_info("capacity", capacity.describe(), "", "from the measured service time"))
+    return rows, capacity
+
+
+def _makespan(ok: list[PromptRecord]) -> float | None:
+    starts = [r.create_ms for r in ok if r.create_ms is not None]
+    ends = [r.end_ms for r in ok if r.end_ms is not None]
+    return (max(ends) - min(starts)) / 1000 if starts and ends and max(ends) > min(starts) else None
+
+
+def _spread(name: str, values: list[float], what: str) -> list[Measurement]:
+    if not values:
+        return [Measurement(name, None, "s", None, TEST, {"note": what}, not_assessed="no prompt finished")]
+    return [_info(f"{name} p50", statistics.median(values), "s", what),
+            _info(f"{name} p95", percentile(values, 95), "s", what),
+            _info(f"{name} max", max(values), "s", what)]
+
+
+def _info(name: str, value: float | str, unit: str, what: str) -> Measurement:
+    if isinstance(value, float):
+        value = rounded(value, unit)
+    return Measurement(name, value, unit, None, TEST, {"note": what})
+
+
+def _judged(target: Target, value: float | None, what: str, fix: str = "") -> Measurement:
+    if value is None:
+        return Measurement(target.label, None, target.unit, target, TEST, {"note": what}, not_assessed="nothing ran")
+    m = Measurement(target.label, float(value), target.unit, target, TEST, {"note": what})
+    if not target.met_by(m.value):  # type: ignore[arg-type]
+        m.fix = f"{what}: {fix}" if fix else what
+    return m

@@ -1,0 +1,96 @@
+"""A class run's raw records on disk: one JSON line per prompt (prompts.jsonl), appended as each prompt ends, so a
+run cut short keeps every prompt it finished and the judgement is a function of the file alone.
+
+Times: the client's are wall clock (epoch seconds), ComfyUI's its own ms timestamps (create_time from /history,
+execution_start and the terminal one from the WebSocket), so the two can be set side by side."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+PROMPTS_JSONL = "prompts.jsonl"
+DONE = "success"
+LOST = "lost"  # submitted, and never seen reaching a terminal state
+
+
+@dataclass
+class PromptRecord:
+    student: str  # "student-07"
+    seq: int  # the student's 1st, 2nd, ... prompt
+    backend: str  # the address the student submitted to
+    client_id: str
+    status: str  # success / error / interrupted / lost / failed (never accepted)
+    prompt_id: str = ""
+    number: int | None = None  # ComfyUI's queue number
+    submitted_at: float | None = None  # POST /prompt sent
+    accept_ms: float | None = None  # POST /prompt answered
+    queue_ahead: int | None = None  # prompts running or pending before it, from /queue right after the submit
+    create_ms: int | None = None  # ComfyUI's timestamps
+    start_ms: int | None = None
+    end_ms: int | None = None
+    start_seen_at: float | None = None  # execution_start received on the student's socket
+    end_seen_at: float | None = None  # the terminal message received
+    downloaded_at: float | None = None  # the output image fetched from /view
+    view_ms: float | None = None  # that download alone
+    output_bytes: int = 0
+    ws_dropped: bool = False  # the student's socket closed under it
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == DONE
+
+    @property
+    def queue_wait_s(self) -> float | None:
+        """ComfyUI's create_time -> execution_start."""
+        return _span(self.create_ms, self.start_ms)
+
+    @property
+    def execution_s(self) -> float | None:
+        """ComfyUI's execution_start -> the terminal event."""
+        return _span(self.start_ms, self.end_ms)
+
+    @property
+    def result_s(self) -> float | None:
+        """What the student waits: submit -> output downloaded (client clock)."""
+        if self.submitted_at is None or self.downloaded_at is None:
+            return None
+        return self.downloaded_at - self.submitted_at
+
+    @property
+    def overhead_ms(self) -> float | None:
+        """Time to result minus ComfyUI's own create -> terminal and minus the download: the client's share."""
+        server = _span(self.create_ms, self.end_ms)
+        if self.result_s is None or server is None or self.view_ms is None:
+            return None
+        return self.result_s * 1000 - server * 1000 - self.view_ms
+
+    @property
+    def client_queue_wait_s(self) -> float | None:
+        """The queue wait as the student's socket saw it: POST answered -> execution_start received."""
+        if None in (self.submitted_at, self.accept_ms, self.start_seen_at):
+            return None
+        return self.start_seen_at - self.submitted_at - self.accept_ms / 1000  # type: ignore[operator]
+
+
+def _span(a: int | None, b: int | None) -> float | None:
+    return (b - a) / 1000 if a is not None and b is not None else None
+
+
+def append(path: Path, record: PromptRecord) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(asdict(record)) + "\n")
+
+
+def read(path: Path) -> list[PromptRecord]:
+    """The records of a run; a line cut off by a kill mid-write is left out."""
+    known = {f.name for f in fields(PromptRecord)}
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        out.append(PromptRecord(**{k: v for k, v in row.items() if k in known}))
+    return out

@@ -1,0 +1,124 @@
+"""One class run: students on the one GPU at once, each prompt recorded as its student lived it, the GPU sampled
+once for the whole run, then judged from the records and kept in the history as kind "class".
+
+Locust drives it (loadtests/classroom.py): prepare() at test start, a Student per Locust user, record() as each
+prompt ends, finish() when Locust quits."""
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+from ..comfy.client import ComfyClient
+from ..comfy.workflows import describe, generation_workflow
+from ..config.profile import Profile
+from ..history import HistoryError, keep_run
+from ..judge.measurements import Measurement, overall_verdict
+from ..outputs import versions
+from ..probes.gpu import NvmlSource, Sampler, SystemStatsSource
+from ..probes.gpu_choice import choose_source
+from . import records as raw
+from .judge import TEST, judge
+from .records import PromptRecord
+from .report import ClassSummary, write_outputs
+from .student import Student
+
+SAMPLES_CSV = "samples.csv"
+
+
+class ClassRun:
+    def __init__(self, profile: Profile, out_dir: Path, *, sample_hz: float, history: Path | None = None):
+        self.profile = profile
+        self.settings = profile.classroom
+        self.out = out_dir
+        self.hz = sample_hz
+        self.history = history
+        self.requested = self.settings.students * self.settings.prompts_each
+        self.client = ComfyClient.from_profile(profile)
+        self.workflow_name = profile.comfyui.generation_workflow
+        self.workflow: dict = {}
+        self.records: list[PromptRecord] = []
+        self.in_flight: dict[tuple[str, int], PromptRecord] = {}  # accepted by ComfyUI, not back yet
+        self.notes: list[str] = []
+        self.system_stats: dict = {}
+        self.source: NvmlSource | SystemStatsSource | None = None
+        self.sampler: Sampler | None = None
+        self.started = dt.datetime.now(dt.UTC)
+        self.kept: int | None = None
+        self.keep_error = ""
+
+    @property
+    def via(self) -> str:
+        return self.profile.public.url if self.profile.public else self.profile.comfyui.url
+
+    def prepare(self) -> None:
+        """Reach the backend, check the workflow against it, start the GPU sampler; raises ComfyError (fail fast)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.system_stats = self.client.system_stats()
+        self.workflow = generation_workflow(self.client, self.profile)
+        choice = choose_source(self.profile, self.client)
+        self.source = choice.source
+        self.notes += choice.notes
+        self.sampler = Sampler(self.source, self.out / SAMPLES_CSV, self.hz).start()
+        (self.out / raw.PROMPTS_JSONL).touch()
+
+    def student(self, name: str) -> Student:
+        public = self.profile.public is not None
+        client = ComfyClient.from_profile(self.profile, public=public,
+                                          origin=self.profile.public.origin if self.profile.public else None)
+        student = Student(name, client, self.workflow, image=self.profile.resolve(self.profile.comfyui.edit_image),
+                          timeout_s=self.settings.time_limit_s)
+        student.on_submit = lambda rec: self.in_flight.__setitem__((rec.student, rec.seq), rec)
+        return student
+
+    def record(self, rec: PromptRecord) -> None:
+        self.in_flight.pop((rec.student, rec.seq), None)
+        self.records.append(rec)
+        raw.append(self.out / raw.PROMPTS_JSONL, rec)
+
+    @property
+    def done(self) -> bool:
+        return len(self.records) >= self.requested
+
+    def finish(self, stopped_by: str) -> ClassSummary:
+        assert self.sampler is not None and self.source is not None, "prepare() first"
+        peak = self.sampler.stop().peak
+        for rec in list(self.in_flight.values()):  # submitted, and still not back when the run stopped
+            rec.status = raw.LOST
+            rec.error = f"prompt {rec.prompt_id} accepted, and no result when the run stopped ({stopped_by})"
+            self.record(rec)
+        records = raw.read(self.out / raw.PROMPTS_JSONL)  # judged from the file alone
+        ran = describe(self.workflow, self.workflow_name)
+        rows, capacity = judge(records, self.profile.targets, self.settings, requested=self.requested, ran=ran)
+        rows.append(self._vram(peak.used_pct if peak else None, ran[1]))
+        summary = ClassSummary(
+            profile=self.profile.name, report_dir=str(self.out.resolve()), workflow=self.workflow_name,
+            shape=self.settings.shape, students=self.settings.students, prompts_each=self.settings.prompts_each,
+            started=self.started.isoformat(timespec="seconds"),
+            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), stopped_by=stopped_by,
+            prompts_requested=self.requested, prompts_ok=sum(r.ok for r in records),
+            capacity=capacity.describe() if capacity else "no prompt finished: no service time to plan with",
+            verdict=overall_verdict(rows), notes=self.notes + [f"students reached ComfyUI through {self.via}"],
+            versions={**versions.from_system_stats(self.system_stats), "comfycheck": versions.comfycheck()},
+            measurements=rows)
+        write_outputs(self.out, summary, records)
+        if self.history is not None:
+            try:
+                self.kept = keep_run(self.history, summary.profile, "class", started=summary.started,
+                                     finished=summary.finished, verdict="passed" if summary.passed else "failed",
+                                     versions=summary.versions, outcomes={"prompts_ok": summary.prompts_ok,
+                                                                          "prompts_requested": self.requested},
+                                     measurements=rows, report=str(self.out / "index.html"))
+            except (HistoryError, sqlite3.Error) as exc:
+                self.keep_error = f"the run could not be kept in {self.history}: {exc}"
+        return summary
+
+    def _vram(self, peak_pct: float | None, is_512: bool) -> Measurement:
+        target = self.profile.targets["vram_generation_pct"]
+        if not getattr(self.source, "gpu", True) or peak_pct is None:
+            return Measurement(target.label, None, "%", target, TEST,
+                               not_assessed="not assessed: ComfyUI runs on the CPU (/system_stats lists no GPU)")
+        if not is_512:
+            return Measurement("peak VRAM during the class run", peak_pct, "%", None, TEST,
+                               {"note": f"not judged against '{target.key}': the run drove another workflow"})
+        return Measurement(target.label, peak_pct, "%", target, TEST, {"note": "peak during the class run"})

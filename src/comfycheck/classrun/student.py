@@ -1,0 +1,112 @@
+"""One student, as a notebook or the page talks to ComfyUI: one WebSocket held open for the whole lesson, and for
+each prompt an upload of its input image (where the workflow loads one), a cache-busted submit under its own
+client_id, the wait for its own prompt on its own socket, and the download of the output from /view."""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+from ..comfy.client import ComfyClient
+from ..comfy.errors import ComfyError, RunTimeout, WebSocketLost
+from ..comfy.eventstream import EventStream
+from ..comfy.workflows import make_unique
+from .records import LOST, PromptRecord
+
+
+class Student:
+    def __init__(self, name: str, client: ComfyClient, workflow: dict, *, image: Path | None, timeout_s: float):
+        self.name = name
+        self.client = client
+        self.workflow = workflow
+        self.image = image
+        self.timeout_s = timeout_s
+        self.client_id = f"{name}-{uuid.uuid4().hex[:8]}"
+        self._opened = ExitStack()
+        self.ws: EventStream | None = None
+        self.on_submit: Callable[[PromptRecord], None] | None = None  # told of each prompt as ComfyUI accepts it
+
+    def open(self) -> None:
+        """The student's page WebSocket (Origin and token as the profile gives them); ComfyError if refused."""
+        self.ws = self._opened.enter_context(self.client.websocket(self.client_id))
+
+    def close(self) -> None:
+        self._opened.close()
+        self.client.close()
+
+    def prompt(self, seq: int) -> PromptRecord:
+        rec = PromptRecord(self.name, seq, self.client.base_url, self.client_id, status="failed")
+        try:
+            if self.ws is None:
+                self.open()
+            assert self.ws is not None
+            workflow = self._with_upload(make_unique(self.workflow))
+
+            def submitted(queued: dict) -> None:
+                rec.prompt_id, rec.number = queued["prompt_id"], queued.get("number")
+                rec.submitted_at = time.time()
+                if self.on_submit is not None:
+                    self.on_submit(rec)
+                rec.queue_ahead = _ahead(self.client.queue(), rec.prompt_id)
+
+            result = self.client.run_on(self.ws, self.client_id, workflow, timeout=self.timeout_s,
+                                        after_submit=submitted)
+        except WebSocketLost as exc:
+            self.ws = None  # the next prompt opens a new one, as the page reconnects
+            self._opened.close()
+            rec.status, rec.ws_dropped, rec.error = LOST, True, str(exc)
+            return rec
+        except RunTimeout as exc:
+            rec.status, rec.error = LOST, str(exc)
+            return rec
+        except ComfyError as exc:
+            rec.status, rec.error = ("failed" if not rec.prompt_id else LOST), str(exc)
+            return rec
+        rec.submitted_at = result.submitted_at
+        rec.accept_ms = round(result.client_post_ms, 3)
+        rec.status = result.status
+        rec.error = result.failure_message()
+        rec.create_ms = result.server_ms.get("create_time")
+        rec.start_ms = result.server_ms.get("execution_start")
+        rec.end_ms = result.server_ms.get(f"execution_{result.status}")
+        for m in result.messages:
+            if m.type == "execution_start" and rec.start_seen_at is None:
+                rec.start_seen_at = result.submitted_at + m.t_ms / 1000
+        if result.client_terminal_ms is not None:
+            rec.end_seen_at = result.submitted_at + result.client_terminal_ms / 1000
+        if result.ok:
+            self._download(rec, result.images())
+        return rec
+
+    def _with_upload(self, workflow: dict) -> dict:
+        loaders = [n for n in workflow.values() if n.get("class_type") == "LoadImage"]
+        if loaders and self.image is not None:
+            uploaded = self.client.upload_image(self.image, f"{self.client_id}.png", overwrite=True)
+            for node in loaders:
+                node["inputs"]["image"] = uploaded["name"]
+        return workflow
+
+    def _download(self, rec: PromptRecord, images: list[dict]) -> None:
+        if not images:
+            rec.status, rec.error = "error", f"prompt {rec.prompt_id} succeeded without an output image"
+            return
+        t0 = time.perf_counter()
+        try:
+            data = self.client.view(**images[0])
+        except ComfyError as exc:
+            rec.status, rec.error = "error", f"the output of {rec.prompt_id} could not be downloaded: {exc}"
+            return
+        rec.view_ms = round((time.perf_counter() - t0) * 1000, 3)
+        rec.downloaded_at = time.time()
+        rec.output_bytes = len(data)
+
+
+def _ahead(queue: dict, prompt_id: str) -> int | None:
+    """How many prompts run or wait before `prompt_id` (None: already gone from the queue when asked)."""
+    items = [*queue.get("queue_running", []), *queue.get("queue_pending", [])]
+    mine = next((i for i in items if len(i) > 1 and i[1] == prompt_id), None)
+    if mine is None:
+        return None
+    return sum(1 for i in items if i is not mine and i[0] < mine[0])

@@ -1,0 +1,55 @@
+"""Class-run faults in the stand-in: each is named, with the students and prompt ids it hit, and the run's exit
+code says so (1: a target missed, 2: it could not start)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+import tomli_w
+
+from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.load.locust import class_command
+from tests.selftest.helpers import free_port
+
+pytestmark = pytest.mark.selftest
+PROMPT_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def class_run(profile_path, tmp_path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    cmd = class_command(profile_path, tmp_path / "class", allow_load=True, keep=False) + list(args)
+    return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_class_run_against_an_unreachable_address_stops_at_once(tmp_path):
+    port = free_port()
+    profile = tmp_path / "nowhere.toml"
+    profile.write_text(tomli_w.dumps({"name": "nowhere", "allow_load": True,
+                                      "comfyui": {"url": f"http://127.0.0.1:{port}", "timeout_s": 2}}))
+    t0 = time.monotonic()
+    done = class_run(profile, tmp_path, "--students", "3")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"cannot start the class run: cannot reach ComfyUI at http://127.0.0.1:{port}/system_stats" in done.stderr
+    assert time.monotonic() - t0 < 30, "an unreachable address must stop the run at once"
+
+
+def test_a_server_that_serves_the_newest_prompt_first_is_named_unfair(fault_switch, profile, tmp_path):
+    fault_switch.set(serves_lifo=True)
+    done = class_run(profile.path, tmp_path, "--students", "4", "--prompts-each", "1")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert re.search(r"FAIL +prompts that ran ahead of one submitted earlier \(FIFO\): [1-9]\d* prompts", out), out
+    summary = (tmp_path / "class" / "summary.json").read_text()
+    assert re.search(rf"{PROMPT_ID} \(student-\d\d #1, queue number \d+\) ran before {PROMPT_ID} ", summary), summary
+    assert "not first come, first served" in summary
+
+
+def test_a_prompt_that_never_finishes_is_named_lost_with_its_student(fault_switch, profile, tmp_path):
+    fault_switch.set(drop_prompts=1)
+    done = class_run(profile.path, tmp_path, "--students", "3", "--prompts-each", "1", "--time-limit-s", "15")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert re.search(r"FAIL +class prompts lost \(submitted, never finished\): 1 prompts", out), out
+    summary = (tmp_path / "class" / "summary.json").read_text()
+    assert re.search(rf"student-\d\d #1 {PROMPT_ID}: prompt {PROMPT_ID} ", summary), summary
