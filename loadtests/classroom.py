@@ -6,10 +6,10 @@ Each Locust user is one student: its page WebSocket held open through the public
 token), and for each prompt an upload where the workflow loads an image, a cache-busted submit under its own
 client_id, the wait for its own prompt on its own socket and the download of the output. Locust's own stats show
 each phase (SUBMIT, QUEUE, EXECUTE, RESULT); the judgement is made from the raw records the run writes, since
-Locust rounds response times. The shape is `burst`: every student submits at t = 0, and the run stops by itself
-when every prompt is back, or at the time limit. Results go to reports/class/<timestamp>/ (prompts.jsonl,
-summary.json, prompts.csv, timeline.png, samples.csv, index.html); exit 0: every target met, 1: a target
-missed, 2: the run could not start.
+Locust rounds response times. The shape is `burst` (every student submits at t = 0) or `ramp` (the students
+arrive evenly over --ramp-s); the run stops by itself when every prompt is back, or at the time limit. Results
+go to reports/class/<timestamp>/ (prompts.jsonl, summary.json, prompts.csv, timeline.png, samples.csv,
+index.html); exit 0: every target met, 1: a target missed, 2: the run could not start.
 """
 from __future__ import annotations
 
@@ -21,9 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import gevent
+import gevent.event
+import gevent.queue
 from locust import LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
 
+from comfycheck.classrun.arrivals import arrival_times
 from comfycheck.classrun.runner import ClassRun
 from comfycheck.config.paths import new_report_dir
 from comfycheck.config.profile import ProfileError, load_profile
@@ -31,6 +34,8 @@ from comfycheck.history import History, HistoryError
 
 RUN: dict = {}  # the one ClassRun of this Locust process, and how it ended
 NAMES = itertools.count(1)
+ALL_BACK = gevent.event.Event()  # every prompt of the class is back: the students that are done may go
+TICKETS: gevent.queue.Queue = gevent.queue.Queue()  # a `rate` run's arrived prompts, each taken by a free student
 for noisy in ("httpx", "matplotlib"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -41,6 +46,13 @@ def _arguments(parser):
                         "else profiles/local.toml)")
     parser.add_argument("--students", type=int, default=None, help="students (default: [class] students)")
     parser.add_argument("--prompts-each", type=int, default=None, help="prompts per student ([class])")
+    parser.add_argument("--shape", choices=("burst", "ramp", "rate"), default=None,
+                        help="burst: the class presses Run at once; ramp: students arrive over --ramp-s; rate: "
+                             "prompts arrive at random at --rate-per-min for --duration-s ([class])")
+    parser.add_argument("--ramp-s", type=float, default=None, help="the ramp's length in seconds ([class])")
+    parser.add_argument("--rate-per-min", type=float, default=None, help="the rate's prompts a minute ([class])")
+    parser.add_argument("--duration-s", type=float, default=None, help="the rate's length in seconds ([class])")
+    parser.add_argument("--seed", type=int, default=None, help="the rate's arrival times ([class])")
     parser.add_argument("--result-within-s", type=float, default=None, help="the wait the teacher accepts ([class])")
     parser.add_argument("--think-time-s", type=float, default=None, help="between a student's prompts ([class])")
     parser.add_argument("--time-limit-s", type=float, default=None, help="stop after this many seconds ([class])")
@@ -67,11 +79,16 @@ def _init(environment, **_kw):
                             "in the profile or pass --allow-load")
         return
     given = {k: v for k, v in (("students", opts.students), ("prompts_each", opts.prompts_each),
+                               ("shape", opts.shape), ("ramp_s", opts.ramp_s), ("rate_per_min", opts.rate_per_min),
+                               ("duration_s", opts.duration_s), ("seed", opts.seed),
                                ("result_within_s", opts.result_within_s), ("think_time_s", opts.think_time_s),
                                ("time_limit_s", opts.time_limit_s)) if v is not None}
-    bad = [f"--{k.replace('_', '-')} {v}" for k, v in given.items() if k in ("students", "prompts_each") and v < 1]
+    bad = [f"--{k.replace('_', '-')} {v}" for k, v in given.items()
+           if (k in ("students", "prompts_each") and v < 1) or (k in ("ramp_s", "rate_per_min", "duration_s")
+                                                                   and v <= 0)]
     if bad:
-        _abort(environment, f"{', '.join(bad)}: must be at least 1")
+        _abort(environment, f"{', '.join(bad)}: students and prompts each must be at least 1, the ramp, rate and "
+                            "duration above 0")
         return
     profile = replace(profile, classroom=replace(profile.classroom, **given))
     history = None if opts.no_history else (Path(opts.history).resolve() if opts.history else profile.history_path)
@@ -106,6 +123,16 @@ def _test_start(environment, **_kw):
         return
     RUN["t0"] = time.monotonic()
     gevent.spawn(_time_limit, environment)
+    if RUN["settings"].shape == "rate":
+        gevent.spawn(_arrive, arrival_times(RUN["settings"]))
+
+
+def _arrive(times: list[float]) -> None:
+    """The rate's prompts, each put on the ticket queue at its arrival time (a schedule, not a synchronisation)."""
+    start = time.monotonic()
+    for t in times:
+        gevent.sleep(max(0.0, start + t - time.monotonic()))
+        TICKETS.put(time.time())
 
 
 def _time_limit(environment):
@@ -136,15 +163,18 @@ def _quitting(environment, **_kw):
         environment.process_exit_code = 1
 
 
-class Burst(LoadTestShape):
-    """The class presses Run: every student at t = 0; over when every prompt is back (or at the time limit)."""
+class ClassShape(LoadTestShape):
+    """How the class arrives ([class] shape): `burst`, every student at t = 0 (the class presses Run); `ramp`,
+    evenly over ramp_s; `rate`, every student at once, waiting for the prompts as they arrive. The run is over
+    when every prompt is back (or at the time limit)."""
 
     def tick(self):
         run: ClassRun | None = RUN.get("run")
         if run is None or run.done:
             return None
-        students = RUN["settings"].students
-        return students, students
+        settings = RUN["settings"]
+        spawn_rate = settings.students / settings.ramp_s if settings.shape == "ramp" else settings.students
+        return settings.students, spawn_rate
 
 
 class ComfyUIStudent(User):
@@ -164,12 +194,15 @@ class ComfyUIStudent(User):
     def prompt(self):
         run: ClassRun | None = RUN.get("run")
         settings = RUN["settings"]
-        if run is None or self.student is None or self.seq >= settings.prompts_each:
+        if run is None or self.student is None:
             raise StopUser()
-        if self.seq and settings.think_time_s:
-            gevent.sleep(settings.think_time_s)  # the student reads the result before the next prompt
+        more, arrived = self._next(run, settings)
+        if not more:
+            # done: stay until the whole class is (a user that stopped would be replaced by Locust's spawner)
+            ALL_BACK.wait(timeout=settings.time_limit_s)
+            raise StopUser()
         self.seq += 1
-        rec = self.student.prompt(self.seq)
+        rec = self.student.prompt(self.seq, arrived_at=arrived)
         run.record(rec)
         fire = self.environment.events.request.fire
         error = None if rec.ok else RuntimeError(rec.error or rec.status)
@@ -180,9 +213,24 @@ class ComfyUIStudent(User):
                      response_length=rec.output_bytes if kind == "RESULT" else 0,
                      exception=error if kind == "RESULT" else None, context={"prompt_id": rec.prompt_id})
         if run.done:
+            ALL_BACK.set()
             self.environment.runner.quit()
-        if self.seq >= settings.prompts_each:
-            raise StopUser()
+
+    def _next(self, run: ClassRun, settings) -> tuple[bool, float | None]:
+        """Whether this student has another prompt from the run's quota, and when it arrived (a `rate` run's
+        ticket, taken when this student is free)."""
+        if settings.shape == "rate":
+            if not run.take():
+                return False, None
+            try:
+                return True, TICKETS.get(timeout=settings.time_limit_s)
+            except gevent.queue.Empty:
+                return False, None
+        if self.seq >= settings.prompts_each or not run.take():
+            return False, None
+        if self.seq and settings.think_time_s:
+            gevent.sleep(settings.think_time_s)  # the student reads the result before the next prompt
+        return True, None
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -53,3 +53,16 @@ def test_a_prompt_that_never_finishes_is_named_lost_with_its_student(fault_switc
     assert re.search(r"FAIL +class prompts lost \(submitted, never finished\): 1 prompts", out), out
     summary = (tmp_path / "class" / "summary.json").read_text()
     assert re.search(rf"student-\d\d #1 {PROMPT_ID}: prompt {PROMPT_ID} ", summary), summary
+
+
+def test_a_proxy_that_drops_idle_sockets_in_the_queue_is_counted_with_the_fix(proxy_faults, fault_switch, profile,
+                                                                              tmp_path):
+    proxy_faults(read_timeout_s=1)
+    fault_switch.set(slow_generation_s=2.5)  # each student's socket waits silent in the queue longer than 1 s
+    done = class_run(profile.path, tmp_path, "--students", "3", "--prompts-each", "1")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert re.search(r"FAIL +student WebSockets dropped during the run: [1-9]\d* drops", out), out
+    assert re.search(r"pass +class prompts lost \(submitted, never finished\): 0 prompts", out), (
+        "a dropped socket must not lose its prompt: the student follows it in /history\n" + out)
+    assert "raise its read timeout (nginx proxy_read_timeout" in (tmp_path / "class" / "summary.json").read_text()

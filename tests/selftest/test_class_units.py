@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from comfycheck.classrun import records as raw
+from comfycheck.classrun.arrivals import arrival_times
 from comfycheck.classrun.judge import Capacity, jain_index, judge, order_jumps
 from comfycheck.classrun.records import PromptRecord
 from comfycheck.config.profile import ProfileError, load_profile
@@ -98,3 +99,19 @@ def test_the_class_table_of_a_profile(tmp_path):
         load_profile(bad)
     assert "class.students: expected a whole number above 0, got 0" in str(err.value)
     assert "class.shape" in str(err.value)
+
+
+def test_a_rates_arrivals_are_seeded_poisson_and_bounded_in_prompts():
+    settings = ClassSettings(shape="rate", rate_per_min=30, duration_s=600, seed=7)
+    times = arrival_times(settings)
+    assert len(times) == settings.prompts == 300 and times == arrival_times(settings) and times[0] == 0.0
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert sum(gaps) / len(gaps) == pytest.approx(2.0, rel=0.15)  # mean gap 60 / 30 s
+    assert times != arrival_times(ClassSettings(shape="rate", rate_per_min=30, duration_s=600, seed=8))
+
+
+def test_the_capacity_line_of_a_rate():
+    line = Capacity(4.0, 4.5, 300.0, 1, 10, rate_per_min=6.0).describe()
+    assert line == ("at 4.0 s per image (p95 4.5 s) the GPU takes 15.0 prompts a minute; arrivals at 6 a minute keep "
+                    "it 40 % busy; a burst class of 75 is served within 5.0 min (one prompt each)")
+    assert "the queue grows without end" in Capacity(4.0, 4.5, 300.0, 1, 10, rate_per_min=20.0).describe()

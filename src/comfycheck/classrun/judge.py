@@ -60,6 +60,7 @@ class Capacity:
     within_s: float
     prompts_each: int
     students: int
+    rate_per_min: float | None = None  # a `rate` run's arrivals
 
     @property
     def largest_class(self) -> int:
@@ -67,6 +68,14 @@ class Capacity:
         return math.floor(self.within_s / (self.service_s * self.prompts_each)) if self.service_s > 0 else 0
 
     def describe(self) -> str:
+        if self.rate_per_min is not None:
+            can = 60 / self.service_s if self.service_s > 0 else 0.0
+            busy = 100 * self.rate_per_min / can if can else 0.0
+            return (f"at {self.service_s:.1f} s per image (p95 {self.spread_s:.1f} s) the GPU takes {can:.1f} prompts "
+                    f"a minute; arrivals at {self.rate_per_min:g} a minute keep it {busy:.0f} % busy"
+                    + ("" if busy < 100 else ": the queue grows without end") + f"; a burst class of "
+                    f"{math.floor(self.within_s / self.service_s) if self.service_s > 0 else 0} is served within "
+                    f"{_minutes(self.within_s)} (one prompt each)")
         last_wait = self.students * self.prompts_each * self.service_s
         each = f"{self.prompts_each} prompts each" if self.prompts_each > 1 else "one prompt each"
         return (f"at {self.service_s:.1f} s per image (p95 {self.spread_s:.1f} s), a class of {self.largest_class} "
@@ -129,6 +138,10 @@ def judge(records: list[PromptRecord], targets: dict[str, Target], settings: Cla
     if fairness is not None:
         rows.append(_info("Jain's fairness index of the students' total queue waits", fairness, "",
                           "1: every student waited as long; a burst served FIFO is fair and still below 1"))
+    lags = [r.submitted_at - r.arrived_at for r in records if r.arrived_at is not None and r.submitted_at is not None]
+    if lags:
+        rows.append(_info("arrival to submit (p95)", percentile(lags, 95), "s", "a prompt that arrived while every "
+                          "student was busy waits for a free one: raise [class] students if this grows"))
     overheads = [r.overhead_ms for r in ok if r.overhead_ms is not None]
     if overheads:
         rows.append(_info("client overhead (p95)", percentile(overheads, 95), "ms",
@@ -140,8 +153,10 @@ def judge(records: list[PromptRecord], targets: dict[str, Target], settings: Cla
                           "ms", "POST answered -> execution_start received, against create_time -> execution_start"))
     capacity = None
     if execs:
+        rate = settings.shape == "rate"
         capacity = Capacity(statistics.mean(execs), percentile(execs, 95), settings.result_within_s,
-                            settings.prompts_each, settings.students)
+                            1 if rate else settings.prompts_each, settings.students,
+                            settings.rate_per_min if rate else None)
         rows.append(_info("capacity", capacity.describe(), "", "from the measured service time"))
     return rows, capacity
 

@@ -24,6 +24,7 @@ class PromptRecord:
     prompt_id: str = ""
     number: int | None = None  # ComfyUI's queue number
     submitted_at: float | None = None  # POST /prompt sent
+    arrived_at: float | None = None  # a `rate` run: when the prompt arrived (a free student then submits it)
     accept_ms: float | None = None  # POST /prompt answered
     queue_ahead: int | None = None  # prompts running or pending before it, from /queue right after the submit
     create_ms: int | None = None  # ComfyUI's timestamps

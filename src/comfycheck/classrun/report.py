@@ -25,6 +25,7 @@ class ClassSummary:
     report_dir: str
     workflow: str
     shape: str
+    arrivals: str  # how the class arrived, in words
     students: int
     prompts_each: int
     started: str
@@ -88,8 +89,7 @@ def timeline(path: Path, records: list[PromptRecord], summary: ClassSummary) -> 
     ax.set_yticks(range(len(students)), students, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first prompt was queued (ComfyUI's clock)")
-    ax.set_title(f"{summary.students} students x {summary.prompts_each} prompts ({summary.shape}): queue wait "
-                 "(light), execution (green; red: failed)", fontsize=9)
+    ax.set_title(f"{summary.arrivals}: queue wait (light), execution (green; red: failed)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -108,7 +108,6 @@ def summary_html(summary: ClassSummary) -> str:
 
 
 def class_summary_html(summary: ClassSummary) -> str:
-    return (f"<p>Profile <b>{html.escape(summary.profile)}</b>: {summary.students} students x "
-            f"{summary.prompts_each} prompts of {html.escape(summary.workflow)} ({summary.shape}); "
-            f"{summary.prompts_ok} of {summary.prompts_requested} came back (stopped by "
-            f"{html.escape(summary.stopped_by)}).</p><p><b>{html.escape(summary.capacity)}</b></p>")
+    return (f"<p>Profile <b>{html.escape(summary.profile)}</b>: {html.escape(summary.arrivals)}, "
+            f"running {html.escape(summary.workflow)}; {summary.prompts_ok} of {summary.prompts_requested} came back "
+            f"(stopped by {html.escape(summary.stopped_by)}).</p><p><b>{html.escape(summary.capacity)}</b></p>")

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..comfy.client import ComfyClient
 from ..comfy.workflows import describe, generation_workflow
 from ..config.profile import Profile
+from ..config.settings import ClassSettings
 from ..history import HistoryError, keep_run
 from ..judge.measurements import Measurement, overall_verdict
 from ..outputs import versions
@@ -33,12 +34,13 @@ class ClassRun:
         self.out = out_dir
         self.hz = sample_hz
         self.history = history
-        self.requested = self.settings.students * self.settings.prompts_each
+        self.requested = self.settings.prompts
         self.client = ComfyClient.from_profile(profile)
         self.workflow_name = profile.comfyui.generation_workflow
         self.workflow: dict = {}
         self.records: list[PromptRecord] = []
         self.in_flight: dict[tuple[str, int], PromptRecord] = {}  # accepted by ComfyUI, not back yet
+        self.issued = 0  # prompts handed to students, of the requested students x prompts each
         self.notes: list[str] = []
         self.system_stats: dict = {}
         self.source: NvmlSource | SystemStatsSource | None = None
@@ -76,6 +78,13 @@ class ClassRun:
         self.records.append(rec)
         raw.append(self.out / raw.PROMPTS_JSONL, rec)
 
+    def take(self) -> bool:
+        """A prompt from the run's quota for a student; False once every requested prompt is handed out."""
+        if self.issued >= self.requested:
+            return False
+        self.issued += 1
+        return True
+
     @property
     def done(self) -> bool:
         return len(self.records) >= self.requested
@@ -93,7 +102,8 @@ class ClassRun:
         rows.append(self._vram(peak.used_pct if peak else None, ran[1]))
         summary = ClassSummary(
             profile=self.profile.name, report_dir=str(self.out.resolve()), workflow=self.workflow_name,
-            shape=self.settings.shape, students=self.settings.students, prompts_each=self.settings.prompts_each,
+            shape=self.settings.shape, arrivals=arrivals_in_words(self.settings), students=self.settings.students,
+            prompts_each=self.settings.prompts_each,
             started=self.started.isoformat(timespec="seconds"),
             finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), stopped_by=stopped_by,
             prompts_requested=self.requested, prompts_ok=sum(r.ok for r in records),
@@ -122,3 +132,13 @@ class ClassRun:
             return Measurement("peak VRAM during the class run", peak_pct, "%", None, TEST,
                                {"note": f"not judged against '{target.key}': the run drove another workflow"})
         return Measurement(target.label, peak_pct, "%", target, TEST, {"note": "peak during the class run"})
+
+
+def arrivals_in_words(settings: ClassSettings) -> str:
+    each = f"{settings.students} students x {settings.prompts_each} prompts"
+    if settings.shape == "burst":
+        return f"{each}, all submitted at once (burst)"
+    if settings.shape == "ramp":
+        return f"{each}, arriving over {settings.ramp_s:g} s (ramp)"
+    return (f"{settings.prompts} prompts arriving at {settings.rate_per_min:g} a minute (Poisson, seed "
+            f"{settings.seed}), each taken by a free one of {settings.students} students (rate)")

@@ -13,6 +13,7 @@ from ..comfy.client import ComfyClient
 from ..comfy.errors import ComfyError, RunTimeout, WebSocketLost
 from ..comfy.eventstream import EventStream
 from ..comfy.workflows import make_unique
+from ..polling import DeadlineExceeded, wait_until
 from .records import LOST, PromptRecord
 
 
@@ -36,8 +37,10 @@ class Student:
         self._opened.close()
         self.client.close()
 
-    def prompt(self, seq: int) -> PromptRecord:
-        rec = PromptRecord(self.name, seq, self.client.base_url, self.client_id, status="failed")
+    def prompt(self, seq: int, *, arrived_at: float | None = None) -> PromptRecord:
+        """The student's `seq`th prompt; `arrived_at`: when it arrived, in a `rate` run (wall clock)."""
+        rec = PromptRecord(self.name, seq, self.client.base_url, self.client_id, status="failed",
+                           arrived_at=arrived_at)
         try:
             if self.ws is None:
                 self.open()
@@ -46,18 +49,20 @@ class Student:
 
             def submitted(queued: dict) -> None:
                 rec.prompt_id, rec.number = queued["prompt_id"], queued.get("number")
-                rec.submitted_at = time.time()
+                rec.accept_ms = round((time.time() - sent) * 1000, 3)
+                rec.submitted_at = sent
                 if self.on_submit is not None:
                     self.on_submit(rec)
                 rec.queue_ahead = _ahead(self.client.queue(), rec.prompt_id)
 
+            sent = time.time()  # run_on's own clock, taken just before its POST, replaces it once the prompt ends
             result = self.client.run_on(self.ws, self.client_id, workflow, timeout=self.timeout_s,
                                         after_submit=submitted)
         except WebSocketLost as exc:
             self.ws = None  # the next prompt opens a new one, as the page reconnects
             self._opened.close()
-            rec.status, rec.ws_dropped, rec.error = LOST, True, str(exc)
-            return rec
+            rec.ws_dropped = True
+            return self._from_history(rec, str(exc))
         except RunTimeout as exc:
             rec.status, rec.error = LOST, str(exc)
             return rec
@@ -78,6 +83,31 @@ class Student:
             rec.end_seen_at = result.submitted_at + result.client_terminal_ms / 1000
         if result.ok:
             self._download(rec, result.images())
+        return rec
+
+    def _from_history(self, rec: PromptRecord, dropped: str) -> PromptRecord:
+        """The socket dropped under the prompt: follow it in /history, as the page does once it reconnects."""
+        deadline = rec.submitted_at + self.timeout_s if rec.submitted_at else time.time()
+
+        def finished() -> dict | None:
+            entry = self.client.history(rec.prompt_id).get(rec.prompt_id) or {}
+            return entry if (entry.get("status") or {}).get("completed") is not None else None
+
+        try:
+            found, _ = wait_until(finished, timeout=max(0.0, deadline - time.time()), interval=0.25,
+                                  what=f"prompt {rec.prompt_id} in /history after its socket dropped")
+        except DeadlineExceeded:
+            rec.status, rec.error = LOST, f"{dropped}; and it never reached /history"
+            return rec
+        entry: dict = found or {}
+        stamps = {m[0]: m[1].get("timestamp") for m in entry["status"].get("messages", []) if len(m) > 1}
+        rec.status = str(entry["status"].get("status_str") or "error")
+        rec.create_ms = ((entry.get("prompt") or [None] * 4)[3] or {}).get("create_time")
+        rec.start_ms, rec.end_ms = stamps.get("execution_start"), stamps.get(f"execution_{rec.status}")
+        rec.error = "" if rec.ok else f"prompt {rec.prompt_id} ended {rec.status} (seen in /history)"
+        if rec.ok:
+            images = [i for out in (entry.get("outputs") or {}).values() for i in out.get("images", [])]
+            self._download(rec, images)
         return rec
 
     def _with_upload(self, workflow: dict) -> dict:

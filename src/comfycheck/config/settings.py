@@ -157,10 +157,23 @@ class ClassSettings:
 
     students: int = key(_int_pos, 10)
     prompts_each: int = key(_int_pos, 2)
-    shape: str = key(one_of("burst"), "burst")  # burst: every student submits at t = 0
+    # burst: every student submits at t = 0; ramp: the students arrive evenly over ramp_s; rate: prompts arrive
+    # at random (Poisson) at rate_per_min for duration_s, each taken by a free student of the class
+    shape: str = key(one_of("burst", "ramp", "rate"), "burst")
+    ramp_s: float = key(_num_pos, 60.0)
+    rate_per_min: float = key(_num_pos, 6.0)
+    duration_s: float = key(_num_pos, 300.0)
+    seed: int = key(_int, 1)  # the rate's arrival times: the same seed, the same arrivals
     result_within_s: float = key(_num_pos, 300.0)  # the wait the teacher accepts: goodput counts prompts within it
     think_time_s: float = key(_num, 0.0)  # between a student's prompts
     time_limit_s: float = key(_num_pos, 900.0)  # the run stops by itself at this bound, whatever is left
+
+    @property
+    def prompts(self) -> int:
+        """The prompts the run asks for: students x prompts_each, or the rate's expected arrivals."""
+        if self.shape == "rate":
+            return max(1, round(self.rate_per_min * self.duration_s / 60))
+        return self.students * self.prompts_each
 
 
 @dataclass(frozen=True)
