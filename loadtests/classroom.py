@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,10 +28,10 @@ from locust.exception import StopUser
 from comfycheck.classrun.arrivals import arrival_times
 from comfycheck.classrun.runner import ClassRun
 from comfycheck.config.paths import new_report_dir
-from comfycheck.config.profile import ProfileError, load_profile
-from comfycheck.history import History, HistoryError
+from comfycheck.load.lifecycle import Lifecycle
 
-RUN: dict = {}  # the one ClassRun of this Locust process, and how it ended
+LIFE = Lifecycle("class run")
+RUN = LIFE.state  # the one ClassRun of this Locust process, and how it ended
 NAMES = itertools.count(1)
 ALL_BACK = gevent.event.Event()  # every prompt of the class is back: the students that are done may go
 TICKETS: gevent.queue.Queue = gevent.queue.Queue()  # a `rate` run's arrived prompts, each taken by a free student
@@ -42,8 +41,7 @@ for noisy in ("httpx", "matplotlib"):
 
 @events.init_command_line_parser.add_listener
 def _arguments(parser):
-    parser.add_argument("--comfy-profile", default=None, help="comfycheck profile (default $COMFYCHECK_PROFILE, "
-                        "else profiles/local.toml)")
+    LIFE.add_arguments(parser, "class")
     parser.add_argument("--students", type=int, default=None, help="students (default: [class] students)")
     parser.add_argument("--prompts-each", type=int, default=None, help="prompts per student ([class])")
     parser.add_argument("--shape", choices=("burst", "ramp", "rate"), default=None,
@@ -55,29 +53,15 @@ def _arguments(parser):
     parser.add_argument("--seed", type=int, default=None, help="the rate's arrival times ([class])")
     parser.add_argument("--result-within-s", type=float, default=None, help="the wait the teacher accepts ([class])")
     parser.add_argument("--think-time-s", type=float, default=None, help="between a student's prompts ([class])")
-    parser.add_argument("--time-limit-s", type=float, default=None, help="stop after this many seconds ([class])")
-    parser.add_argument("--sample-hz", type=float, default=None, help="GPU samples per second ([load])")
-    parser.add_argument("--report-dir", default="", help="output folder (default reports/class/<timestamp>)")
-    parser.add_argument("--allow-load", action="store_true", default=False,
-                        help="allow a class run against a profile that does not say allow_load = true")
-    parser.add_argument("--history", default="", help="run history to append to (default: the profile's)")
-    parser.add_argument("--no-history", action="store_true", default=False, help="keep this run out of the history")
 
 
 @events.init.add_listener
 def _init(environment, **_kw):
+    opened = LIFE.open(environment)
+    if opened is None:
+        return
+    profile, history = opened
     opts = environment.parsed_options
-    if opts is None:
-        return
-    try:
-        profile = load_profile(opts.comfy_profile)
-    except ProfileError as exc:
-        _abort(environment, str(exc))
-        return
-    if not (profile.embedded or profile.allow_load or opts.allow_load):
-        _abort(environment, f"class runs against profile {profile.name!r} are not allowed: set allow_load = true "
-                            "in the profile or pass --allow-load")
-        return
     given = {k: v for k, v in (("students", opts.students), ("prompts_each", opts.prompts_each),
                                ("shape", opts.shape), ("ramp_s", opts.ramp_s), ("rate_per_min", opts.rate_per_min),
                                ("duration_s", opts.duration_s), ("seed", opts.seed),
@@ -87,43 +71,18 @@ def _init(environment, **_kw):
            if (k in ("students", "prompts_each") and v < 1) or (k in ("ramp_s", "rate_per_min", "duration_s")
                                                                    and v <= 0)]
     if bad:
-        _abort(environment, f"{', '.join(bad)}: students and prompts each must be at least 1, the ramp, rate and "
-                            "duration above 0")
+        LIFE.abort(environment, f"{', '.join(bad)}: students and prompts each must be at least 1, the ramp, "
+                                "rate and duration above 0")
         return
     profile = replace(profile, classroom=replace(profile.classroom, **given))
-    history = None if opts.no_history else (Path(opts.history).resolve() if opts.history else profile.history_path)
-    if history is not None:
-        try:
-            History(history).close()
-        except HistoryError as exc:
-            _abort(environment, str(exc))
-            return
     out = Path(opts.report_dir) if opts.report_dir else new_report_dir("class")
     RUN.update(out=out, stopped_by="every prompt back", settings=profile.classroom,
                run=ClassRun(profile, out, sample_hz=opts.sample_hz or profile.load.sample_hz, history=history))
 
 
-def _abort(environment, message: str) -> None:
-    print(f"comfycheck: {message}", file=sys.stderr)
-    RUN["abort"] = message
-    environment.process_exit_code = 2
-    if environment.runner:
-        environment.runner.quit()
-
-
 @events.test_start.add_listener
 def _test_start(environment, **_kw):
-    if "run" not in RUN:
-        return
-    try:
-        RUN["run"].prepare()
-    except Exception as exc:  # noqa: BLE001 - an unreachable host, a missing workflow: stop at once, saying why
-        RUN.pop("run")
-        gevent.spawn(_abort, environment, f"cannot start the class run: {exc}")
-        return
-    RUN["t0"] = time.monotonic()
-    gevent.spawn(_time_limit, environment)
-    if RUN["settings"].shape == "rate":
+    if "run" in RUN and LIFE.start(environment, RUN["settings"].time_limit_s) and RUN["settings"].shape == "rate":
         gevent.spawn(_arrive, arrival_times(RUN["settings"]))
 
 
@@ -135,13 +94,6 @@ def _arrive(times: list[float]) -> None:
         TICKETS.put(time.time())
 
 
-def _time_limit(environment):
-    gevent.sleep(RUN["settings"].time_limit_s)  # the run's bound, not a synchronisation
-    if "run" in RUN and environment.runner:
-        RUN["stopped_by"] = f"time limit ({RUN['settings'].time_limit_s:g} s)"
-        environment.runner.quit()
-
-
 @events.quitting.add_listener
 def _quitting(environment, **_kw):
     run: ClassRun | None = RUN.get("run")
@@ -151,16 +103,7 @@ def _quitting(environment, **_kw):
     print(f"comfycheck class run: {summary.verdict}: {summary.prompts_ok}/{summary.prompts_requested} prompts "
           f"back; report {RUN['out']}/index.html")
     print(f"  {summary.capacity}")
-    if run.kept is not None:
-        print(f"  kept as run #{run.kept} (class) in {run.history}")
-    if run.keep_error:
-        print(f"comfycheck: {run.keep_error}", file=sys.stderr)
-        environment.process_exit_code = 2
-    for m in summary.measurements:
-        figure = f"{m.shown} {m.unit}".strip() if m.value is not None else m.note
-        print(f"  {m.verdict:12} {m.name}: {figure}" + (f" (target {m.target.describe()})" if m.target else ""))
-    if not summary.passed:
-        environment.process_exit_code = 1
+    LIFE.report(environment, run, summary, "class")
 
 
 class ClassShape(LoadTestShape):
@@ -214,7 +157,7 @@ class ComfyUIStudent(User):
                      exception=error if kind == "RESULT" else None, context={"prompt_id": rec.prompt_id})
         if run.done:
             ALL_BACK.set()
-            self.environment.runner.quit()
+            LIFE.quit_outside(self.environment)
 
     def _next(self, run: ClassRun, settings) -> tuple[bool, float | None]:
         """Whether this student has another prompt from the run's quota, and when it arrived (a `rate` run's

@@ -115,3 +115,19 @@ def test_the_capacity_line_of_a_rate():
     assert line == ("at 4.0 s per image (p95 4.5 s) the GPU takes 15.0 prompts a minute; arrivals at 6 a minute keep "
                     "it 40 % busy; a burst class of 75 is served within 5.0 min (one prompt each)")
     assert "the queue grows without end" in Capacity(4.0, 4.5, 300.0, 1, 10, rate_per_min=20.0).describe()
+
+
+def test_the_load_run_judges_execution_not_the_wait_in_the_queue():
+    """Five users at once (-u 5): each generation took 6 s on the GPU, the later ones waited behind the others."""
+    from comfycheck.load.judge import AfterFree, IdleBaseline
+    from comfycheck.load.judge import judge as judge_load
+    from comfycheck.load.samples import Generation
+
+    gens = [Generation(n, True, 6.0 * n + 0.05, 6.0 * n, f"p{n}", exec_s=6.0 + 0.01 * n) for n in range(1, 6)]
+    rows = judge_load(load_profile(None).targets, requested=5, generations=gens,
+                      idle=IdleBaseline(1.0, 4.0, None, 24.0, "gpu"), peak=None, max_temp=None,
+                      after=AfterFree(1.0, 0.0, 0.1), on_gpu=True)
+    by_key = {m.key: m for m in rows if m.key}
+    assert by_key["generation_s"].value == pytest.approx(6.05) and by_key["generation_s"].verdict == "pass"
+    cv = by_key["generation_time_cv_pct"].number
+    assert cv is not None and cv < 1.0

@@ -87,16 +87,17 @@ class LoadRun:
 
     # --- during ---------------------------------------------------------------------------------
     def one_generation(self) -> Generation:
-        n = len(self.generations) + 1
         t0 = time.perf_counter()
         try:
             result = self.client.run(make_unique(self.workflow), timeout=self.profile.comfyui.generation_timeout_s)
         except ComfyError as exc:
-            gen = Generation(n, False, time.perf_counter() - t0, None, "", str(exc))
+            gen = Generation(0, False, time.perf_counter() - t0, None, "", str(exc))
         else:
-            server = result.server_total_ms
-            gen = Generation(n, result.ok, time.perf_counter() - t0, server / 1000 if server is not None else None,
-                             result.prompt_id, result.failure_message())
+            server, execution = result.server_total_ms, result.server_execution_ms
+            gen = Generation(0, result.ok, time.perf_counter() - t0, server / 1000 if server is not None else None,
+                             result.prompt_id, result.failure_message(),
+                             execution / 1000 if execution is not None else None)
+        gen.n = len(self.generations) + 1  # in the order they ended (several users run at once with -u N)
         self.generations.append(gen)
         return gen
 

@@ -18,6 +18,13 @@ class Generation:
     server_s: float | None  # ComfyUI's own create -> terminal timestamps
     prompt_id: str
     error: str = ""
+    exec_s: float | None = None  # ComfyUI's own execution_start -> terminal: the generation without its queue wait
+
+    @property
+    def judged_s(self) -> float:
+        """What the generation targets judge: the execution by ComfyUI's clock (another user's prompt ahead in
+        the queue is not a slow generation), the wall time where ComfyUI's timestamps are missing."""
+        return self.exec_s if self.exec_s is not None else self.wall_s
 
 
 def write_generations(path: Path, generations: list[Generation]) -> None:
