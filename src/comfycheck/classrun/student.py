@@ -53,7 +53,10 @@ class Student:
                 rec.submitted_at = sent
                 if self.on_submit is not None:
                     self.on_submit(rec)
-                rec.queue_ahead = _ahead(self.client.queue(), rec.prompt_id)
+                try:
+                    rec.queue_ahead = _ahead(self.client.queue(), rec.prompt_id)
+                except ComfyError:
+                    rec.queue_ahead = None  # a position not known is not the prompt's failure
 
             sent = time.time()  # run_on's own clock, taken just before its POST, replaces it once the prompt ends
             result = self.client.run_on(self.ws, self.client_id, workflow, timeout=self.timeout_s,
@@ -62,6 +65,9 @@ class Student:
             self.ws = None  # the next prompt opens a new one, as the page reconnects
             self._opened.close()
             rec.ws_dropped = True
+            if not rec.prompt_id:  # dropped before the prompt was sent
+                rec.error = str(exc)
+                return rec
             return self._from_history(rec, str(exc))
         except RunTimeout as exc:
             rec.status, rec.error = LOST, str(exc)
