@@ -70,8 +70,11 @@ class ClassRun:
                                           origin=self.profile.public.origin if self.profile.public else None)
         student = Student(name, client, self.workflow, image=self.profile.resolve(self.profile.comfyui.edit_image),
                           timeout_s=self.settings.time_limit_s)
-        student.on_submit = lambda rec: self.in_flight.__setitem__((rec.student, rec.seq), rec)
+        student.on_submit = self._submitted
         return student
+
+    def _submitted(self, rec: PromptRecord) -> None:
+        self.in_flight[(rec.student, rec.seq)] = rec
 
     def record(self, rec: PromptRecord) -> None:
         self.in_flight.pop((rec.student, rec.seq), None)
