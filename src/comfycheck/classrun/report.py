@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..judge.measurements import Measurement
-from ..outputs.report import targets_table
+from ..outputs.report import run_page
 from .records import PromptRecord
 
 SUMMARY_JSON = "summary.json"
@@ -96,15 +96,8 @@ def timeline(path: Path, records: list[PromptRecord], summary: ClassSummary) -> 
 
 
 def summary_html(summary: ClassSummary) -> str:
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.notes)
-    return f"""<!doctype html><meta charset="utf-8"><title>comfycheck class run</title>
-<style>body{{font-family:sans-serif}}</style>
-<h1>Class run: {summary.verdict}</h1>
-{class_summary_html(summary)}
-{targets_table(summary.measurements)}
-<ul>{notes}</ul>
-<img src="{TIMELINE_PNG}">
-"""
+    return run_page("Class run", summary.verdict, class_summary_html(summary), summary.measurements, summary.notes,
+                    [TIMELINE_PNG])
 
 
 def class_summary_html(summary: ClassSummary) -> str:

@@ -5,7 +5,7 @@ import html
 from pathlib import Path
 
 from ..config.units import GB
-from ..outputs.report import targets_table
+from ..outputs.report import run_page
 from ..probes.gpu import read_samples
 from .judge import LoadSummary
 from .samples import GENERATIONS_CSV, SAMPLES_CSV, Generation, write_generations
@@ -62,15 +62,8 @@ def plots(out: Path, summary: LoadSummary, generations: list[Generation]) -> Non
 
 
 def summary_html(summary: LoadSummary) -> str:
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.notes)
-    return f"""<!doctype html><meta charset="utf-8"><title>comfycheck load run</title>
-<style>body{{font-family:sans-serif}}</style>
-<h1>Load run: {summary.verdict}</h1>
-{load_summary_html(summary)}
-{targets_table(summary.measurements)}
-<ul>{notes}</ul>{gpu_map_html(summary.gpu_map)}
-<img src="timeline.png"><br><img src="generations.png">
-"""
+    return run_page("Load run", summary.verdict, load_summary_html(summary), summary.measurements, summary.notes,
+                    list(PLOTS), extra=gpu_map_html(summary.gpu_map))
 
 
 def load_summary_html(summary: LoadSummary) -> str:

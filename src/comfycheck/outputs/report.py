@@ -129,3 +129,19 @@ def redact(report, secrets: list[str]) -> None:
     if report.longrepr is not None and any(s in str(report.longrepr) for s in secrets):
         report.longrepr = scrub(str(report.longrepr))
     report.sections = [(title, scrub(content)) for title, content in report.sections]
+
+
+def run_page(title: str, verdict: str, lead: str, measurements: list[Measurement], notes: list[str],
+             images: list[str], extra: str = "") -> str:
+    """A load or class run's index.html: its verdict, the paragraph saying what ran, the Targets table, its notes
+    and its pictures (files beside it)."""
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    pictures = "<br>".join(f'<img src="{html.escape(i)}">' for i in images)
+    return f"""<!doctype html><meta charset="utf-8"><title>comfycheck {html.escape(title.lower())}</title>
+<style>body{{font-family:sans-serif}}</style>
+<h1>{html.escape(title)}: {html.escape(verdict)}</h1>
+{lead}
+{targets_table(measurements)}
+<ul>{items}</ul>{extra}
+{pictures}
+"""
