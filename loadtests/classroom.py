@@ -13,27 +13,25 @@ index.html); exit 0: every target met, 1: a target missed, 2: the run could not 
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import gevent
-import gevent.event
 import gevent.queue
 from locust import LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 
 from comfycheck.classrun.arrivals import arrival_times
+from comfycheck.classrun.coordinators import Master, OneProcess, Quota, Worker
 from comfycheck.classrun.runner import ClassRun
 from comfycheck.config.paths import new_report_dir
 from comfycheck.load.lifecycle import Lifecycle
 
 LIFE = Lifecycle("class run")
-RUN = LIFE.state  # the one ClassRun of this Locust process, and how it ended
-NAMES = itertools.count(1)
-ALL_BACK = gevent.event.Event()  # every prompt of the class is back: the students that are done may go
+RUN = LIFE.state  # the one ClassRun of this Locust process (none on a worker), its coordinator, how it ended
 TICKETS: gevent.queue.Queue = gevent.queue.Queue()  # a `rate` run's arrived prompts, each taken by a free student
 for noisy in ("httpx", "matplotlib"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -57,6 +55,9 @@ def _arguments(parser):
 
 @events.init.add_listener
 def _init(environment, **_kw):
+    if isinstance(environment.runner, WorkerRunner):  # students only: the master holds the run
+        RUN["coord"] = Worker(environment)
+        return
     opened = LIFE.open(environment)
     if opened is None:
         return
@@ -76,13 +77,23 @@ def _init(environment, **_kw):
         return
     profile = replace(profile, classroom=replace(profile.classroom, **given))
     out = Path(opts.report_dir) if opts.report_dir else new_report_dir("class")
-    RUN.update(out=out, stopped_by="every prompt back", settings=profile.classroom,
-               run=ClassRun(profile, out, sample_hz=opts.sample_hz or profile.load.sample_hz, history=history))
+    run = ClassRun(profile, out, sample_hz=opts.sample_hz or profile.load.sample_hz, history=history)
+    RUN.update(out=out, stopped_by="every prompt back", settings=profile.classroom, run=run)
+    quota = Quota(run, TICKETS)
+    if isinstance(environment.runner, MasterRunner):
+        RUN["coord"] = Master(environment, run, quota, on_done=lambda: LIFE.quit_outside(environment),
+                              on_failed=lambda why: LIFE.abort(environment, why))
+    else:
+        RUN["coord"] = OneProcess(run, quota, on_done=lambda: LIFE.quit_outside(environment))
 
 
 @events.test_start.add_listener
 def _test_start(environment, **_kw):
-    if "run" in RUN and LIFE.start(environment, RUN["settings"].time_limit_s) and RUN["settings"].shape == "rate":
+    if "run" not in RUN or not LIFE.start(environment, RUN["settings"].time_limit_s):
+        return
+    if isinstance(RUN["coord"], Master):
+        RUN["coord"].setup()
+    if RUN["settings"].shape == "rate":
         gevent.spawn(_arrive, arrival_times(RUN["settings"]))
 
 
@@ -124,9 +135,11 @@ class ComfyUIStudent(User):
     wait_time = constant(0)
 
     def on_start(self):
-        run: ClassRun | None = RUN.get("run")
+        coord = RUN.get("coord")
         self.seq = 0
-        self.student = run.student(f"student-{next(NAMES):02d}") if run is not None and "t0" in RUN else None
+        self.student = None
+        if coord is not None and ("t0" in RUN or getattr(coord, "ready", False)):
+            self.student = coord.student()
 
     def on_stop(self):
         student = getattr(self, "student", None)
@@ -135,45 +148,38 @@ class ComfyUIStudent(User):
 
     @task
     def prompt(self):
-        run: ClassRun | None = RUN.get("run")
-        settings = RUN["settings"]
-        if run is None or self.student is None:
+        coord = RUN.get("coord")
+        if coord is None or self.student is None:
             raise StopUser()
-        more, arrived = self._next(run, settings)
+        more, arrived = self._next(coord)
         if not more:
             # done: stay until the whole class is (a user that stopped would be replaced by Locust's spawner)
-            ALL_BACK.wait(timeout=settings.time_limit_s)
+            coord.all_back.wait(timeout=coord.settings.time_limit_s)
             raise StopUser()
         self.seq += 1
         rec = self.student.prompt(self.seq, arrived_at=arrived)
-        run.record(rec)
         fire = self.environment.events.request.fire
         error = None if rec.ok else RuntimeError(rec.error or rec.status)
         for kind, ms in (("SUBMIT", rec.accept_ms), ("QUEUE", _ms(rec.queue_wait_s)),
                          ("EXECUTE", _ms(rec.execution_s)), ("RESULT", _ms(rec.result_s))):
             if ms is not None or kind == "RESULT":
-                fire(request_type=kind, name=run.workflow_name, response_time=ms or 0,
+                fire(request_type=kind, name=coord.workflow_name, response_time=ms or 0,
                      response_length=rec.output_bytes if kind == "RESULT" else 0,
                      exception=error if kind == "RESULT" else None, context={"prompt_id": rec.prompt_id})
-        if run.done:
-            ALL_BACK.set()
-            LIFE.quit_outside(self.environment)
+        coord.record(rec)  # last: the run's last record ends it
 
-    def _next(self, run: ClassRun, settings) -> tuple[bool, float | None]:
+    def _next(self, coord) -> tuple[bool, float | None]:
         """Whether this student has another prompt from the run's quota, and when it arrived (a `rate` run's
         ticket, taken when this student is free)."""
+        settings = coord.settings
         if settings.shape == "rate":
-            if not run.take():
-                return False, None
-            try:
-                return True, TICKETS.get(timeout=settings.time_limit_s)
-            except gevent.queue.Empty:
-                return False, None
-        if self.seq >= settings.prompts_each or not run.take():
+            return coord.take()
+        if self.seq >= settings.prompts_each:
             return False, None
-        if self.seq and settings.think_time_s:
+        more = coord.take()
+        if more[0] and self.seq and settings.think_time_s:
             gevent.sleep(settings.think_time_s)  # the student reads the result before the next prompt
-        return True, None
+        return more
 
 
 def _ms(seconds: float | None) -> float | None:

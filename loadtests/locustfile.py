@@ -13,6 +13,7 @@ from pathlib import Path
 
 from locust import User, constant, events, task
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 
 from comfycheck.config.paths import new_report_dir
 from comfycheck.load.lifecycle import Lifecycle
@@ -32,6 +33,12 @@ def _arguments(parser):
 
 @events.init.add_listener
 def _init(environment, **_kw):
+    if isinstance(environment.runner, MasterRunner | WorkerRunner):
+        if isinstance(environment.runner, MasterRunner):  # a worker is told to quit by its master
+            LIFE.abort(environment, "the load run is one user's generations in one process: run it without "
+                                    "--master/--worker/--processes; for many users over several processes, run "
+                                    "loadtests/classroom.py")
+        return
     opened = LIFE.open(environment)
     if opened is None:
         return

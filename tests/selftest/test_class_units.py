@@ -131,3 +131,13 @@ def test_the_load_run_judges_execution_not_the_wait_in_the_queue():
     assert by_key["generation_s"].value == pytest.approx(6.05) and by_key["generation_s"].verdict == "pass"
     cv = by_key["generation_time_cv_pct"].number
     assert cv is not None and cv < 1.0
+
+
+def test_prompts_ahead_at_submit_come_from_comfyuis_own_numbers_and_timestamps():
+    burst = served(4)  # all queued before the first ran: 0, 1, 2, 3 ahead
+    assert [raw.queue_ahead(burst)[(r.student, 1)] for r in burst] == [0, 1, 2, 3]
+    late = served(1)[0]
+    assert burst[1].end_ms is not None
+    late.student, late.number, late.create_ms = "student-09", 9, burst[1].end_ms + 1  # after two had ended
+    assert raw.queue_ahead([*burst, late])[("student-09", 1)] == 2
+    assert figures(burst)[0]["most prompts ahead at submit"].value == 3

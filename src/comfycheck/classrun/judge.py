@@ -15,7 +15,7 @@ from ..config.settings import ClassSettings
 from ..config.targets import Target, percentile
 from ..config.units import rounded
 from ..judge.measurements import Measurement
-from .records import LOST, PromptRecord
+from .records import LOST, PromptRecord, queue_ahead
 
 TEST = "class run"
 
@@ -121,6 +121,10 @@ def judge(records: list[PromptRecord], targets: dict[str, Target], settings: Cla
                             "reorders its queue"))
     rows += _spread("time to result", results, "submit -> output downloaded, as each student waits")
     rows += _spread("queue wait", waits, "ComfyUI's create_time -> execution_start")
+    ahead = queue_ahead(records)
+    if ahead:
+        rows.append(_info("most prompts ahead at submit", max(ahead.values()), "prompts", "the class's own prompts "
+                          "queued or running before it when ComfyUI took it (its numbers and timestamps)"))
     if is_512:
         rows.append(_judged(t["generation_s"], max(execs) if execs else None,
                             "slowest execution (ComfyUI's execution_start -> success), queue wait apart"))
@@ -175,7 +179,7 @@ def _spread(name: str, values: list[float], what: str) -> list[Measurement]:
             _info(f"{name} max", max(values), "s", what)]
 
 
-def _info(name: str, value: float | str, unit: str, what: str) -> Measurement:
+def _info(name: str, value: float | int | str, unit: str, what: str) -> Measurement:
     if isinstance(value, float):
         value = rounded(value, unit)
     return Measurement(name, value, unit, None, TEST, {"note": what})

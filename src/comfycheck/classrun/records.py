@@ -26,7 +26,6 @@ class PromptRecord:
     submitted_at: float | None = None  # POST /prompt sent
     arrived_at: float | None = None  # a `rate` run: when the prompt arrived (a free student then submits it)
     accept_ms: float | None = None  # POST /prompt answered
-    queue_ahead: int | None = None  # prompts running or pending before it, from /queue right after the submit
     create_ms: int | None = None  # ComfyUI's timestamps
     start_ms: int | None = None
     end_ms: int | None = None
@@ -73,6 +72,19 @@ class PromptRecord:
         if None in (self.submitted_at, self.accept_ms, self.start_seen_at):
             return None
         return self.start_seen_at - self.submitted_at - self.accept_ms / 1000  # type: ignore[operator]
+
+
+def queue_ahead(records: list[PromptRecord]) -> dict[tuple[str, int], int]:
+    """For each prompt, how many of the run's prompts were queued or running before it when ComfyUI took it: a lower
+    `number`, created no later and not yet ended (ComfyUI's own numbers and timestamps; asking /queue per prompt
+    would have ComfyUI deep-copy every pending workflow under its queue lock for each student)."""
+    known = [r for r in records if r.number is not None and r.create_ms is not None]
+
+    def before(q: PromptRecord, p: PromptRecord) -> bool:
+        return (q is not p and q.number < p.number and q.create_ms <= p.create_ms  # type: ignore[operator]
+                and (q.end_ms is None or q.end_ms > p.create_ms))  # type: ignore[operator]
+
+    return {(p.student, p.seq): sum(before(q, p) for q in known) for p in known}
 
 
 def _span(a: int | None, b: int | None) -> float | None:

@@ -9,12 +9,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..judge.measurements import Measurement
+from ..load.samples import SAMPLES_CSV
 from ..outputs.report import run_page
-from .records import PromptRecord
+from . import plots
+from .records import PromptRecord, queue_ahead
 
 SUMMARY_JSON = "summary.json"
 PROMPTS_CSV = "prompts.csv"
 TIMELINE_PNG = "timeline.png"
+WAITS_PNG = "waits.png"
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ClassSummary:
     versions: dict[str, str]
     notes: list[str] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
+    result_within_s: float | None = None  # the wait the teacher accepts ([class])
 
     @property
     def passed(self) -> bool:
@@ -53,51 +57,25 @@ class ClassSummary:
         return cls(**{**d, "measurements": [Measurement.from_dict(m) for m in d["measurements"]]})
 
 
-def write_outputs(out: Path, summary: ClassSummary, records: list[PromptRecord]) -> None:
+def write_outputs(out: Path, summary: ClassSummary, records: list[PromptRecord], *, gpu: bool) -> None:
+    """gpu: the samples are a GPU's (not the CPU's memory, where ComfyUI runs with --cpu)."""
     (out / SUMMARY_JSON).write_text(json.dumps(summary.to_json(), indent=1))
     with open(out / PROMPTS_CSV, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[*(x.name for x in fields(PromptRecord)), "queue_wait_s", "execution_s",
-                                          "result_s", "overhead_ms"])
+        w = csv.DictWriter(f, fieldnames=[*(x.name for x in fields(PromptRecord)), "queue_ahead", "queue_wait_s",
+                                          "execution_s", "result_s", "overhead_ms"])
         w.writeheader()
+        ahead = queue_ahead(records)
         for r in records:
-            w.writerow({**asdict(r), "queue_wait_s": r.queue_wait_s, "execution_s": r.execution_s,
-                        "result_s": r.result_s, "overhead_ms": r.overhead_ms})
-    timeline(out / TIMELINE_PNG, records, summary)
+            w.writerow({**asdict(r), "queue_ahead": ahead.get((r.student, r.seq)), "queue_wait_s": r.queue_wait_s,
+                        "execution_s": r.execution_s, "result_s": r.result_s, "overhead_ms": r.overhead_ms})
+    plots.timeline(out / TIMELINE_PNG, records, summary.arrivals)
+    plots.waits(out / WAITS_PNG, records, summary.result_within_s, out / SAMPLES_CSV if gpu else None)
     (out / "index.html").write_text(summary_html(summary))
-
-
-def timeline(path: Path, records: list[PromptRecord], summary: ClassSummary) -> None:
-    """One row per student; for each prompt its queue wait (light) and execution (dark), on ComfyUI's clock."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    students = sorted({r.student for r in records})
-    fig, ax = plt.subplots(figsize=(10, max(2.5, 0.28 * len(students) + 1.2)), dpi=100)
-    created = [r.create_ms for r in records if r.create_ms is not None]
-    t0 = min(created) if created else 0
-    for r in records:
-        if r.create_ms is None:
-            continue
-        y = students.index(r.student)
-        start = r.start_ms if r.start_ms is not None else r.end_ms
-        if start is not None:
-            ax.barh(y, (start - r.create_ms) / 1000, left=(r.create_ms - t0) / 1000, height=0.6, color="#c6dafc")
-        if r.start_ms is not None and r.end_ms is not None:
-            ax.barh(y, (r.end_ms - r.start_ms) / 1000, left=(r.start_ms - t0) / 1000, height=0.6,
-                    color="#34a853" if r.ok else "#d93025")
-    ax.set_yticks(range(len(students)), students, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("seconds since the first prompt was queued (ComfyUI's clock)")
-    ax.set_title(f"{summary.arrivals}: queue wait (light), execution (green; red: failed)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def summary_html(summary: ClassSummary) -> str:
     return run_page("Class run", summary.verdict, class_summary_html(summary), summary.measurements, summary.notes,
-                    [TIMELINE_PNG])
+                    [TIMELINE_PNG, WAITS_PNG])
 
 
 def class_summary_html(summary: ClassSummary) -> str:

@@ -15,6 +15,7 @@ from ..config.profile import Profile
 from ..config.settings import ClassSettings
 from ..history import HistoryError, keep_run
 from ..judge.measurements import Measurement, overall_verdict
+from ..load.samples import SAMPLES_CSV
 from ..outputs import versions
 from ..probes.gpu import NvmlSource, Sampler, SystemStatsSource
 from ..probes.gpu_choice import choose_source
@@ -23,8 +24,6 @@ from .judge import TEST, judge
 from .records import PromptRecord
 from .report import ClassSummary, write_outputs
 from .student import Student
-
-SAMPLES_CSV = "samples.csv"
 
 
 class ClassRun:
@@ -65,15 +64,12 @@ class ClassRun:
         (self.out / raw.PROMPTS_JSONL).touch()
 
     def student(self, name: str) -> Student:
-        public = self.profile.public is not None
-        client = ComfyClient.from_profile(self.profile, public=public,
-                                          origin=self.profile.public.origin if self.profile.public else None)
-        student = Student(name, client, self.workflow, image=self.profile.resolve(self.profile.comfyui.edit_image),
-                          timeout_s=self.settings.time_limit_s)
-        student.on_submit = self._submitted
+        student = new_student(self.profile, self.workflow, name)
+        student.on_submit = self.submitted
         return student
 
-    def _submitted(self, rec: PromptRecord) -> None:
+    def submitted(self, rec: PromptRecord) -> None:
+        """ComfyUI accepted it: a prompt in flight, named as lost if the run stops before it is back."""
         self.in_flight[(rec.student, rec.seq)] = rec
 
     def record(self, rec: PromptRecord) -> None:
@@ -113,8 +109,8 @@ class ClassRun:
             capacity=capacity.describe() if capacity else "no prompt finished: no service time to plan with",
             verdict=overall_verdict(rows), notes=self.notes + [f"students reached ComfyUI through {self.via}"],
             versions={**versions.from_system_stats(self.system_stats), "comfycheck": versions.comfycheck()},
-            measurements=rows)
-        write_outputs(self.out, summary, records)
+            measurements=rows, result_within_s=self.settings.result_within_s)
+        write_outputs(self.out, summary, records, gpu=bool(getattr(self.source, "gpu", True)))
         if self.history is not None:
             try:
                 self.kept = keep_run(self.history, summary.profile, "class", started=summary.started,
@@ -135,6 +131,15 @@ class ClassRun:
             return Measurement("peak VRAM during the class run", peak_pct, "%", None, TEST,
                                {"note": f"not judged against '{target.key}': the run drove another workflow"})
         return Measurement(target.label, peak_pct, "%", target, TEST, {"note": "peak during the class run"})
+
+
+def new_student(profile: Profile, workflow: dict, name: str) -> Student:
+    """A student as the profile's users reach ComfyUI: through the public address where there is one (its Origin,
+    its token), else the backend's."""
+    public = profile.public is not None
+    client = ComfyClient.from_profile(profile, public=public, origin=profile.public.origin if profile.public else None)
+    return Student(name, client, workflow, image=profile.resolve(profile.comfyui.edit_image),
+                   timeout_s=profile.classroom.time_limit_s)
 
 
 def arrivals_in_words(settings: ClassSettings) -> str:

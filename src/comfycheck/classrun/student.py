@@ -53,14 +53,10 @@ class Student:
                 rec.submitted_at = sent
                 if self.on_submit is not None:
                     self.on_submit(rec)
-                try:
-                    rec.queue_ahead = _ahead(self.client.queue(), rec.prompt_id)
-                except ComfyError:
-                    rec.queue_ahead = None  # a position not known is not the prompt's failure
 
             sent = time.time()  # run_on's own clock, taken just before its POST, replaces it once the prompt ends
             result = self.client.run_on(self.ws, self.client_id, workflow, timeout=self.timeout_s,
-                                        after_submit=submitted)
+                                        after_submit=submitted, read_history=False)
         except WebSocketLost as exc:
             self.ws = None  # the next prompt opens a new one, as the page reconnects
             self._opened.close()
@@ -79,7 +75,6 @@ class Student:
         rec.accept_ms = round(result.client_post_ms, 3)
         rec.status = result.status
         rec.error = result.failure_message()
-        rec.create_ms = result.server_ms.get("create_time")
         rec.start_ms = result.server_ms.get("execution_start")
         rec.end_ms = result.server_ms.get(f"execution_{result.status}")
         for m in result.messages:
@@ -89,7 +84,17 @@ class Student:
             rec.end_seen_at = result.submitted_at + result.client_terminal_ms / 1000
         if result.ok:
             self._download(rec, result.images())
+        rec.create_ms = self._create_time(rec.prompt_id)
         return rec
+
+    def _create_time(self, prompt_id: str) -> int | None:
+        """ComfyUI's create_time of the prompt, read from /history once the student has its image: a page needs
+        no /history to show its result, so the read is kept off the time to result."""
+        try:
+            entry = self.client.history(prompt_id).get(prompt_id) or {}
+        except ComfyError:
+            return None  # the queue wait is then not assessed for this prompt, which is no failure of it
+        return ((entry.get("prompt") or [None] * 4)[3] or {}).get("create_time")
 
     def _from_history(self, rec: PromptRecord, dropped: str) -> PromptRecord:
         """The socket dropped under the prompt: follow it in /history, as the page does once it reconnects."""
@@ -138,11 +143,3 @@ class Student:
         rec.downloaded_at = time.time()
         rec.output_bytes = len(data)
 
-
-def _ahead(queue: dict, prompt_id: str) -> int | None:
-    """How many prompts run or wait before `prompt_id` (None: already gone from the queue when asked)."""
-    items = [*queue.get("queue_running", []), *queue.get("queue_pending", [])]
-    mine = next((i for i in items if len(i) > 1 and i[1] == prompt_id), None)
-    if mine is None:
-        return None
-    return sum(1 for i in items if i is not mine and i[0] < mine[0])

@@ -313,9 +313,11 @@ class ComfyClient:
             return self.run_on(ws, client_id, workflow, timeout=timeout)
 
     def run_on(self, ws: EventStream, client_id: str, workflow: dict, *, timeout: float = 300.0,
-               after_submit: Callable[[dict], None] | None = None) -> RunResult:
+               after_submit: Callable[[dict], None] | None = None, read_history: bool = True) -> RunResult:
         """Submit a workflow as `client_id` and wait on that client's open socket `ws` (a page's, held across
-        prompts) until its prompt finishes. `after_submit`: called with POST /prompt's answer, before the wait."""
+        prompts) until its prompt finishes. `after_submit`: called with POST /prompt's answer, before the wait.
+        read_history=False: the outputs as the socket's `executed` messages gave them, and no /history request
+        (the caller reads create_time later, off the path to the result)."""
         t0 = time.perf_counter()
         submitted_at = time.time()
         deadline = t0 + timeout
@@ -356,7 +358,7 @@ class ComfyClient:
             if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
                 if status:
                     break
-        history = self.history(prompt_id).get(prompt_id, {})
+        history = self.history(prompt_id).get(prompt_id, {}) if read_history else {}
         extra = (history.get("prompt") or [None] * 4)[3] or {}
         if "create_time" in extra:
             server_ms["create_time"] = extra["create_time"]

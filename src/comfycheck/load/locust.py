@@ -31,3 +31,15 @@ def class_command(profile_path: Path, out_dir: Path, *, students: int | None = N
     cmd += ["--allow-load"] if allow_load else []
     cmd += ["--history", str(history)] if history is not None else []
     return cmd + ([] if keep else ["--no-history"])
+
+
+def class_master_args(workers: int, port: int) -> list[str]:
+    """What turns class_command into Locust's master of `workers` workers, listening on `port`."""
+    return ["--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
+            "--master-bind-port", str(port)]
+
+
+def class_worker_command(master_host: str, port: int) -> list[str]:
+    """A worker of a class run's master (it takes the profile and every option from the master)."""
+    return [sys.executable, "-m", "locust", "-f", str(CLASSROOM_LOCUSTFILE), "--worker", "--master-host", master_host,
+            "--master-port", str(port)]

@@ -113,7 +113,8 @@ worker_processes 1;
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
-events {{ worker_connections 256; }}
+worker_rlimit_nofile 8192;
+events {{ worker_connections 4096; }}  # a class of 200 holds a page WebSocket and a connection each, both ways
 http {{
     access_log {prefix}/access.log;
     client_body_temp_path {prefix}/tmp/body;
