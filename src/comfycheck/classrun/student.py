@@ -12,6 +12,7 @@ from pathlib import Path
 from ..comfy.client import ComfyClient
 from ..comfy.errors import ComfyError, RunTimeout, WebSocketLost
 from ..comfy.eventstream import EventStream
+from ..comfy.run_result import created_ms
 from ..comfy.workflows import make_unique
 from ..polling import DeadlineExceeded, wait_until
 from .records import LOST, PromptRecord
@@ -94,7 +95,7 @@ class Student:
             entry = self.client.history(prompt_id).get(prompt_id) or {}
         except ComfyError:
             return None  # the queue wait is then not assessed for this prompt, which is no failure of it
-        return ((entry.get("prompt") or [None] * 4)[3] or {}).get("create_time")
+        return created_ms(entry)
 
     def _from_history(self, rec: PromptRecord, dropped: str) -> PromptRecord:
         """The socket dropped under the prompt: follow it in /history, as the page does once it reconnects."""
@@ -113,7 +114,7 @@ class Student:
         entry: dict = found or {}
         stamps = {m[0]: m[1].get("timestamp") for m in entry["status"].get("messages", []) if len(m) > 1}
         rec.status = str(entry["status"].get("status_str") or "error")
-        rec.create_ms = ((entry.get("prompt") or [None] * 4)[3] or {}).get("create_time")
+        rec.create_ms = created_ms(entry)
         rec.start_ms, rec.end_ms = stamps.get("execution_start"), stamps.get(f"execution_{rec.status}")
         rec.error = "" if rec.ok else f"prompt {rec.prompt_id} ended {rec.status} (seen in /history)"
         if rec.ok:

@@ -19,7 +19,7 @@ from ..judge import hints
 from ..polling import DeadlineExceeded, wait_until
 from .errors import ComfyError, ComfyHTTPError, ComfyUnreachable, PromptRejected, RunTimeout, WebSocketLost
 from .eventstream import EventStream
-from .run_result import TERMINAL, RunResult, WsMessage, format_prompt_error
+from .run_result import TERMINAL, RunResult, WsMessage, created_ms, format_prompt_error
 from .wsclient import WsConnection, WsTimeout
 
 __all__ = ["ComfyClient", "ComfyError", "ComfyHTTPError", "ComfyUnreachable", "EventStream", "PromptRejected",
@@ -359,9 +359,9 @@ class ComfyClient:
                 if status:
                     break
         history = self.history(prompt_id).get(prompt_id, {}) if read_history else {}
-        extra = (history.get("prompt") or [None] * 4)[3] or {}
-        if "create_time" in extra:
-            server_ms["create_time"] = extra["create_time"]
+        created = created_ms(history)
+        if created is not None:
+            server_ms["create_time"] = created
         outputs = history.get("outputs") or {
             m.data["node"]: m.data.get("output") for m in messages if m.type == "executed"
         }

@@ -7,6 +7,11 @@ from typing import Any
 TERMINAL = ("execution_success", "execution_error", "execution_interrupted")
 
 
+def created_ms(history_entry: dict) -> int | None:
+    """ComfyUI's create_time (ms) of a /history entry: its prompt's extra_data, the entry's prompt[3]."""
+    return ((history_entry.get("prompt") or [None] * 4)[3] or {}).get("create_time")
+
+
 def format_prompt_error(body: Any, workflow: dict | None = None) -> str:
     """ComfyUI's 400 body (error + node_errors) as lines a person can act on."""
     if not isinstance(body, dict):
