@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -26,10 +27,32 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+# Below the ephemeral range, outside the profiles' fixed 26xxx-29xxx: a port the kernel hands out (bind to 0) can
+# be taken by the local end of some client connection before the server the test starts binds it.
+_CANDIDATES = [p for p in range(20000, _ephemeral_low()) if not 26000 <= p < 30000]
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, never handed out before in this process, and never one the kernel gives a client."""
+    for port in random.sample(_CANDIDATES, len(_CANDIDATES)):
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def own_ports(public_host: str = "localhost") -> dict:
