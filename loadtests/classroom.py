@@ -27,6 +27,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from comfycheck.classrun.arrivals import arrival_times
 from comfycheck.classrun.coordinators import Master, OneProcess, Quota, Worker
 from comfycheck.classrun.runner import ClassRun
+from comfycheck.comfy.errors import ComfyError
 from comfycheck.config.paths import new_report_dir
 from comfycheck.load.lifecycle import Lifecycle
 
@@ -93,8 +94,13 @@ def _test_start(environment, **_kw):
         return
     if isinstance(RUN["coord"], Master):
         RUN["coord"].setup()
-    if RUN["settings"].shape == "rate":
-        gevent.spawn(_arrive, arrival_times(RUN["settings"]))
+
+
+@events.spawning_complete.add_listener
+def _spawned(**_kw):
+    """A `rate` run's prompts start arriving once the class is in (every student's page open), once."""
+    if "run" in RUN and RUN["settings"].shape == "rate" and not RUN.get("arriving"):
+        RUN["arriving"] = gevent.spawn(_arrive, arrival_times(RUN["settings"]))
 
 
 def _arrive(times: list[float]) -> None:
@@ -140,6 +146,11 @@ class ComfyUIStudent(User):
         self.student = None
         if coord is not None and ("t0" in RUN or getattr(coord, "ready", False)):
             self.student = coord.student()
+            if self.student is not None:
+                try:
+                    self.student.open()  # the page's socket, open from the start (a refusal is told by its prompt)
+                except ComfyError:
+                    pass
 
     def on_stop(self):
         student = getattr(self, "student", None)

@@ -2,14 +2,19 @@
 first come first served, and the capacity line. No stack needed."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from comfycheck.classrun import records as raw
 from comfycheck.classrun.arrivals import arrival_times
+from comfycheck.classrun.fleet import Fleet, student_address
 from comfycheck.classrun.judge import Capacity, jain_index, judge, order_jumps
 from comfycheck.classrun.records import PromptRecord
 from comfycheck.config.profile import ProfileError, load_profile
 from comfycheck.config.settings import ClassSettings
+from comfycheck.stack.certs import CertFiles
+from comfycheck.stack.proxy import ProxyConfig, render
 
 pytestmark = pytest.mark.selftest
 T0 = 1_700_000_000_000  # ComfyUI's ms clock
@@ -141,3 +146,90 @@ def test_prompts_ahead_at_submit_come_from_comfyuis_own_numbers_and_timestamps()
     late.student, late.number, late.create_ms = "student-09", 9, burst[1].end_ms + 1  # after two had ended
     assert raw.queue_ahead([*burst, late])[("student-09", 1)] == 2
     assert figures(burst)[0]["most prompts ahead at submit"].value == 3
+
+
+def on_two_backends() -> list[PromptRecord]:
+    """Two backends, each serving its own FIFO queue from its own clock: A's prompts p0..p2, B's p3..p5, where
+    B started p5 before p4 (numbers count per backend, as each ComfyUI numbers its own queue)."""
+    a, b = served(3), served(3, order=[0, 2, 1])
+    for r in a:
+        r.served_by = "http://a:8188"
+    for i, r in enumerate(b):
+        r.prompt_id, r.student, r.served_by = f"p{i + 3}", f"student-{i + 4:02d}", "http://b:8188"
+    return a + b
+
+
+def fleet_figures(recs, down=None):
+    fleet = Fleet(["http://a:8188", "http://b:8188"], down or {})
+    rows, capacity = judge(recs, load_profile(None).targets, SETTINGS, requested=len(recs), ran=RAN, fleet=fleet)
+    return {m.name: m for m in rows}, capacity
+
+
+def test_a_fleet_is_judged_per_backend_from_each_ones_own_queue():
+    rows, capacity = fleet_figures(on_two_backends())
+    jumps = rows["prompts that ran ahead of one submitted earlier (FIFO)"]
+    assert jumps.value == 1 and "p5 (student-06 #1, queue number 2) ran before p4" in jumps.fix, (
+        "order is judged within each backend's queue, not across the fleet")
+    assert rows["backend http://a:8188: prompts back"].value == 3
+    assert rows["backend http://b:8188: throughput"].value == pytest.approx(30.0, abs=0.2)
+    failing = rows["fleet backends that failed, stalled or stopped answering during the run"]
+    assert (failing.value, failing.verdict) == (0, "pass")
+    assert "GPU busy share" not in rows, "one busy share per backend, each on its own clock"
+    assert capacity is not None and capacity.backends == 2
+    assert capacity.describe().startswith("at 2.0 s per image on each of 2 backends (p95 2.0 s), a class of 5 ")
+
+
+def test_a_backend_that_stalled_or_went_away_is_named_and_the_other_is_not():
+    recs = on_two_backends()
+    recs[4].status, recs[4].error = raw.LOST, "prompt p4 did not finish within 60 s"
+    recs.append(PromptRecord("student-07", 1, "https://x", "c7", raw.LOST, prompt_id="p7", error="never back"))
+    rows, _ = fleet_figures(recs, down={"http://b:8188": "connection refused"})
+    failing = rows["fleet backends that failed, stalled or stopped answering during the run"]
+    assert (failing.value, failing.verdict) == (1, "FAIL")
+    assert "http://b:8188: 2 of 3 prompts back; 1 lost, not answering at the end (connection refused)" in failing.fix
+    assert "http://a:8188:" not in failing.fix
+    assert "1 prompts found on no backend" in failing.fix
+
+
+def test_the_capacity_of_a_fleet_counts_its_gpus_side_by_side():
+    one, two = Capacity(20.0, 22.0, 300.0, 1, 30), Capacity(20.0, 22.0, 300.0, 1, 30, backends=2)
+    assert (one.largest_class, two.largest_class) == (15, 30)
+    assert "the 2 GPUs take 6.0 prompts a minute" in Capacity(20.0, 22.0, 300.0, 1, 30, 3.0, backends=2).describe()
+
+
+def test_the_fleet_keys_of_a_profile(tmp_path):
+    path = tmp_path / "fleet.toml"
+    path.write_text('name = "x"\n[comfyui]\nurl = "http://127.0.0.1:1/"\n[class]\n'
+                    'backends = ["http://127.0.0.1:1/", "http://127.0.0.1:2", "http://127.0.0.1:1"]\n'
+                    'spread = "direct"\n')
+    settings = load_profile(path).classroom
+    assert settings.fleet("http://127.0.0.1:1") == ["http://127.0.0.1:1", "http://127.0.0.1:2"], "each once"
+    assert ClassSettings().fleet("http://127.0.0.1:1/") == ["http://127.0.0.1:1"], "no list: comfyui.url alone"
+    path.write_text('name = "x"\n[comfyui]\nurl = "http://127.0.0.1:1"\n[class]\nbackends = ["gpu-2:8188"]\n'
+                    'spread = "random"\n')
+    with pytest.raises(ProfileError) as err:
+        load_profile(path)
+    assert "class.backends: expected a list of http:// or https:// URLs, each with a host" in str(err.value)
+    assert 'class.spread: expected "balancer" or "direct"' in str(err.value)
+
+
+def test_students_are_given_the_fleets_backends_in_turn_or_the_balancer(tmp_path):
+    path = tmp_path / "fleet.toml"
+    path.write_text('name = "x"\n[comfyui]\nurl = "http://127.0.0.1:1"\n[public]\nurl = "https://lb.test"\n'
+                    '[class]\nbackends = ["http://127.0.0.1:1", "http://127.0.0.1:2"]\nspread = "direct"\n')
+    direct = load_profile(path)
+    assert [student_address(direct, i) for i in range(3)] == [
+        ("http://127.0.0.1:1", False), ("http://127.0.0.1:2", False), ("http://127.0.0.1:1", False)]
+    balanced = replace(direct, classroom=replace(direct.classroom, spread="balancer"))
+    assert student_address(balanced, 5) == ("https://lb.test", True)
+
+
+def test_the_embedded_nginx_balances_a_fleet_with_affinity(tmp_path):
+    cfg = ProxyConfig(backend="http://127.0.0.1:1", https_port=2, http_port=None, fleet=["http://127.0.0.1:3"])
+    conf = render(cfg, CertFiles(tmp_path / "ca.pem", tmp_path / "chain.pem", tmp_path / "key.pem"), tmp_path)
+    assert "least_conn;\n        server 127.0.0.1:1;\n        server 127.0.0.1:3;" in conf
+    assert '"127.0.0.1:3" http://127.0.0.1:3;' in conf and "proxy_pass $fleet_member;" in conf
+    assert "error_page 502 = @fleet;" in conf and "location @fleet" in conf
+    single = render(ProxyConfig(backend="http://127.0.0.1:1", https_port=2, http_port=None),
+                    CertFiles(tmp_path / "ca.pem", tmp_path / "chain.pem", tmp_path / "key.pem"), tmp_path)
+    assert "upstream" not in single and "proxy_pass http://127.0.0.1:1;" in single

@@ -55,7 +55,8 @@ class OneProcess:
         self._names = itertools.count(1)
 
     def student(self) -> Student:
-        return self.run.student(f"student-{next(self._names):02d}")
+        n = next(self._names)
+        return self.run.student(f"student-{n:02d}", n - 1)
 
     def take(self) -> tuple[bool, float | None]:
         return self.quota.take()
@@ -142,8 +143,10 @@ class Worker:
     def student(self) -> Student | None:
         if self._profile is None:
             return None
-        name = f"student-w{self.runner.worker_index}-{next(self._names):02d}"  # unique across the workers
-        student = new_student(self._profile, self._workflow, name)
+        n, index = next(self._names), self.runner.worker_index
+        name = f"student-w{index}-{n:02d}"  # unique across the workers
+        # each worker starts its turn over the fleet at its own backend, so the workers' students spread evenly
+        student = new_student(self._profile, self._workflow, name, n - 1 + index)
         student.on_submit = lambda rec: self.runner.send_message(SUBMITTED, asdict(rec))
         return student
 

@@ -15,6 +15,7 @@ from ..config.settings import ClassSettings
 from ..config.targets import Target, percentile
 from ..config.units import rounded
 from ..judge.measurements import Measurement
+from .fleet import Fleet
 from .records import LOST, PromptRecord, queue_ahead
 
 TEST = "class run"
@@ -33,9 +34,21 @@ class Jump:
                 f"({p.student} #{p.seq}, number {p.number}), submitted earlier")
 
 
+def by_backend(records: list[PromptRecord]) -> dict[str, list[PromptRecord]]:
+    """The records of each backend that served them (one queue each); "" gathers those found on none."""
+    out: dict[str, list[PromptRecord]] = {}
+    for r in records:
+        out.setdefault(r.served_by, []).append(r)
+    return out
+
+
 def order_jumps(records: list[PromptRecord]) -> list[Jump]:
-    """Each prompt that started ahead of an earlier-submitted one, with the earliest-submitted one it passed.
-    Submission order is ComfyUI's own: its create_time, then its queue number."""
+    """Each prompt that started ahead of an earlier-submitted one on its backend, with the earliest-submitted one
+    it passed. Submission order is that backend's own: its create_time, then its queue number."""
+    return [j for group in by_backend(records).values() for j in _jumps(group)]
+
+
+def _jumps(records: list[PromptRecord]) -> list[Jump]:
     ran = sorted(((r.create_ms, r.number if r.number is not None else 0, r.start_ms, r) for r in records
                   if r.start_ms is not None and r.create_ms is not None), key=lambda x: (x[0], x[1]))
     jumps = []
@@ -61,26 +74,35 @@ class Capacity:
     prompts_each: int
     students: int
     rate_per_min: float | None = None  # a `rate` run's arrivals
+    backends: int = 1  # a fleet's backends, each serving one prompt at a time
+
+    @property
+    def per_image_s(self) -> float:
+        """The time the fleet takes per image, its backends working side by side."""
+        return self.service_s / max(1, self.backends)
 
     @property
     def largest_class(self) -> int:
         """The most students, each with prompts_each prompts, whose last one gets its result within `within_s`."""
-        return math.floor(self.within_s / (self.service_s * self.prompts_each)) if self.service_s > 0 else 0
+        return math.floor(self.within_s / (self.per_image_s * self.prompts_each)) if self.service_s > 0 else 0
 
     def describe(self) -> str:
+        on = "" if self.backends == 1 else f" on each of {self.backends} backends"
+        gpu = "the GPU" if self.backends == 1 else f"the {self.backends} GPUs"
         if self.rate_per_min is not None:
-            can = 60 / self.service_s if self.service_s > 0 else 0.0
+            can = 60 / self.per_image_s if self.service_s > 0 else 0.0
             busy = 100 * self.rate_per_min / can if can else 0.0
-            return (f"at {self.service_s:.1f} s per image (p95 {self.spread_s:.1f} s) the GPU takes {can:.1f} prompts "
-                    f"a minute; arrivals at {self.rate_per_min:g} a minute keep it {busy:.0f} % busy"
+            return (f"at {self.service_s:.1f} s per image{on} (p95 {self.spread_s:.1f} s) {gpu} take"
+                    f"{'s' if self.backends == 1 else ''} {can:.1f} prompts a minute; arrivals at "
+                    f"{self.rate_per_min:g} a minute keep {'it' if self.backends == 1 else 'them'} {busy:.0f} % busy"
                     + ("" if busy < 100 else ": the queue grows without end") + f"; a burst class of "
-                    f"{math.floor(self.within_s / self.service_s) if self.service_s > 0 else 0} is served within "
+                    f"{math.floor(self.within_s / self.per_image_s) if self.service_s > 0 else 0} is served within "
                     f"{_minutes(self.within_s)} (one prompt each)")
-        last_wait = self.students * self.prompts_each * self.service_s
+        last_wait = self.students * self.prompts_each * self.per_image_s
         each = f"{self.prompts_each} prompts each" if self.prompts_each > 1 else "one prompt each"
-        return (f"at {self.service_s:.1f} s per image (p95 {self.spread_s:.1f} s), a class of {self.largest_class} "
-                f"is served within {_minutes(self.within_s)} ({each}); {self.students} students wait up to "
-                f"{_minutes(last_wait)}")
+        return (f"at {self.service_s:.1f} s per image{on} (p95 {self.spread_s:.1f} s), a class of "
+                f"{self.largest_class} is served within {_minutes(self.within_s)} ({each}); {self.students} "
+                f"students wait up to {_minutes(last_wait)}")
 
 
 def _minutes(seconds: float) -> str:
@@ -88,8 +110,9 @@ def _minutes(seconds: float) -> str:
 
 
 def judge(records: list[PromptRecord], targets: dict[str, Target], settings: ClassSettings, *, requested: int,
-          ran: tuple[str, bool]) -> tuple[list[Measurement], Capacity | None]:
+          ran: tuple[str, bool], fleet: Fleet | None = None) -> tuple[list[Measurement], Capacity | None]:
     """The class run's figures against the targets, and its capacity line (None without a finished prompt)."""
+    fleet = fleet or Fleet(sorted({r.served_by for r in records if r.served_by}) or [""])
     label, is_512 = ran
     ok = [r for r in records if r.ok]
     results = [r.result_s for r in ok if r.result_s is not None]
@@ -121,7 +144,7 @@ def judge(records: list[PromptRecord], targets: dict[str, Target], settings: Cla
                             "reorders its queue"))
     rows += _spread("time to result", results, "submit -> output downloaded, as each student waits")
     rows += _spread("queue wait", waits, "ComfyUI's create_time -> execution_start")
-    ahead = queue_ahead(records)
+    ahead = {k: v for group in by_backend(records).values() for k, v in queue_ahead(group).items()}
     if ahead:
         rows.append(_info("most prompts ahead at submit", max(ahead.values()), "prompts", "the class's own prompts "
                           "queued or running before it when ComfyUI took it (its numbers and timestamps)"))
@@ -130,7 +153,9 @@ def judge(records: list[PromptRecord], targets: dict[str, Target], settings: Cla
                             "slowest execution (ComfyUI's execution_start -> success), queue wait apart"))
     else:
         rows += _spread(f"execution of {label}", execs, "ComfyUI's execution_start -> success, queue wait apart")
-    span = _makespan(ok)
+    if fleet.several:
+        rows += fleet_rows(records, fleet, t["class_backends_failing"])
+    span = None if fleet.several else _makespan(ok)  # each backend's own clock: per backend, above
     if span:
         rows.append(_info("throughput", 60 * len(ok) / span, "images/min", "successful prompts per minute of the "
                           "run's makespan (first create -> last end, ComfyUI's clock)"))
@@ -150,6 +175,13 @@ def judge(records: list[PromptRecord], targets: dict[str, Target], settings: Cla
     if overheads:
         rows.append(_info("client overhead (p95)", percentile(overheads, 95), "ms",
                           "time to result minus ComfyUI's create -> terminal and the download"))
+        parts = [r.overhead_parts_ms for r in ok if r.overhead_parts_ms is not None]
+        if parts:
+            pre, delivery, after = (percentile([p[i] for p in parts], 95) for i in range(3))
+            rows.append(_info("client overhead by part (p95 of each)", f"submit -> create_time {pre:.0f} ms; "
+                              f"ComfyUI's end -> socket {delivery:.0f} ms; end received -> download {after:.0f} ms",
+                              "", "the way in (POSTs queued in the server), the server's delivery of the end (a "
+                                  "busy event loop, its gc between prompts), the client's own step"))
     agree = [abs(r.client_queue_wait_s - r.queue_wait_s) * 1000 for r in ok
              if r.client_queue_wait_s is not None and r.queue_wait_s is not None]
     if agree:
@@ -160,9 +192,52 @@ def judge(records: list[PromptRecord], targets: dict[str, Target], settings: Cla
         rate = settings.shape == "rate"
         capacity = Capacity(statistics.mean(execs), percentile(execs, 95), settings.result_within_s,
                             1 if rate else settings.prompts_each, settings.students,
-                            settings.rate_per_min if rate else None)
+                            settings.rate_per_min if rate else None, backends=len(fleet.backends))
         rows.append(_info("capacity", capacity.describe(), "", "from the measured service time"))
     return rows, capacity
+
+
+def fleet_rows(records: list[PromptRecord], fleet: Fleet, target: Target) -> list[Measurement]:
+    """Each backend's share, from its own timestamps, and the backends that failed, stalled or went away."""
+    groups = by_backend(records)
+    rows: list[Measurement] = []
+    failing: dict[str, str] = {}
+    for url in fleet.backends:
+        mine = groups.get(url, [])
+        ok = [r for r in mine if r.ok]
+        lost = sum(r.status == LOST for r in mine)
+        failed = len(mine) - len(ok) - lost
+        if lost or failed or url in fleet.down:
+            why = [f"{lost} lost" if lost else "", f"{failed} failed" if failed else "",
+                   f"not answering at the end ({fleet.down[url]})" if url in fleet.down else ""]
+            failing[url] = f"{len(ok)} of {len(mine)} prompts back; " + ", ".join(w for w in why if w)
+        waits = [r.queue_wait_s for r in ok if r.queue_wait_s is not None]
+        execs = [r.execution_s for r in ok if r.execution_s is not None]
+        span = _makespan(ok)
+        rows.append(_info(f"backend {url}: prompts back", len(ok), "prompts", f"of {len(mine)} it was given"))
+        if waits:
+            rows.append(_info(f"backend {url}: queue wait p95", percentile(waits, 95), "s", "its own timestamps"))
+        if execs:
+            rows.append(_info(f"backend {url}: execution p50", statistics.median(execs), "s", "its own timestamps"))
+        if span:
+            rows.append(_info(f"backend {url}: throughput", 60 * len(ok) / span, "images/min",
+                              "its first create -> its last end"))
+            rows.append(_info(f"backend {url}: GPU busy share", 100 * sum(execs) / span, "%",
+                              "its executions / its makespan"))
+    notes = [f"{url}: {why}" for url, why in failing.items()]
+    unplaced = groups.get("", [])
+    if unplaced:
+        notes.append(f"{len(unplaced)} prompts found on no backend (a backend that went down or restarted loses "
+                     "its queue and history)")
+    rows.insert(0, _judged(target, len(failing), "; ".join(notes) or f"all {len(fleet.backends)} backends served "
+                           "their prompts", fix="see that backend's log; the balancer must send its students to "
+                                                "the others"))
+    ends = [r.downloaded_at for r in records if r.ok and r.downloaded_at]
+    starts = [r.submitted_at for r in records if r.submitted_at]
+    if ends and starts and max(ends) > min(starts):
+        rows.append(_info("fleet throughput", 60 * len(ends) / (max(ends) - min(starts)), "images/min",
+                          f"all {len(fleet.backends)} backends: first submit -> last image downloaded (client clock)"))
+    return rows
 
 
 def _makespan(ok: list[PromptRecord]) -> float | None:

@@ -3,6 +3,7 @@ student waited against the accepted wait, beside the queue's length and VRAM ove
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..config.units import GB
 from ..probes.gpu import read_samples
@@ -32,13 +33,24 @@ def timeline(path: Path, records: list[PromptRecord], arrivals: str) -> None:
         if r.start_ms is not None and r.end_ms is not None:
             ax.barh(y, (r.end_ms - r.start_ms) / 1000, left=(r.start_ms - t0) / 1000, height=0.6,
                     color="#34a853" if r.ok else "#d93025")
-    ax.set_yticks(range(len(students)), students, fontsize=7)
+    ax.set_yticks(range(len(students)), _labels(students, records), fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first prompt was queued (ComfyUI's clock)")
     ax.set_title(f"{arrivals}: queue wait (light), execution (green; red: failed)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _labels(students: list[str], records: list[PromptRecord]) -> list[str]:
+    """On a fleet, each student with the backend that served its first prompt."""
+    if len({r.served_by for r in records if r.served_by}) < 2:
+        return students
+    first: dict[str, str] = {}
+    for r in sorted(records, key=lambda r: r.seq):
+        if r.served_by:
+            first.setdefault(r.student, urlsplit(r.served_by).netloc)
+    return [f"{s} @ {first[s]}" if s in first else s for s in students]
 
 
 def waits(path: Path, records: list[PromptRecord], within_s: float | None, vram_csv: Path | None) -> None:

@@ -18,7 +18,7 @@ LOST = "lost"  # submitted, and never seen reaching a terminal state
 class PromptRecord:
     student: str  # "student-07"
     seq: int  # the student's 1st, 2nd, ... prompt
-    backend: str  # the address the student submitted to
+    backend: str  # the address the student submitted to (a balancer's, or a backend's own)
     client_id: str
     status: str  # success / error / interrupted / lost / failed (never accepted)
     prompt_id: str = ""
@@ -36,6 +36,7 @@ class PromptRecord:
     output_bytes: int = 0
     ws_dropped: bool = False  # the student's socket closed under it
     error: str = ""
+    served_by: str = ""  # the fleet's backend that holds the prompt, by its own address ("": not found in any)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,18 @@ class PromptRecord:
         return self.result_s * 1000 - server * 1000 - self.view_ms
 
     @property
+    def overhead_parts_ms(self) -> tuple[float, float, float] | None:
+        """The overhead in its three parts: submit -> ComfyUI's create_time (the POST's way in), ComfyUI's terminal
+        timestamp -> the student's socket received it (the server's delivery), received -> download sent."""
+        if None in (self.submitted_at, self.create_ms, self.end_ms, self.end_seen_at, self.downloaded_at,
+                    self.view_ms):
+            return None
+        pre = self.create_ms / 1000 - self.submitted_at  # type: ignore[operator]
+        delivery = self.end_seen_at - self.end_ms / 1000  # type: ignore[operator]
+        after = self.downloaded_at - self.view_ms / 1000 - self.end_seen_at  # type: ignore[operator]
+        return pre * 1000, delivery * 1000, after * 1000
+
+    @property
     def client_queue_wait_s(self) -> float | None:
         """The queue wait as the student's socket saw it: POST answered -> execution_start received."""
         if None in (self.submitted_at, self.accept_ms, self.start_seen_at):
@@ -94,6 +107,13 @@ def _span(a: int | None, b: int | None) -> float | None:
 def append(path: Path, record: PromptRecord) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(asdict(record)) + "\n")
+
+
+def rewrite(path: Path, records: list[PromptRecord]) -> None:
+    """The records again, completed after the run (which backend served each), replacing the file at once."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(asdict(r)) + "\n" for r in records))
+    tmp.replace(path)
 
 
 def read(path: Path) -> list[PromptRecord]:

@@ -20,6 +20,7 @@ from ..outputs import versions
 from ..probes.gpu import NvmlSource, Sampler, SystemStatsSource
 from ..probes.gpu_choice import choose_source
 from . import records as raw
+from .fleet import Fleet, answering, backend_client, fleet_of, locate, student_address
 from .judge import TEST, judge
 from .records import PromptRecord
 from .report import ClassSummary, write_outputs
@@ -35,6 +36,8 @@ class ClassRun:
         self.history = history
         self.requested = self.settings.prompts
         self.client = ComfyClient.from_profile(profile)
+        self.fleet = fleet_of(profile)
+        self.backends = {url: backend_client(profile, url) for url in self.fleet}
         self.workflow_name = profile.comfyui.generation_workflow
         self.workflow: dict = {}
         self.records: list[PromptRecord] = []
@@ -50,12 +53,18 @@ class ClassRun:
 
     @property
     def via(self) -> str:
+        if self.settings.spread == "direct":
+            return ", ".join(self.fleet) + " (each student given one in turn)"
         return self.profile.public.url if self.profile.public else self.profile.comfyui.url
 
     def prepare(self) -> None:
-        """Reach the backend, check the workflow against it, start the GPU sampler; raises ComfyError (fail fast)."""
+        """Reach every backend, check the workflow against ComfyUI, start the GPU sampler; raises ComfyError (fail
+        fast)."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.system_stats = self.client.system_stats()
+        for url, client in self.backends.items():
+            if url != self.client.base_url:
+                client.system_stats()
         self.workflow = generation_workflow(self.client, self.profile)
         choice = choose_source(self.profile, self.client)
         self.source = choice.source
@@ -63,8 +72,8 @@ class ClassRun:
         self.sampler = Sampler(self.source, self.out / SAMPLES_CSV, self.hz).start()
         (self.out / raw.PROMPTS_JSONL).touch()
 
-    def student(self, name: str) -> Student:
-        student = new_student(self.profile, self.workflow, name)
+    def student(self, name: str, ordinal: int) -> Student:
+        student = new_student(self.profile, self.workflow, name, ordinal)
         student.on_submit = self.submitted
         return student
 
@@ -74,6 +83,8 @@ class ClassRun:
 
     def record(self, rec: PromptRecord) -> None:
         self.in_flight.pop((rec.student, rec.seq), None)
+        if len(self.fleet) > 1:  # while every backend still holds its history: one that goes down later loses it
+            locate([rec], self.fleet, self.backends)
         self.records.append(rec)
         raw.append(self.out / raw.PROMPTS_JSONL, rec)
 
@@ -95,9 +106,17 @@ class ClassRun:
             rec.status = raw.LOST
             rec.error = f"prompt {rec.prompt_id} accepted, and no result when the run stopped ({stopped_by})"
             self.record(rec)
-        records = raw.read(self.out / raw.PROMPTS_JSONL)  # judged from the file alone
+        down = answering(self.backends)
+        Fleet(self.fleet, down).write(self.out)
+        records = raw.read(self.out / raw.PROMPTS_JSONL)
+        locate(records, self.fleet, {u: c for u, c in self.backends.items() if u not in down})
+        raw.rewrite(self.out / raw.PROMPTS_JSONL, records)  # which backend served each, kept with its record
+        for client in self.backends.values():
+            client.close()
+        fleet = Fleet.read(self.out) or Fleet(self.fleet, down)  # judged from the files alone
         ran = describe(self.workflow, self.workflow_name)
-        rows, capacity = judge(records, self.profile.targets, self.settings, requested=self.requested, ran=ran)
+        rows, capacity = judge(records, self.profile.targets, self.settings, requested=self.requested, ran=ran,
+                               fleet=fleet)
         rows.append(self._vram(peak.used_pct if peak else None, ran[1]))
         summary = ClassSummary(
             profile=self.profile.name, report_dir=str(self.out.resolve()), workflow=self.workflow_name,
@@ -133,13 +152,16 @@ class ClassRun:
         return Measurement(target.label, peak_pct, "%", target, TEST, {"note": "peak during the class run"})
 
 
-def new_student(profile: Profile, workflow: dict, name: str) -> Student:
-    """A student as the profile's users reach ComfyUI: through the public address where there is one (its Origin,
-    its token), else the backend's."""
-    public = profile.public is not None
-    client = ComfyClient.from_profile(profile, public=public, origin=profile.public.origin if profile.public else None)
+def new_student(profile: Profile, workflow: dict, name: str, ordinal: int) -> Student:
+    """The `ordinal`th student (from 0), as the profile's users reach ComfyUI: through the public address where
+    there is one (its Origin, its token), else the backend's; with spread = "direct", a backend of the fleet."""
+    url, public = student_address(profile, ordinal)
+    pub = profile.public
+    client = ComfyClient.from_profile(profile, public=True, origin=pub.origin) if public and pub \
+        else backend_client(profile, url)
+    balanced = len(fleet_of(profile)) > 1 and profile.classroom.spread == "balancer"
     return Student(name, client, workflow, image=profile.resolve(profile.comfyui.edit_image),
-                   timeout_s=profile.classroom.time_limit_s)
+                   timeout_s=profile.classroom.time_limit_s, loads_page=balanced)
 
 
 def arrivals_in_words(settings: ClassSettings) -> str:

@@ -19,8 +19,10 @@ from .records import LOST, PromptRecord
 
 
 class Student:
-    def __init__(self, name: str, client: ComfyClient, workflow: dict, *, image: Path | None, timeout_s: float):
+    def __init__(self, name: str, client: ComfyClient, workflow: dict, *, image: Path | None, timeout_s: float,
+                 loads_page: bool = False):
         self.name = name
+        self.loads_page = loads_page  # the page first, as a browser does: a balancer's affinity cookie comes with it
         self.client = client
         self.workflow = workflow
         self.image = image
@@ -32,6 +34,8 @@ class Student:
 
     def open(self) -> None:
         """The student's page WebSocket (Origin and token as the profile gives them); ComfyError if refused."""
+        if self.loads_page:
+            self.client.page()
         self.ws = self._opened.enter_context(self.client.websocket(self.client_id))
 
     def close(self) -> None:
@@ -98,18 +102,32 @@ class Student:
         return created_ms(entry)
 
     def _from_history(self, rec: PromptRecord, dropped: str) -> PromptRecord:
-        """The socket dropped under the prompt: follow it in /history, as the page does once it reconnects."""
+        """The socket dropped under the prompt: follow it in /history, as the page does once it reconnects. A prompt
+        in neither /history nor /queue of the address the student reaches, twice running, is gone: the backend
+        that held it restarted, or a balancer now sends the student to another one."""
         deadline = rec.submitted_at + self.timeout_s if rec.submitted_at else time.time()
+        misses = [0]
 
         def finished() -> dict | None:
             entry = self.client.history(rec.prompt_id).get(rec.prompt_id) or {}
-            return entry if (entry.get("status") or {}).get("completed") is not None else None
+            if (entry.get("status") or {}).get("completed") is not None:
+                return entry
+            queued = self.client.queue()
+            held = any(len(q) > 1 and q[1] == rec.prompt_id
+                       for q in queued.get("queue_running", []) + queued.get("queue_pending", []))
+            misses[0] = 0 if held or entry else misses[0] + 1
+            return {"gone": True} if misses[0] >= 2 else None
 
         try:
             found, _ = wait_until(finished, timeout=max(0.0, deadline - time.time()), interval=0.25,
                                   what=f"prompt {rec.prompt_id} in /history after its socket dropped")
         except DeadlineExceeded:
             rec.status, rec.error = LOST, f"{dropped}; and it never reached /history"
+            return rec
+        if (found or {}).get("gone"):
+            rec.status = LOST
+            rec.error = (f"{dropped}; and {self.client.base_url} holds it in neither /history nor /queue: the "
+                         "backend that had it restarted or went away")
             return rec
         entry: dict = found or {}
         stamps = {m[0]: m[1].get("timestamp") for m in entry["status"].get("messages", []) if len(m) > 1}

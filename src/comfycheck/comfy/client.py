@@ -172,6 +172,11 @@ class ComfyClient:
     def models(self, folder: str | None = None) -> list:
         return self.get_json(f"/models/{folder}" if folder else "/models")
 
+    def page(self) -> int:
+        """The web page at / (ComfyUI's frontend), as a browser loads it first; its size in bytes. A balancer's
+        affinity cookie, if it sets one, is kept and sent with the WebSocket."""
+        return len(self.request("GET", "/", bare=True).content)
+
     def history(self, prompt_id: str | None = None, max_items: int | None = None) -> dict:
         path = f"/history/{prompt_id}" if prompt_id else "/history"
         return self.get_json(path, **({"max_items": max_items} if max_items else {}))
@@ -282,6 +287,8 @@ class ComfyClient:
         headers = dict(self._headers)
         if self.origin:
             headers["Origin"] = self.origin
+        if self._http.cookies:
+            headers["Cookie"] = "; ".join(f"{c.name}={c.value}" for c in self._http.cookies.jar)
         with ExitStack() as opened:
             try:
                 ws = opened.enter_context(WsConnection.open(
@@ -316,8 +323,8 @@ class ComfyClient:
                after_submit: Callable[[dict], None] | None = None, read_history: bool = True) -> RunResult:
         """Submit a workflow as `client_id` and wait on that client's open socket `ws` (a page's, held across
         prompts) until its prompt finishes. `after_submit`: called with POST /prompt's answer, before the wait.
-        read_history=False: the outputs as the socket's `executed` messages gave them, and no /history request
-        (the caller reads create_time later, off the path to the result)."""
+        read_history=False: the outputs as the socket's `executed` messages gave them, done at the terminal message,
+        and no /history request (the caller reads create_time later, off the path to the result)."""
         t0 = time.perf_counter()
         submitted_at = time.time()
         deadline = t0 + timeout
@@ -355,6 +362,9 @@ class ComfyClient:
                 terminal_ms = t_ms
                 error = data if status != "success" else None
                 deadline = min(deadline, time.perf_counter() + 5.0)
+                if not read_history:
+                    break  # the page has every `executed` output by now; ComfyUI's closing `executing` can come
+                    # a garbage collection later (it runs gc.collect() between prompts, every 10 s)
             if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
                 if status:
                     break

@@ -202,6 +202,7 @@ def _loopback_only(profile: Profile) -> None:
         urls.append((profile.public.url, "public.url"))
         if profile.public.http_url:
             urls.append((profile.public.http_url, "public.http_url"))
+    urls += [(url, "class.backends") for url in profile.classroom.backends]
     for url, name in urls:
         if not is_loopback(url):
             raise ProfileError(f"profile {profile.path}: {name}: the embedded stack runs on loopback only, got {url!r}")

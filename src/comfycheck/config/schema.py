@@ -54,6 +54,10 @@ def _url(v: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def _url_list(v: Any) -> bool:
+    return isinstance(v, list) and all(_url(x) for x in v)
+
+
 def _url_or_empty(v: Any) -> bool:
     return v == "" or _url(v)
 
@@ -97,6 +101,7 @@ KINDS: dict[Kind, str] = {
     _str_list: "a list of strings",
     _models: "a table of folder = [file names]",
     _url: "an http:// or https:// URL with a host",
+    _url_list: "a list of http:// or https:// URLs, each with a host",
     _url_or_empty: 'an http:// URL with a host, or "" for none',
     _size: "[width, height] in pixels",
     _poll: "a number of seconds above 0 and at most 0.1",

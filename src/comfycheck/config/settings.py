@@ -22,6 +22,7 @@ from .schema import (
     _str,
     _str_list,
     _url,
+    _url_list,
     _url_or_empty,
     key,
     one_of,
@@ -167,6 +168,11 @@ class ClassSettings:
     result_within_s: float = key(_num_pos, 300.0)  # the wait the teacher accepts: goodput counts prompts within it
     think_time_s: float = key(_num, 0.0)  # between a student's prompts
     time_limit_s: float = key(_num_pos, 900.0)  # the run stops by itself at this bound, whatever is left
+    # a fleet of ComfyUI backends, each by its own address ([]: the one at comfyui.url); figures per backend come
+    # from each one's own timestamps. spread = "balancer": students reach the fleet through the public address
+    # (else comfyui.url), which balances them; "direct": each student is given a backend in turn (round-robin)
+    backends: list[str] = key(_url_list, [])
+    spread: str = key(one_of("balancer", "direct"), "balancer")
 
     @property
     def prompts(self) -> int:
@@ -174,6 +180,10 @@ class ClassSettings:
         if self.shape == "rate":
             return max(1, round(self.rate_per_min * self.duration_s / 60))
         return self.students * self.prompts_each
+
+    def fleet(self, comfyui_url: str) -> list[str]:
+        """Every backend the class runs on, each once, in the profile's order."""
+        return list(dict.fromkeys(u.rstrip("/") for u in self.backends)) or [comfyui_url.rstrip("/")]
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,8 @@ DEFAULT_TARGETS: dict[str, Target] = {
         Target("class_ws_drops", "student WebSockets dropped during the run", 0, "drops", "<="),
         Target("class_order_inversions", "prompts that ran ahead of one submitted earlier (FIFO)", 0, "prompts",
                "<="),
+        Target("class_backends_failing", "fleet backends that failed, stalled or stopped answering during the run",
+               0, "backends", "<="),
         Target("canary_drift_s", "canary slowdown, last quarter against the first (median server time)", 3, "s"),
     ]
 }

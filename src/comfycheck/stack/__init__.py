@@ -21,7 +21,7 @@ from ..config.paths import PKI_DIR, PROJECT_ROOT, STATE_ROOT
 from ..config.profile import Profile
 from ..config.settings import StackSettings
 from ..polling import DeadlineExceeded, wait_until
-from . import certs, real, supervisor
+from . import certs, fleet, real, supervisor
 from .proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, ProxyError, ports_of
 
 
@@ -103,6 +103,8 @@ class EmbeddedStack:
         info = self._read_state()
         if info and self._alive(info):
             healthy = self._wait_healthy()
+            if healthy and self.fleet_urls:  # a fleet's backend stopped by a self-test comes back
+                healthy = fleet.bring_back(self.profile, self.settings.startup_timeout_s)
             if healthy and self.profile.public and not NginxProxy.alive(info.proxy_pid):
                 info = self._start_proxy(info)  # the proxy died on its own: bring it back
             if healthy and self.profile.forge_url and not self.forge_stopped_flag.exists() \
@@ -121,7 +123,7 @@ class EmbeddedStack:
         stale = self._read_state()
         if stale:
             self.down_processes(stale)
-        urls = [self.profile.comfyui.url, self.settings.control_url, self.settings.supervisor_url]
+        urls = [self.profile.comfyui.url, self.settings.control_url, self.settings.supervisor_url, *self.fleet_urls]
         if self.profile.forge_url:
             urls.append(self.profile.forge_url)
         if self.profile.public:
@@ -135,13 +137,14 @@ class EmbeddedStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = self.state_dir / ("comfyui.log" if self.settings.real else "standin.log")
         cmd, cwd = self._backend_command()
+        programs = [supervisor.Program(supervisor.PROGRAM, cmd, log)] + self._fleet_programs()
         self.forge_stopped_flag.unlink(missing_ok=True)
         forge = self._spawn_forge() if self.profile.forge_url else None  # Gradio imports slowly: start it first
         started = time.time()
         t0 = time.monotonic()
         try:
-            proc = supervisor.start(self.state_dir / "supervisor", self.settings.supervisor_url, cmd, cwd,
-                                    log, self.settings.autorestart)
+            proc = supervisor.start(self.state_dir / "supervisor", self.settings.supervisor_url, programs, cwd,
+                                    self.settings.autorestart)
         except supervisor.SupervisorError as exc:
             if forge:
                 self._stop(forge.pid)
@@ -151,13 +154,14 @@ class EmbeddedStack:
             if proc.poll() is not None:
                 raise StackError(f"supervisord exited with {proc.returncode}; see {self.state_dir / 'supervisor'}")
             try:
-                return self._healthy()
+                return self._healthy() and all(fleet.answers(url) for url in self.fleet_urls)
             except ComfyError:
                 return False
 
         try:
             wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.05, fatal=(StackError,),
-                       what=f"{self.backend_name} at {self.profile.comfyui.url} answering /system_stats")
+                       what=f"{self.backend_name} at {', '.join([self.profile.comfyui.url, *self.fleet_urls])} "
+                            "answering /system_stats")
         except (DeadlineExceeded, StackError) as exc:
             self._stop(proc.pid)
             if forge:
@@ -217,6 +221,23 @@ class EmbeddedStack:
         for m in models:
             cmd += ["--model", m]
         return cmd + list(self.settings.comfyui_args), PROJECT_ROOT  # ComfyUI flags the stand-in imitates
+
+    @property
+    def fleet_urls(self) -> list[str]:
+        return fleet.other_backends(self.profile)
+
+    def _fleet_programs(self) -> list[supervisor.Program]:
+        try:
+            return fleet.programs(self.profile, self.state_dir, self._backend_command()[0])
+        except fleet.FleetError as exc:
+            raise StackError(str(exc)) from None
+
+    def stop_backend(self, url: str) -> None:
+        """Take one of the fleet's other backends down (a fault for the self-tests); supervisord leaves it down."""
+        try:
+            fleet.stop(self.profile, url)
+        except fleet.FleetError as exc:
+            raise StackError(str(exc)) from None
 
     def down_processes(self, info: StackInfo) -> None:
         NginxProxy.stop(info.proxy_pid)
@@ -316,8 +337,9 @@ class EmbeddedStack:
         faults = self.proxy_faults()
         https_port, http_port = ports_of(pub.url, pub.http_url)
         files = certs.mint(PKI_DIR, self.state_dir / "tls", [pub.host, "127.0.0.1"], faults.get("cert"))
-        cfg = ProxyConfig(backend=self.profile.comfyui.url, https_port=https_port, http_port=http_port,
-                          upload_limit_mib=int(pub.upload_limit_mib), cors_origins=pub.cors_origins,
+        cfg = ProxyConfig(backend=self.profile.comfyui.url, fleet=self.fleet_urls, https_port=https_port,
+                          http_port=http_port, upload_limit_mib=int(pub.upload_limit_mib),
+                          cors_origins=pub.cors_origins,
                           hsts_max_age_s=max(31536000, int(self.profile.targets["hsts_max_age_s"].threshold)),
                           faults=faults)
         self.proxy.write_config(cfg, files)

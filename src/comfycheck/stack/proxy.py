@@ -48,6 +48,7 @@ class ProxyConfig:
     cors_origins: list[str] = field(default_factory=list)
     hsts_max_age_s: int = 31536000
     faults: dict = field(default_factory=dict)
+    fleet: list[str] = field(default_factory=list)  # more backends: nginx balances them all (least_conn, affinity)
 
 
 def nginx_binary() -> str:
@@ -75,8 +76,11 @@ def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
     auth = (f'if ($http_authorization != "Bearer {token}") {{ return 401; }}' if token else "")
     cors_map = "\n".join(f'        "{o}" $http_origin;' for o in cfg.cors_origins)
     read_timeout = f"{int(f['read_timeout_s'])}s" if f.get("read_timeout_s") else "3600s"
-    proxied = f"""
-            proxy_pass {cfg.backend};
+    fleet, balancer = _balancer(cfg)
+
+    def proxied(to: str, extra: str = "") -> str:
+        return f"""
+            proxy_pass {to};{extra}
             proxy_http_version 1.1;
             {upgrade}
             proxy_set_header Host {host_header};
@@ -87,6 +91,13 @@ def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
             proxy_read_timeout {read_timeout};
             proxy_send_timeout 3600s;
             proxy_request_buffering off;"""
+
+    to_backend = proxied("$fleet_member", fleet + "\n            error_page 502 = @fleet;") if cfg.fleet \
+        else proxied(cfg.backend)
+    # a student whose backend went down goes to the others, with a new affinity cookie
+    fallback = f"""
+        location @fleet {{{proxied("http://comfyui_fleet", fleet)}
+        }}""" if cfg.fleet else ""
     if cfg.http_port is None:
         plain = ""
     elif f.get("no_https_redirect"):
@@ -95,8 +106,8 @@ def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
         listen 127.0.0.1:{cfg.http_port};
         server_name _;
         client_max_body_size {limit}m;
-        location / {{{proxied}
-        }}
+        location / {{{to_backend}
+        }}{fallback}
     }}"""
     else:
         https_suffix = "" if cfg.https_port == 443 else f":{cfg.https_port}"
@@ -130,7 +141,7 @@ http {{
     map $http_origin $cors_origin {{
         default "";
 {cors_map}
-    }}{plain}
+    }}{balancer}{plain}
     server {{
         listen 127.0.0.1:{cfg.https_port} ssl;
         server_name _;
@@ -153,11 +164,42 @@ http {{
                 {hsts}
                 return 204;
             }}
-            {auth}{proxied}
-        }}
+            {auth}{to_backend}
+        }}{fallback}
     }}
 }}
 """
+
+
+AFFINITY_COOKIE = "comfycheck_backend"
+
+
+def _balancer(cfg: ProxyConfig) -> tuple[str, str]:
+    """For a fleet: the location's lines (the affinity cookie; a backend that is down hands its students to the
+    others) and the http block's upstream and maps. A student's page, socket and submits must reach one backend,
+    as IIS ARR's client affinity keeps them: ComfyUI tells a prompt's progress only to the socket on its own
+    server. The first request goes to the least busy backend (least_conn) and is told its name in a cookie."""
+    if not cfg.fleet:
+        return "", ""
+    members = [urlsplit(u).netloc for u in [cfg.backend, *cfg.fleet]]
+    servers = "".join(f"\n        server {m};" for m in members)
+    routes = "".join(f'\n        "{m}" http://{m};' for m in members)
+    lines = f"""
+            add_header Set-Cookie "{AFFINITY_COOKIE}=$fleet_chosen; Path=/; HttpOnly; Secure; SameSite=Lax" always;"""
+    block = f"""
+    upstream comfyui_fleet {{
+        least_conn;{servers}
+    }}
+    map $cookie_{AFFINITY_COOKIE} $fleet_member {{
+        default http://comfyui_fleet;{routes}
+    }}
+    map $upstream_addr $fleet_chosen {{
+        "~(?<last>[^ ,]+)$" $last;
+        default "";
+    }}"""
+    return lines, block
+
+
 
 
 class NginxProxy:

@@ -17,7 +17,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m comfycheck.standin", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8188)
-    p.add_argument("--control-port", type=int, required=True, help="loopback port for the fault switches")
+    p.add_argument("--control-port", type=int, default=0,
+                   help="loopback port for the fault switches (0: none, as for a fleet's other backends)")
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--model", action="append", default=[], metavar="FOLDER/FILE",
                    help="a model file the loaders offer, e.g. vae/qwen_image_vae.safetensors")
@@ -41,7 +42,8 @@ async def serve(args: argparse.Namespace) -> None:
                       vram_total_gib=args.vram_total_gib, vram_idle_gib=args.vram_idle_gib,
                       max_upload_mib=args.max_upload_size, faults=json.loads(args.faults))
     runners = []
-    for app, port in ((standin.control_app(), args.control_port), (standin.app(), args.port)):
+    apps = [(standin.control_app(), args.control_port)] if args.control_port else []
+    for app, port in apps + [(standin.app(), args.port)]:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, args.host, port).start()

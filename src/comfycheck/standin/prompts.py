@@ -88,7 +88,9 @@ class PromptQueue(State):
             return web.json_response({"error": err, "node_errors": {}}, status=400)
         prompt = body["prompt"]
         checks = {"LoadImage": nodes.LoadImageCheck(self.dirs["input"])}
-        ok, error, outputs, node_errors = validate_prompt(prompt, self.defs(), checks)
+        used = {str(n.get("class_type")) for n in prompt.values() if isinstance(n, dict)} if isinstance(prompt, dict) \
+            else set()
+        ok, error, outputs, node_errors = validate_prompt(prompt, self.defs(only=used), checks)
         if not ok:
             return web.json_response({"error": error, "node_errors": node_errors}, status=400)
         prompt_id = prompt_id or str(uuid.uuid4())

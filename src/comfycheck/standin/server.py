@@ -63,11 +63,14 @@ class StandIn(PromptQueue, Storage):
         self.wakeup = asyncio.Event()
 
     # --- what the server offers, after faults ---------------------------------------------------
-    def defs(self) -> dict[str, dict]:
+    def defs(self, only: set[str] | None = None) -> dict[str, dict]:
+        """`only`: just these node classes (a prompt's own), as ComfyUI reads only its nodes' INPUT_TYPES when it
+        validates a prompt; copying all of them on every POST would cost the stand-in milliseconds real ComfyUI
+        does not spend."""
         hidden = self.faults["missing_node"]
         out = {}
         for name, d in self.defs_all.items():
-            if name == hidden:
+            if name == hidden or (only is not None and name not in only):
                 continue
             d = json.loads(json.dumps(d))
             if name in nodes.MODEL_FOLDERS:

@@ -26,6 +26,6 @@ class State:
     interrupt_flag: bool
     wakeup: asyncio.Event
 
-    def defs(self) -> dict[str, dict]:
-        """The node definitions the server offers, after faults."""
+    def defs(self, only: set[str] | None = None) -> dict[str, dict]:
+        """The node definitions the server offers, after faults (`only`: just these classes)."""
         raise NotImplementedError
