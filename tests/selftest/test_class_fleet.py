@@ -13,11 +13,12 @@ import tomli_w
 
 from comfycheck.classrun import records as raw
 from comfycheck.classrun.report import SUMMARY_JSON, ClassSummary
+from comfycheck.comfy.client import ComfyClient
 from comfycheck.config.paths import DEFAULT_PROFILE, PROJECT_ROOT
 from comfycheck.config.profile import load_profile
 from comfycheck.load.locust import class_command
 from comfycheck.polling import wait_until
-from comfycheck.stack import EmbeddedStack
+from comfycheck.stack import EmbeddedStack, FaultSwitch
 from comfycheck.stack import fleet as stack_fleet
 from tests.selftest.helpers import free_port, merge, own_ports
 
@@ -102,3 +103,25 @@ def test_a_backend_stopped_mid_run_is_named_and_its_students_go_on_on_the_other(
     late = [r for r in recs if r.seq == 4]
     assert all(r.ok and r.served_by == backends[0] for r in late), (
         "the stopped backend's students were handed to the other one: " + repr(late))
+
+
+def test_a_backend_that_stalls_is_named_with_its_lost_prompts(fleet, tmp_path):
+    paths, backends, stack = fleet
+    faults = FaultSwitch(stack.settings.control_url)  # the fleet's first backend has the fault switches
+    faults.set(slow_generation_s=30)
+    try:
+        done = class_run(paths["direct"], tmp_path / "class", "--prompts-each", "1", "--time-limit-s", "8")
+    finally:
+        faults.reset()
+        with ComfyClient(backends[0]) as first:
+            first.request("POST", "/queue", json={"clear": True})
+            first.interrupt()
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    rows = json.loads((tmp_path / "class" / SUMMARY_JSON).read_text())["measurements"]
+    note = next(m["note"] for m in rows if m["target"] == "class_backends_failing")
+    assert f"{backends[0]}: 0 of 3 prompts back; 3 lost" in note, note
+    assert f"{backends[1]}: " not in note and "not answering" not in note, note
+    recs = raw.read(tmp_path / "class" / raw.PROMPTS_JSONL)
+    assert sorted((r.served_by, r.status) for r in recs) == sorted(
+        [(backends[0], raw.LOST)] * 3 + [(backends[1], "success")] * 3), recs

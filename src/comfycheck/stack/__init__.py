@@ -22,6 +22,7 @@ from ..config.profile import Profile
 from ..config.settings import StackSettings
 from ..polling import DeadlineExceeded, wait_until
 from . import certs, fleet, real, supervisor
+from .fault_switch import FaultSwitch as FaultSwitch
 from .proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, ProxyError, ports_of
 
 
@@ -375,22 +376,6 @@ def _alive_with(pid: int, marker: str) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE and marker in " ".join(proc.cmdline())
     except psutil.Error:
         return False
-
-
-class FaultSwitch:
-    """The stand-in's fault switches (its control port, not ComfyUI's API)."""
-
-    def __init__(self, control_url: str):
-        self.url = control_url.rstrip("/") + "/faults"
-
-    def set(self, **faults) -> dict:
-        r = httpx.post(self.url, json=faults, timeout=5)
-        if r.status_code != 200:
-            raise StackError(f"setting faults {faults} failed: {r.text}")
-        return r.json()
-
-    def reset(self) -> dict:
-        return httpx.delete(self.url, timeout=5).json()
 
 
 def _tail(path: Path, lines: int = 20) -> str:
