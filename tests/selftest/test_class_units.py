@@ -8,7 +8,7 @@ import pytest
 
 from comfycheck.classrun import records as raw
 from comfycheck.classrun.arrivals import arrival_times
-from comfycheck.classrun.fleet import Fleet, student_address
+from comfycheck.classrun.fleet import Fleet, locate, student_address
 from comfycheck.classrun.judge import Capacity, jain_index, judge, order_jumps
 from comfycheck.classrun.records import PromptRecord
 from comfycheck.config.profile import ProfileError, load_profile
@@ -233,3 +233,10 @@ def test_the_embedded_nginx_balances_a_fleet_with_affinity(tmp_path):
     single = render(ProxyConfig(backend="http://127.0.0.1:1", https_port=2, http_port=None),
                     CertFiles(tmp_path / "ca.pem", tmp_path / "chain.pem", tmp_path / "key.pem"), tmp_path)
     assert "upstream" not in single and "proxy_pass http://127.0.0.1:1;" in single
+
+
+def test_a_direct_students_prompts_are_its_backends_even_one_refused_before_it_had_an_id():
+    recs = [PromptRecord("student-02", 1, "http://127.0.0.1:2", "c2", "failed", error="connection refused"),
+            PromptRecord("student-03", 1, "https://lb.test", "c3", "failed", error="502")]
+    locate(recs, ["http://127.0.0.1:1", "http://127.0.0.1:2"], {})
+    assert [r.served_by for r in recs] == ["http://127.0.0.1:2", ""], "through a balancer: found only by its id"

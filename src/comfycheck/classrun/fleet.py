@@ -58,8 +58,8 @@ def student_address(profile: Profile, ordinal: int) -> tuple[str, bool]:
 def locate(records: list[PromptRecord], fleet: list[str], clients: dict[str, ComfyClient]) -> None:
     """Each record's served_by: the backend it was sent to directly, else the one whose /history (or, for a prompt
     still queued or running, /queue) holds it. A backend that does not answer holds none."""
-    for rec in records:
-        if rec.prompt_id and not rec.served_by and (len(fleet) == 1 or rec.backend in fleet):
+    for rec in records:  # a prompt refused before ComfyUI took it is still the backend's it was sent to
+        if not rec.served_by and (len(fleet) == 1 or rec.backend in fleet):
             rec.served_by = fleet[0] if len(fleet) == 1 else rec.backend
     unknown = {r.prompt_id: r for r in records if r.prompt_id and not r.served_by}
     for url, client in clients.items():

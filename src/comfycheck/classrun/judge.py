@@ -225,7 +225,7 @@ def fleet_rows(records: list[PromptRecord], fleet: Fleet, target: Target) -> lis
             rows.append(_info(f"backend {url}: GPU busy share", 100 * sum(execs) / span, "%",
                               "its executions / its makespan"))
     notes = [f"{url}: {why}" for url, why in failing.items()]
-    unplaced = groups.get("", [])
+    unplaced = [r for r in groups.get("", []) if r.prompt_id]  # taken by a backend, which no longer holds it
     if unplaced:
         notes.append(f"{len(unplaced)} prompts found on no backend (a backend that went down or restarted loses "
                      "its queue and history)")
