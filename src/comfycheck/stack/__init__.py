@@ -138,7 +138,7 @@ class EmbeddedStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = self.state_dir / ("comfyui.log" if self.settings.real else "standin.log")
         cmd, cwd = self._backend_command()
-        programs = [supervisor.Program(supervisor.PROGRAM, cmd, log)] + self._fleet_programs()
+        programs = [supervisor.Program(supervisor.PROGRAM, cmd, log)] + self._fleet_programs(cmd)
         self.forge_stopped_flag.unlink(missing_ok=True)
         forge = self._spawn_forge() if self.profile.forge_url else None  # Gradio imports slowly: start it first
         started = time.time()
@@ -227,9 +227,9 @@ class EmbeddedStack:
     def fleet_urls(self) -> list[str]:
         return fleet.other_backends(self.profile)
 
-    def _fleet_programs(self) -> list[supervisor.Program]:
+    def _fleet_programs(self, main_command: list[str]) -> list[supervisor.Program]:
         try:
-            return fleet.programs(self.profile, self.state_dir, self._backend_command()[0])
+            return fleet.programs(self.profile, self.state_dir, main_command)
         except fleet.FleetError as exc:
             raise StackError(str(exc)) from None
 
