@@ -40,6 +40,9 @@ def fleet(tmp_path_factory, profile):
         paths[spread].write_text(tomli_w.dumps(merge(base, merge(ports, {
             "name": f"fleet-{spread}", "stack": {"comfyui": "standin"},
             "class": {"backends": [main, other], "spread": spread, "students": 6, "prompts_each": 2}}))))
+    paths["fast"] = folder / "fast.toml"  # the model-free workflow: no upload, so a prompt is lost, not refused
+    paths["fast"].write_text(paths["balancer"].read_text().replace(
+        'generation_workflow = "qwen_image_edit_2509.json"', 'generation_workflow = "smoke_modelfree.json"'))
     stack = EmbeddedStack(load_profile(paths["balancer"]))
     stack.up()
     try:
@@ -125,3 +128,20 @@ def test_a_backend_that_stalls_is_named_with_its_lost_prompts(fleet, tmp_path):
     recs = raw.read(tmp_path / "class" / raw.PROMPTS_JSONL)
     assert sorted((r.served_by, r.status) for r in recs) == sorted(
         [(backends[0], raw.LOST)] * 3 + [(backends[1], "success")] * 3), recs
+
+
+def test_a_balancer_without_affinity_loses_prompts_and_is_named(fleet, tmp_path):
+    paths, backends, stack = fleet
+    stack.set_proxy_faults(no_affinity=True)
+    try:
+        done = class_run(paths["fast"], tmp_path / "class", "--students", "16", "--prompts-each", "1",
+                         "--time-limit-s", "6")
+    finally:
+        stack.set_proxy_faults()
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    recs = raw.read(tmp_path / "class" / raw.PROMPTS_JSONL)
+    lost = [r for r in recs if r.status == raw.LOST]
+    assert lost, "16 students balanced request by request: some submits reach the backend without their socket"
+    assert all("the balancer sent the submit and the socket to different backends" in r.error
+               and r.served_by in backends for r in lost), [r.error for r in lost]

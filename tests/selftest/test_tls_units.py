@@ -132,11 +132,12 @@ def test_embedded_public_url_must_be_loopback(make_profile):
         load_profile(make_profile({"public": {"url": "https://comfy.example.com"}}))
 
 
+@pytest.mark.parametrize("fleet", [[], ["http://127.0.0.1:10"]], ids=["one-backend", "fleet"])
 @pytest.mark.parametrize("fault", sorted(PROXY_FAULTS))
-def test_every_proxy_fault_renders_a_config_nginx_accepts(fault, tmp_path):
+def test_every_proxy_fault_renders_a_config_nginx_accepts(fault, fleet, tmp_path):
     nginx_binary()
     files = certs.mint(tmp_path / "pki", tmp_path / "tls", ["localhost"])
     value = {"upload_limit_mib": 30, "require_token": "t0ken", "cert": "expired"}.get(fault, True)
     cfg = ProxyConfig(backend="http://127.0.0.1:9", https_port=8443, http_port=8080,
-                      cors_origins=["https://a.test"], faults={fault: value})
+                      cors_origins=["https://a.test"], faults={fault: value}, fleet=fleet)
     NginxProxy(tmp_path / "nginx").write_config(cfg, files)  # runs `nginx -t` on it

@@ -10,9 +10,12 @@ from pathlib import Path
 from ..comfy.client import ComfyClient
 from ..comfy.errors import ComfyError
 from ..config.profile import Profile
-from .records import PromptRecord
+from .records import LOST, PromptRecord
 
 FLEET_JSON = "fleet.json"
+NO_AFFINITY = ("it finished on {url} (its /history), and the student's socket never heard of it: the balancer sent "
+               "the submit and the socket to different backends; keep each student on one backend (affinity: IIS "
+               "ARR's client affinity, a cookie or hash in nginx)")
 
 
 @dataclass
@@ -67,8 +70,12 @@ def locate(records: list[PromptRecord], fleet: list[str], clients: dict[str, Com
             return
         try:
             for prompt_id in list(unknown):
-                if client.history(prompt_id).get(prompt_id):
-                    unknown.pop(prompt_id).served_by = url
+                entry = client.history(prompt_id).get(prompt_id)
+                if entry:
+                    rec = unknown.pop(prompt_id)
+                    rec.served_by = url
+                    if rec.status == LOST and (entry.get("status") or {}).get("completed") is not None:
+                        rec.error += f"; {NO_AFFINITY.format(url=url)}"
             if unknown:
                 queued = client.queue()
                 for entry in queued.get("queue_running", []) + queued.get("queue_pending", []):

@@ -32,6 +32,7 @@ PROXY_FAULTS = {
     "require_token": "requests without this bearer token are refused with 401",
     "cert": f"the server certificate is broken: one of {', '.join(CERT_FAULTS)}",
     "read_timeout_s": "proxy_read_timeout set to this many seconds (nginx's default is 60 s)",
+    "no_affinity": "a fleet balanced request by request (least_conn alone): a student's socket and submits part",
 }
 
 
@@ -92,8 +93,12 @@ def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
             proxy_send_timeout 3600s;
             proxy_request_buffering off;"""
 
-    to_backend = proxied("$fleet_member", fleet + "\n            error_page 502 = @fleet;") if cfg.fleet \
-        else proxied(cfg.backend)
+    if cfg.fleet and f.get("no_affinity"):
+        to_backend = proxied("http://comfyui_fleet")
+    elif cfg.fleet:
+        to_backend = proxied("$fleet_member", fleet + "\n            error_page 502 = @fleet;")
+    else:
+        to_backend = proxied(cfg.backend)
     # a student whose backend went down goes to the others, with a new affinity cookie
     fallback = f"""
         location @fleet {{{proxied("http://comfyui_fleet", fleet)}
