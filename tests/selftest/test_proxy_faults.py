@@ -14,8 +14,6 @@ pytestmark = pytest.mark.selftest
 PROXY = "tests/acceptance/test_proxy.py"
 BACKEND = "tests/acceptance/test_backend.py"
 TLS = "tests/acceptance/test_tls.py"
-TOKEN_ENV = "COMFYCHECK_SELFTEST_PUBLIC_TOKEN"
-TOKEN = "cc-selftest-7f3a9b1e5d2c4086"
 
 CASES: list[tuple[dict[str, Any], str, list[str]]] = [
     # (proxy faults, test that must fail, phrases its message must carry)
@@ -112,43 +110,6 @@ def test_hsts_shorter_than_the_profile_minimum_fails(proxy_faults, make_profile)
     nodeid = f"{TLS}::test_hsts_header_present"
     assert_fails(run_pytest(nodeid, profile=profile), nodeid,
                  "HSTS max-age: measured 31536000 s, target >= 63072000 s")
-
-
-def test_open_public_endpoint_fails_when_a_token_is_expected(proxy_faults, make_profile):
-    profile = make_profile({"public": {"token_env": TOKEN_ENV}})
-    nodeid = f"{PROXY}::test_public_endpoint_refuses_requests_without_token"
-    assert_fails(run_pytest(nodeid, profile=profile, env={TOKEN_ENV: TOKEN}), nodeid,
-                 "answered 200 without a token: the public endpoint is open")
-
-
-def test_token_protected_endpoint_passes_and_the_token_stays_out_of_reports(proxy_faults, make_profile, tmp_path):
-    proxy_faults(require_token=TOKEN)
-    profile = make_profile({"public": {"token_env": TOKEN_ENV}})
-    report = tmp_path / "report.html"
-    result = run_pytest(PROXY, TLS, f"--html={report}", "--self-contained-html",
-                        profile=profile, env={TOKEN_ENV: TOKEN})
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
-    assert "1 skipped" not in out.splitlines()[-1], "the token check was skipped"
-    for path in (report, tmp_path / "measurements.json"):
-        assert path.is_file() and TOKEN not in path.read_text(), f"the token leaked into {path}"
-    assert TOKEN not in out
-
-
-def test_token_in_a_failure_message_is_redacted(make_profile, tmp_path):
-    leaky = tmp_path / "test_leaky.py"
-    leaky.write_text(
-        "def test_leaks(profile):\n"
-        "    print('token is', profile.public.token)\n"
-        "    assert profile.public.token == 'something else', f'got {profile.public.token}'\n")
-    profile = make_profile({"public": {"token_env": TOKEN_ENV}})
-    report = tmp_path / "report.html"
-    result = run_pytest("-p", "comfycheck.pytest_plugin", str(leaky), f"--html={report}", "--self-contained-html",
-                        profile=profile, env={TOKEN_ENV: TOKEN})
-    out = result.stdout + result.stderr
-    assert result.returncode == 1 and "token is ***" in out, out
-    assert TOKEN not in out, "the token appears in the terminal output"
-    assert TOKEN not in report.read_text(), "the token appears in the HTML report"
 
 
 def test_backend_listening_on_every_interface_is_reported(make_profile):

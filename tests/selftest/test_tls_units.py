@@ -137,7 +137,7 @@ def test_embedded_public_url_must_be_loopback(make_profile):
 def test_every_proxy_fault_renders_a_config_nginx_accepts(fault, fleet, tmp_path):
     nginx_binary()
     files = certs.mint(tmp_path / "pki", tmp_path / "tls", ["localhost"])
-    value = {"upload_limit_mib": 30, "require_token": "t0ken", "cert": "expired"}.get(fault, True)
+    value = {"upload_limit_mib": 30, "cert": "expired"}.get(fault, True)
     cfg = ProxyConfig(backend="http://127.0.0.1:9", https_port=8443, http_port=8080,
                       cors_origins=["https://a.test"], faults={fault: value}, fleet=fleet)
     NginxProxy(tmp_path / "nginx").write_config(cfg, files)  # runs `nginx -t` on it

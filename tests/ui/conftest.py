@@ -57,9 +57,14 @@ def allowed_hosts(profile) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def module_page(browser, browser_context_args):
-    """One page per module: a page load is seconds, and each module's checks read the same load."""
-    context = browser.new_context(**browser_context_args)
+def module_page(browser, browser_context_args, profile):
+    """One page per module: a page load is seconds, and each module's checks read the same load. The context
+    carries the public address's credentials the way a student's browser does (basic auth typed in once, the
+    portal's session cookie); a query token goes on the page's URL (ComfyPage)."""
+    creds = profile.public_credentials
+    context = browser.new_context(**browser_context_args, **creds.browser_context())
+    if profile.public_url and creds.browser_cookies(profile.public_url):
+        context.add_cookies(creds.browser_cookies(profile.public_url))
     page = context.new_page()
     page.set_default_timeout(30_000)
     yield page

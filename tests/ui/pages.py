@@ -69,11 +69,13 @@ def pump_until(page: Page, probe: Callable[[], Any], timeout_s: float, what: str
 
 
 class ComfyPage:
-    """The ComfyUI frontend at `url`, in one Playwright page."""
+    """The ComfyUI frontend at `url`, in one Playwright page. `opened_as`: the URL the browser is sent to when it
+    differs (a query token on it); only `url` is ever written in a message."""
 
-    def __init__(self, page: Page, url: str):
+    def __init__(self, page: Page, url: str, opened_as: str | None = None):
         self.page = page
         self.url = url
+        self.opened_as = opened_as or url
         self.ready_s: float | None = None
 
     # --- locators -------------------------------------------------------------------------------
@@ -100,7 +102,7 @@ class ComfyPage:
         requests show it never will be: a 403 from ComfyUI, a 502 from the proxy)."""
         t0 = time.monotonic()
         try:
-            self.page.goto(self.url, wait_until="domcontentloaded")
+            self.page.goto(self.opened_as, wait_until="domcontentloaded")
         except PlaywrightError as exc:
             return f"the ComfyUI page did not open: {navigation_cause(str(exc), self.url)}"
         deadline = t0 + timeout_s

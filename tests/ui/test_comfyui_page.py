@@ -43,7 +43,11 @@ class Load:
 def comfy_page(module_page, profile, deployment, comfy, watch_factory, foundations):
     if profile.public_url is None:
         pytest.skip(f"profile {profile.name!r} has no [public] table: the page is checked through the proxy")
-    load = Load(ComfyPage(module_page, profile.public_url + "/"),
+    creds = profile.public_credentials
+    if creds.browser_refusal():
+        pytest.skip(creds.browser_refusal())
+    page_url = profile.public_url + "/"
+    load = Load(ComfyPage(module_page, page_url, opened_as=creds.with_token(page_url)),
                 watch_factory(module_page, COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE))
     load.error = load.comfy.open(load.watch, profile.ui.timeout_s)
     foundations.report("comfyui_page", load.error)

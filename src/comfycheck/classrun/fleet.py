@@ -46,7 +46,8 @@ def fleet_of(profile: Profile) -> list[str]:
 def backend_client(profile: Profile, url: str) -> ComfyClient:
     """One backend of the fleet, addressed directly, as comfyui.url is (its token, its API prefix)."""
     c = profile.comfyui
-    return ComfyClient(url, api_prefix=c.api_prefix, token=c.token, timeout=c.timeout_s, ca_bundle=profile.ca_bundle)
+    return ComfyClient(url, api_prefix=c.api_prefix, credentials=c.credentials, timeout=c.timeout_s,
+                       ca_bundle=profile.ca_bundle)
 
 
 def student_address(profile: Profile, ordinal: int) -> tuple[str, bool]:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from ..config.auth import Credentials
 from ..judge import hints
 from ..polling import DeadlineExceeded, wait_until
 from .errors import ComfyError, ComfyHTTPError, ComfyUnreachable, PromptRejected, RunTimeout, WebSocketLost
@@ -41,8 +42,8 @@ def _cached_context(cafile: str | None, _stamp: int) -> ssl.SSLContext:
 class ComfyClient:
     """A ComfyUI endpoint: the backend directly, or the public URL through the proxy.
 
-    Errors come back as ComfyError subclasses whose messages name the URL; a token (if any) is sent as
-    a bearer header and never appears in messages or repr.
+    Errors come back as ComfyError subclasses whose messages name the URL; the credentials (if any) go with
+    every request, the WebSocket upgrade and raw uploads alike, and never appear in messages or repr.
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class ComfyClient:
         *,
         api_prefix: str = "",
         token: str | None = None,
+        credentials: Credentials | None = None,
         timeout: float = 10.0,
         ca_bundle: str | Path | None = None,
         origin: str | None = None,
@@ -65,8 +67,10 @@ class ComfyClient:
         if ca_bundle and not Path(ca_bundle).is_file():
             raise ComfyError(f"CA bundle {ca_bundle} (the profile's public.ca_bundle) does not exist")
         self._ssl = _tls_context(str(ca_bundle) if ca_bundle else None)
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(timeout=timeout, verify=self._ssl, headers=self._headers)
+        self.credentials = credentials or (Credentials("bearer", token) if token else Credentials())
+        self._headers = self.credentials.headers()
+        self._http = httpx.Client(timeout=timeout, verify=self._ssl, headers=self._headers,
+                                  cookies=self.credentials.cookies(), params=self.credentials.params())
 
     @classmethod
     def from_profile(cls, profile, *, public: bool = False, origin: str | None = None,
@@ -78,7 +82,7 @@ class ComfyClient:
         return cls(
             url,
             api_prefix=c.api_prefix,
-            token=profile.public.token if public else c.token,
+            credentials=profile.public.credentials if public else c.credentials,
             timeout=c.timeout_s if timeout is None else timeout,
             ca_bundle=profile.ca_bundle,
             origin=origin,
@@ -114,11 +118,16 @@ class ComfyClient:
             raise ComfyUnreachable(
                 f"{method} {url}: no answer within {self.timeout:g} s ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise ComfyUnreachable(f"cannot reach ComfyUI at {url}: {type(exc).__name__}: {exc}") from None
+            raise ComfyUnreachable(self.credentials.mask(
+                f"cannot reach ComfyUI at {url}: {type(exc).__name__}: {exc}")) from None
         if expect and resp.status_code not in expect:
             body = _body(resp)
             hint = ""
-            if resp.status_code == 403:
+            if resp.status_code in (401, 403) and self.credentials.mode != "none":
+                hint = f" (the proxy refuses the credentials of {self.credentials.describe()})"
+            elif resp.status_code == 401:
+                hint = " (the proxy asks for credentials: set public.auth and its keys in the profile)"
+            elif resp.status_code == 403:
                 hint = f" ({hints.ORIGIN_REFUSED})"
             raise ComfyHTTPError(
                 f"{method} {url}: HTTP {resp.status_code}{hint}: {str(body)[:300]}", resp.status_code, body
@@ -198,12 +207,14 @@ class ComfyClient:
         when the upload is too large and `100 Continue` (or nothing yet) when it would take it. Returns that
         status, or None when no answer came within `wait` seconds. Nothing reaches the server's disk.
         """
-        parts = urlsplit(self.url("/upload/image"))
+        parts = urlsplit(self.credentials.with_token(self.url("/upload/image")))
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        head = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}",
+        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        head = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}",
                 "Content-Type: multipart/form-data; boundary=comfycheck-probe",
                 f"Content-Length: {nbytes}", "Expect: 100-continue", "Connection: close"]
         head += [f"{k}: {v}" for k, v in self._headers.items()]
+        head += [f"Cookie: {k}={v}" for k, v in self.credentials.cookies().items()]
         if self.origin:
             head.append(f"Origin: {self.origin}")
         try:
@@ -276,6 +287,7 @@ class ComfyClient:
 
     # --- WebSocket -------------------------------------------------------------------------------
     def ws_url(self, client_id: str) -> str:
+        """The WebSocket's address as messages name it: a query token is not in it (see _ws_connect_url)."""
         scheme = "wss" if self.base_url.startswith("https") else "ws"
         return f"{scheme}{self.base_url[self.base_url.index(':'):]}{self.api_prefix}/ws?clientId={client_id}"
 
@@ -292,16 +304,17 @@ class ComfyClient:
         with ExitStack() as opened:
             try:
                 ws = opened.enter_context(WsConnection.open(
-                    url, headers=headers, ssl_context=self._ssl if url.startswith("wss") else None,
-                    timeout=self.timeout))
+                    self.credentials.with_token(url), headers=headers,
+                    ssl_context=self._ssl if url.startswith("wss") else None, timeout=self.timeout))
             except WsTimeout as exc:
-                raise ComfyUnreachable(str(exc)) from None
+                raise ComfyUnreachable(self.credentials.mask(str(exc))) from None
             except InvalidStatus as exc:
                 status = exc.response.status_code
-                hint = {403: f" ({hints.ORIGIN_REFUSED})", 400: f" ({hints.NO_UPGRADE})"}.get(status, "")
-                raise ComfyError(f"WebSocket {url} refused: HTTP {status}{hint}") from None
+                raise ComfyHTTPError(f"WebSocket {url} refused: HTTP {status}{self._ws_hint(status)}",
+                                     status) from None
             except (OSError, WebSocketException) as exc:
-                raise ComfyUnreachable(f"WebSocket {url}: cannot connect: {type(exc).__name__}: {exc}") from None
+                raise ComfyUnreachable(self.credentials.mask(
+                    f"WebSocket {url}: cannot connect: {type(exc).__name__}: {exc}")) from None
             stream = EventStream(ws, url)
             greeting = stream.next(self.timeout)
             if greeting is None:
@@ -312,6 +325,13 @@ class ComfyClient:
             stream.sid = greeting["data"].get("sid")
             stream.greeting = greeting
             yield stream
+
+    def _ws_hint(self, status: int) -> str:
+        if status in (401, 403) and self.credentials.mode != "none":
+            return f" (the proxy refuses the credentials of {self.credentials.describe()})"
+        if status == 401:
+            return " (the proxy asks for credentials: set public.auth and its keys in the profile)"
+        return {403: f" ({hints.ORIGIN_REFUSED})", 400: f" ({hints.NO_UPGRADE})"}.get(status, "")
 
     def run(self, workflow: dict, *, timeout: float = 300.0) -> RunResult:
         """Submit a workflow and wait on the WebSocket until *its* prompt finishes (or the deadline)."""

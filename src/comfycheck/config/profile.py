@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from .. import ComfycheckError
 from ..probes.process import is_loopback
+from .auth import AUTH_KEY_MEANS, REQUIRED_KEYS, Credentials
 from .paths import DEFAULT_PROFILE, PROJECT_ROOT, WORKFLOWS_DIR
 from .schema import Table, _bool, _num, _str, build, key, table, table_of, validate
 from .settings import (
@@ -75,12 +76,18 @@ class Profile:
     classroom: ClassSettings = table(ClassSettings, default=ClassSettings, name="class")
 
     def secrets(self) -> list[str]:
-        """Every token this profile reads from the environment (to keep them out of reports)."""
-        return [t for t in (self.comfyui.token, self.public.token if self.public else None) if t]
+        """Every secret this profile reads from the environment (to keep them out of reports)."""
+        found = self.comfyui.credentials.secrets() + (self.public.credentials.secrets() if self.public else [])
+        return list(dict.fromkeys(found))
 
     @property
     def public_url(self) -> str | None:
         return self.public.url if self.public else None
+
+    @property
+    def public_credentials(self) -> Credentials:
+        """What the public address asks of every client (nothing, without a [public] table)."""
+        return self.public.credentials if self.public else Credentials()
 
     @property
     def forge_url(self) -> str | None:
@@ -192,7 +199,19 @@ def load_profile(path: str | os.PathLike | None = None) -> Profile:
     profile = replace(profile, targets=_targets(profile, overrides))
     if stack is not None and stack.embedded:
         _loopback_only(profile)
+    if profile.public is not None:
+        _auth_keys(profile.path, profile.public)
     return profile
+
+
+def _auth_keys(path: Path, pub: PublicSettings) -> None:
+    """Every key the auth mode needs is there: the names of its environment variables, the cookie's name."""
+    mode = pub.auth_mode
+    lacking = [f"public.{k} ({AUTH_KEY_MEANS[k]})" for k in REQUIRED_KEYS[mode] if not getattr(pub, k)]
+    if lacking:
+        raise ProfileError(f'profile {path}: public.auth = "{mode}" needs {" and ".join(lacking)}')
+    if mode == "query" and not pub.query_param:
+        raise ProfileError(f'profile {path}: public.auth = "query" needs public.query_param (e.g. "token")')
 
 
 def _loopback_only(profile: Profile) -> None:

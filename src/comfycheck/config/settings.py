@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .auth import AUTH_MODES, Credentials, from_environment
 from .paths import DEFAULT_HISTORY, PROJECT_ROOT
 from .schema import (
     _bool,
@@ -52,6 +53,10 @@ class _TokenFromEnv:
         """Read from the environment only: never stored in a profile or a report."""
         return (os.environ.get(self.token_env) or None) if self.token_env else None
 
+    @property
+    def credentials(self) -> Credentials:
+        return from_environment("bearer", token_env=self.token_env) if self.token_env else Credentials()
+
 
 @dataclass(frozen=True)
 class ComfySettings(_TokenFromEnv):
@@ -78,19 +83,46 @@ class ComfySettings(_TokenFromEnv):
 
 
 @dataclass(frozen=True)
-class PublicSettings(_TokenFromEnv):
-    """The public HTTPS entry: the reverse proxy in front of ComfyUI, and what its certificate must be."""
+class PublicSettings:
+    """The public HTTPS entry: the reverse proxy in front of ComfyUI, how users authenticate to it, and what its
+    certificate must be."""
 
     url: str = key(_url)
     # the plain-HTTP address that must redirect to `url`; absent: http://<host of url>; "": no such listener
     http_url: str | None = key(_url_or_empty, None)
     ca_bundle: Path | None = key(_str, None, convert=project_path)  # None: the system trust store
-    token_env: str = key(_str, "")
+    # how every client proves itself to the proxy; "": "bearer" where token_env is set, else "none". Each secret
+    # comes from the environment variable named here, never from the profile
+    auth: str = key(one_of(*AUTH_MODES), "")
+    token_env: str = key(_str, "")  # bearer and query
+    user_env: str = key(_str, "")  # basic
+    password_env: str = key(_str, "")  # basic
+    cookie_name: str = key(_str, "")  # cookie: the session cookie an auth portal in front of the proxy sets
+    cookie_env: str = key(_str, "")  # cookie
+    query_param: str = key(_str, "token")  # query: ComfyUI-Login's ?token=
+    # operator: only the operator reaches the address; shared: users (a class) do, and must not reach what acts
+    # on everyone (the exposure check)
+    audience: str = key(one_of("operator", "shared"), "operator")
     upload_limit_mib: float = key(_num, UPLOAD_LIMIT_MIB)
     cors_origins: list[str] = key(_str_list, [])
     # the longest a generation may keep the page's WebSocket silent (loading a model sends nothing): the
     # proxy's read timeout must be longer; the default is above nginx's 60 s default
     websocket_idle_s: float = key(_num, WEBSOCKET_IDLE_S)
+
+    @property
+    def auth_mode(self) -> str:
+        return self.auth or ("bearer" if self.token_env else "none")
+
+    @property
+    def credentials(self) -> Credentials:
+        """Read from the environment now: never stored in a profile or a report."""
+        return from_environment(self.auth_mode, token_env=self.token_env, user_env=self.user_env,
+                                password_env=self.password_env, cookie_name=self.cookie_name,
+                                cookie_env=self.cookie_env, query_param=self.query_param)
+
+    @property
+    def token(self) -> str | None:
+        return self.credentials.secret
 
     @property
     def host(self) -> str:

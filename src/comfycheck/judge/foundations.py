@@ -17,6 +17,7 @@ from ..config.units import MiB
 from ..probes import tls
 from ..probes.forge import ForgeClient, ForgeError
 from . import hints, install
+from .auth import credentials_problem
 from .measurements import FAIL, Measurement
 
 
@@ -96,8 +97,10 @@ def for_profile(profile: Profile) -> Foundations:
         defs += [
             Foundation("public_tls", f"the public address {url} answers TLS", below_backend),
             Foundation("certificate", f"the certificate of {url} verifies", ("public_tls",)),
+            Foundation("public_auth", f"the public address {url} takes the credentials of "
+                                      f"{profile.public.credentials.describe()}", ("certificate",)),
             Foundation("host_origin", f"the proxy at {url} keeps Host, so ComfyUI accepts the page's Origin",
-                       ("certificate", "backend")),
+                       ("public_auth", "backend")),
             Foundation("public_websocket", f"WebSockets open through {url}", ("host_origin",)),
             Foundation("comfyui_page", f"the ComfyUI page {url}/ loads", ("host_origin",)),
             # reported by the page's fixture, which reads the frontend the page says it is
@@ -107,6 +110,7 @@ def for_profile(profile: Profile) -> Foundations:
                        ("host_origin",)),
         ]
         probes |= {"public_tls": lambda: _public_tls(profile), "certificate": lambda: certificate_problem(profile),
+                   "public_auth": lambda: credentials_problem(profile),
                    "host_origin": lambda: _host_origin(profile), "public_websocket": lambda: _websocket(profile),
                    "proxy_upload": lambda: _proxy_upload(profile)}
     return Foundations(defs, probes)

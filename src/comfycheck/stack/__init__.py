@@ -17,6 +17,7 @@ import psutil
 
 from .. import ComfycheckError
 from ..comfy.client import ComfyClient, ComfyError
+from ..config.auth import Credentials
 from ..config.paths import PKI_DIR, PROJECT_ROOT, STATE_ROOT
 from ..config.profile import Profile
 from ..config.settings import StackSettings
@@ -24,6 +25,7 @@ from ..polling import DeadlineExceeded, wait_until
 from . import certs, fleet, real, supervisor
 from .fault_switch import FaultSwitch as FaultSwitch
 from .proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, ProxyError, ports_of
+from .proxy_access import ProxyAuthError
 
 
 class StackError(ComfycheckError):
@@ -70,6 +72,7 @@ class EmbeddedStack:
         self.state_file = self.state_dir / "state.json"
         self.proxy = NginxProxy(self.state_dir / "nginx")
         self.proxy_faults_file = self.state_dir / "proxy-faults.json"
+        self.proxy_auth_file = self.state_dir / "proxy-auth.sha256"  # what the running proxy asks for
         self.forge_stopped_flag = self.state_dir / "forge-stopped"  # stopped on purpose: do not bring it back
 
     # --- state ----------------------------------------------------------------------------------
@@ -106,8 +109,14 @@ class EmbeddedStack:
             healthy = self._wait_healthy()
             if healthy and self.fleet_urls:  # a fleet's backend stopped by a self-test comes back
                 healthy = fleet.bring_back(self.profile, self.settings.startup_timeout_s)
-            if healthy and self.profile.public and not NginxProxy.alive(info.proxy_pid):
-                info = self._start_proxy(info)  # the proxy died on its own: bring it back
+            try:
+                if healthy and self.profile.public and not NginxProxy.alive(info.proxy_pid):
+                    info = self._start_proxy(info)  # the proxy died on its own: bring it back
+                elif healthy and self.profile.public and self._proxy_asks_otherwise():
+                    NginxProxy.stop(info.proxy_pid)  # a profile with other credentials on the same ports
+                    info = self._start_proxy(info)
+            except ProxyError as exc:
+                raise StackError(f"reverse proxy: {exc}") from None
             if healthy and self.profile.forge_url and not self.forge_stopped_flag.exists() \
                     and not _alive_with(info.forge_pid, "comfycheck.standin.forge"):
                 info = self.start_forge(info)
@@ -318,8 +327,9 @@ class EmbeddedStack:
             return {}
 
     def set_proxy_faults(self, **faults) -> StackInfo:
-        """Restart nginx with these faults (see PROXY_FAULTS); no arguments: a healthy proxy again."""
-        unknown = sorted(set(faults) - set(PROXY_FAULTS))
+        """Restart nginx with these faults (see PROXY_FAULTS); no arguments: a healthy proxy again. `auth`
+        (Credentials' fields, as a dict) makes it ask for other credentials than the profile's."""
+        unknown = sorted(set(faults) - set(PROXY_FAULTS) - {"auth"})
         if unknown:
             raise StackError(f"unknown proxy fault(s) {unknown}; known: {sorted(PROXY_FAULTS)}")
         info = self._read_state()
@@ -332,19 +342,36 @@ class EmbeddedStack:
         self._write_state(info)
         return info
 
+    def _proxy_asks_otherwise(self) -> bool:
+        """The running proxy asks for other credentials than this profile's (none of a self-test's faults on)."""
+        if self.proxy_faults() or self.profile.public is None:
+            return False
+        try:
+            running = self.proxy_auth_file.read_text()
+        except OSError:
+            running = Credentials().fingerprint()
+        return running != self.profile.public.credentials.fingerprint()
+
     def _start_proxy(self, info: StackInfo) -> StackInfo:
         pub = self.profile.public
         assert pub is not None, "the stack starts a proxy only for a profile with [public]"
         faults = self.proxy_faults()
+        auth = Credentials(**faults.pop("auth")) if "auth" in faults else pub.credentials
+        if auth.missing():
+            raise ProxyError(f"it cannot ask for the profile's credentials: {auth.missing()}")
         https_port, http_port = ports_of(pub.url, pub.http_url)
         files = certs.mint(PKI_DIR, self.state_dir / "tls", [pub.host, "127.0.0.1"], faults.get("cert"))
         cfg = ProxyConfig(backend=self.profile.comfyui.url, fleet=self.fleet_urls, https_port=https_port,
                           http_port=http_port, upload_limit_mib=int(pub.upload_limit_mib),
                           cors_origins=pub.cors_origins,
                           hsts_max_age_s=max(31536000, int(self.profile.targets["hsts_max_age_s"].threshold)),
-                          faults=faults)
-        self.proxy.write_config(cfg, files)
+                          faults=faults, auth=auth)
+        try:
+            self.proxy.write_config(cfg, files)
+        except ProxyAuthError as exc:
+            raise ProxyError(str(exc)) from None
         info.proxy_pid = self.proxy.start([p for p in (https_port, http_port) if p])
+        self.proxy_auth_file.write_text(Credentials().fingerprint() if faults.get("auth_off") else auth.fingerprint())
         info.public_url = pub.url
         self._write_state(info)
         return info

@@ -18,8 +18,10 @@ from urllib.parse import urlsplit
 import psutil
 
 from .. import ComfycheckError
+from ..config.auth import Credentials
 from ..polling import DeadlineExceeded, wait_until
 from .certs import CERT_FAULTS, CertFiles
+from .proxy_access import render_auth
 
 # name -> what it does; each one breaks exactly one thing a proxy/TLS test checks
 PROXY_FAULTS = {
@@ -29,7 +31,8 @@ PROXY_FAULTS = {
     "no_https_redirect": "plain HTTP is served instead of redirected to HTTPS",
     "legacy_tls": "TLS 1.0 and 1.1 are enabled",
     "no_hsts": "no Strict-Transport-Security header",
-    "require_token": "requests without this bearer token are refused with 401",
+    "auth_off": "no authentication asked, whatever the profile's public.auth requires",
+    "ws_auth_off": "the WebSocket (/ws) has a location of its own that asks for no authentication",
     "cert": f"the server certificate is broken: one of {', '.join(CERT_FAULTS)}",
     "read_timeout_s": "proxy_read_timeout set to this many seconds (nginx's default is 60 s)",
     "no_affinity": "a fleet balanced request by request (least_conn alone): a student's socket and submits part",
@@ -50,6 +53,7 @@ class ProxyConfig:
     hsts_max_age_s: int = 31536000
     faults: dict = field(default_factory=dict)
     fleet: list[str] = field(default_factory=list)  # more backends: nginx balances them all (least_conn, affinity)
+    auth: Credentials = field(default_factory=Credentials)  # what every request must carry (public.auth)
 
 
 def nginx_binary() -> str:
@@ -73,8 +77,7 @@ def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
         "proxy_set_header Upgrade $http_upgrade;\n            proxy_set_header Connection $connection_upgrade;")
     hsts = "" if f.get("no_hsts") else (
         f'add_header Strict-Transport-Security "max-age={cfg.hsts_max_age_s}" always;')
-    token = f.get("require_token")
-    auth = (f'if ($http_authorization != "Bearer {token}") {{ return 401; }}' if token else "")
+    auth_maps, auth = render_auth(Credentials() if f.get("auth_off") else cfg.auth, prefix / "htpasswd")
     cors_map = "\n".join(f'        "{o}" $http_origin;' for o in cfg.cors_origins)
     read_timeout = f"{int(f['read_timeout_s'])}s" if f.get("read_timeout_s") else "3600s"
     fleet, balancer = _balancer(cfg)
@@ -103,6 +106,10 @@ def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
     fallback = f"""
         location @fleet {{{proxied("http://comfyui_fleet", fleet)}
         }}""" if cfg.fleet else ""
+    # an operator's separate WebSocket location that forgot the auth lines the page's location has
+    ws_open = f"""
+        location ~ ^/(api/)?ws$ {{{to_backend}
+        }}""" if f.get("ws_auth_off") else ""
     if cfg.http_port is None:
         plain = ""
     elif f.get("no_https_redirect"):
@@ -132,7 +139,9 @@ error_log {prefix}/error.log warn;
 worker_rlimit_nofile 8192;
 events {{ worker_connections 4096; }}  # a class of 200 holds a page WebSocket and a connection each, both ways
 http {{
-    access_log {prefix}/access.log;
+    # the path without its query: a query token (public.auth = "query") stays out of the log
+    log_format no_query '$remote_addr [$time_local] "$request_method $uri $server_protocol" $status $body_bytes_sent';
+    access_log {prefix}/access.log no_query;
     client_body_temp_path {prefix}/tmp/body;
     proxy_temp_path {prefix}/tmp/proxy;
     fastcgi_temp_path {prefix}/tmp/fastcgi;
@@ -146,7 +155,7 @@ http {{
     map $http_origin $cors_origin {{
         default "";
 {cors_map}
-    }}{balancer}{plain}
+    }}{auth_maps}{balancer}{plain}
     server {{
         listen 127.0.0.1:{cfg.https_port} ssl;
         server_name _;
@@ -170,7 +179,7 @@ http {{
                 return 204;
             }}
             {auth}{to_backend}
-        }}{fallback}
+        }}{ws_open}{fallback}
     }}
 }}
 """
