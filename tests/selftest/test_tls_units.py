@@ -12,6 +12,7 @@ from cryptography.x509.oid import NameOID
 
 from comfycheck.config.paths import DEFAULT_PROFILE, PROJECT_ROOT
 from comfycheck.config.profile import ProfileError, load_profile
+from comfycheck.config.settings import EXPOSURE_OPERATIONS
 from comfycheck.probes import tls
 from comfycheck.stack import certs
 from comfycheck.stack.proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, nginx_binary
@@ -137,7 +138,8 @@ def test_embedded_public_url_must_be_loopback(make_profile):
 def test_every_proxy_fault_renders_a_config_nginx_accepts(fault, fleet, tmp_path):
     nginx_binary()
     files = certs.mint(tmp_path / "pki", tmp_path / "tls", ["localhost"])
-    value = {"upload_limit_mib": 30, "cert": "expired"}.get(fault, True)
+    value = {"upload_limit_mib": 30, "cert": "expired", "refuse": list(EXPOSURE_OPERATIONS),
+             "rate_limit_per_min": 30}.get(fault, True)
     cfg = ProxyConfig(backend="http://127.0.0.1:9", https_port=8443, http_port=8080,
                       cors_origins=["https://a.test"], faults={fault: value}, fleet=fleet)
     NginxProxy(tmp_path / "nginx").write_config(cfg, files)  # runs `nginx -t` on it

@@ -271,8 +271,9 @@ class ComfyClient:
     def interrupt(self, prompt_id: str | None = None) -> None:
         self.request("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
 
-    def submit(self, workflow: dict, client_id: str | None = None) -> dict:
-        body: dict[str, Any] = {"prompt": workflow}
+    def submit(self, workflow: dict, client_id: str | None = None, *, extra: dict | None = None) -> dict:
+        """`extra`: more of the body ComfyUI reads (its queue position: `number`, `front`)."""
+        body: dict[str, Any] = {"prompt": workflow, **(extra or {})}
         if client_id:
             body["client_id"] = client_id
         resp = self.request("POST", "/prompt", json=body, expect=())

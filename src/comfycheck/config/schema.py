@@ -78,6 +78,14 @@ def one_of(*choices: str) -> Kind:
     return check
 
 
+def list_of(*choices: str) -> Kind:
+    """A key that takes a list of these strings."""
+    def check(v: Any) -> bool:
+        return isinstance(v, list) and all(x in choices for x in v)
+    check.__doc__ = "a list of " + ", ".join(f'"{c}"' for c in choices)
+    return check
+
+
 def _duration(v: Any) -> bool:
     from ..soak.duration import parse_duration
     try:

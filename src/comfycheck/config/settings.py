@@ -26,9 +26,14 @@ from .schema import (
     _url_list,
     _url_or_empty,
     key,
+    list_of,
     one_of,
 )
 from .targets import DEFAULT_TARGETS
+
+# what one user can do to everyone (comfy.operations probes each); [public] allowed_/refused_operations name them
+EXPOSURE_OPERATIONS = ("queue_edit", "history_edit", "interrupt", "free", "internal_logs", "userdata_write",
+                       "jobs_cancel", "manager", "history_listing", "priority")
 
 # The requirements that are also a target's threshold: the target holds the number, the key defaults to it.
 WEBSOCKET_IDLE_S = DEFAULT_TARGETS["websocket_idle_s"].threshold
@@ -103,11 +108,22 @@ class PublicSettings:
     # operator: only the operator reaches the address; shared: users (a class) do, and must not reach what acts
     # on everyone (the exposure check)
     audience: str = key(one_of("operator", "shared"), "operator")
+    # per-operation overrides of what the audience requires (keys: EXPOSURE_OPERATIONS)
+    allowed_operations: list[str] = key(list_of(*EXPOSURE_OPERATIONS), [])
+    refused_operations: list[str] = key(list_of(*EXPOSURE_OPERATIONS), [])
+    # POST /prompt per user and minute the proxy allows (answering 429 above it); 0: the profile sets none
+    rate_limit_per_min: float = key(_num, 0)
     upload_limit_mib: float = key(_num, UPLOAD_LIMIT_MIB)
     cors_origins: list[str] = key(_str_list, [])
     # the longest a generation may keep the page's WebSocket silent (loading a model sends nothing): the
     # proxy's read timeout must be longer; the default is above nginx's 60 s default
     websocket_idle_s: float = key(_num, WEBSOCKET_IDLE_S)
+
+    def must_refuse(self, operation: str) -> bool:
+        """Whether the public address must refuse this operation to a user (a shared audience: every one)."""
+        if operation in self.refused_operations:
+            return True
+        return self.audience == "shared" and operation not in self.allowed_operations
 
     @property
     def auth_mode(self) -> str:

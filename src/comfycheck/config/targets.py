@@ -83,6 +83,11 @@ DEFAULT_TARGETS: dict[str, Target] = {
                "<="),
         Target("class_backends_failing", "fleet backends that failed, stalled or stopped answering during the run",
                0, "backends", "<="),
+        # a shared deployment: what one user can do to everyone through the public address
+        Target("exposed_operations", "operations on everyone a user reaches that the profile requires refused", 0,
+               "operations", "<="),
+        Target("prompt_burst_accepted", "POST /prompt one user gets through in a burst of twice the rate limit", 0,
+               "requests", "<=", rule="public.rate_limit_per_min, with 10 % and one request of slack"),
         Target("canary_drift_s", "canary slowdown, last quarter against the first (median server time)", 3, "s"),
     ]
 }

@@ -14,7 +14,7 @@ MiB, GiB = 2**20, 2**30
 # value so on creation, so the report, the terminal, JUnit, the Prometheus file and the history carry one figure.
 DECIMALS = {"ms": 2, "s": 2, "%": 1, "GB": 2, "MB": 1, "GiB": 2, "MiB": 2, "MB/h": 1, "°C": 0, "W": 1, "days": 1}
 COUNTS = frozenset({"runs", "drops", "requests", "users", "prompts", "images", "errors", "bytes", "packages", "nodes",
-                     "backends"})
+                     "backends", "operations"})
 OTHER_DECIMALS = 2  # a unit not named above
 
 

@@ -365,7 +365,9 @@ class EmbeddedStack:
                           http_port=http_port, upload_limit_mib=int(pub.upload_limit_mib),
                           cors_origins=pub.cors_origins,
                           hsts_max_age_s=max(31536000, int(self.profile.targets["hsts_max_age_s"].threshold)),
-                          faults=faults, auth=auth)
+                          faults=faults, auth=auth,
+                          prompts_per_min=0 if faults.get("rate_limit_off") else
+                          float(faults.get("rate_limit_per_min", pub.rate_limit_per_min)))
         try:
             self.proxy.write_config(cfg, files)
         except ProxyAuthError as exc:

@@ -98,7 +98,6 @@ class PromptQueue(State):
         if "client_id" in body:
             extra["client_id"] = body["client_id"]
         extra["create_time"] = now_ms()
-        number = int(number) if float(number).is_integer() else number
         if self.faults["drop_prompts"] > 0:  # accepted, then lost: never run, never answered, never in /history
             self.faults["drop_prompts"] -= 1
             return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})

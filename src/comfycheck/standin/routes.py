@@ -6,7 +6,7 @@ import json
 from aiohttp import web
 
 from . import DATA
-from .protocol import constant_handler
+from .protocol import canonical_uuid, constant_handler
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -140,6 +140,30 @@ def api_routes(standin) -> web.RouteTableDef:
     async def job(request):
         found = standin.job(request.match_info["job_id"])
         return j(found) if found else j({"error": "Job not found"}, status=404)
+
+    def cancel(job_id: str) -> bool:
+        """ComfyUI's _cancel_job_by_id: a running job is interrupted, a pending one dequeued, others no-ops."""
+        if standin.running and standin.running[1] == job_id:
+            standin.interrupt_flag = True
+            return True
+        before = len(standin.pending)
+        standin.pending = [i for i in standin.pending if i[1] != job_id]
+        return len(standin.pending) < before
+
+    @r.post("/api/jobs/{job_id}/cancel")
+    async def cancel_job(request):
+        return j({"cancelled": cancel(request.match_info["job_id"])})
+
+    @r.post("/api/jobs/cancel")
+    async def cancel_jobs(request):
+        body = await request.json()
+        ids = body.get("job_ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list):
+            return j({"error": "job_ids must be a list"}, status=400)
+        bad = [i if isinstance(i, str) else repr(i) for i in ids if not (isinstance(i, str) and canonical_uuid(i))]
+        if bad:
+            return j({"error": "job_ids contains invalid id(s)", "invalid_ids": bad}, status=400)
+        return j({"cancelled": any([cancel(i) for i in ids])})
 
     @r.get("/settings")
     async def settings(request):

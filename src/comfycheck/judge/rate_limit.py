@@ -1,0 +1,40 @@
+"""A user's prompt rate at the proxy: a bounded burst of POST /prompt (at most twice the profile's
+`public.rate_limit_per_min`, each an empty prompt that ComfyUI refuses without queueing anything) and where the
+proxy starts answering 429."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..comfy.client import ComfyClient
+from ..config.profile import Profile
+
+LIMITED = (429, 503)  # nginx's limit_req answers 503 unless limit_req_status says otherwise
+EMPTY_PROMPT: dict = {"prompt": {}}  # ComfyUI: 400, "Prompt has no outputs"; never queued
+
+
+@dataclass(frozen=True)
+class Burst:
+    sent: int
+    accepted: int  # answered by ComfyUI before the proxy's first refusal
+    refused_status: int | None  # the proxy's answer once the limit was reached; None: never
+
+    def describe(self) -> str:
+        if self.refused_status is None:
+            return f"all {self.sent} POST /prompt of the burst got through: the proxy limits nothing"
+        return (f"{self.accepted} POST /prompt got through, then the proxy answered HTTP {self.refused_status} "
+                f"(burst of at most {self.sent})")
+
+
+def burst(profile: Profile) -> Burst:
+    """Sends at most twice the limit, one after the other, and stops at the first refusal."""
+    pub = profile.public
+    assert pub is not None and pub.rate_limit_per_min > 0
+    size = int(2 * pub.rate_limit_per_min) + 1
+    accepted = 0
+    with ComfyClient.from_profile(profile, public=True, origin=pub.origin) as user:
+        for sent in range(1, size + 1):
+            status = user.request("POST", "/prompt", json=EMPTY_PROMPT, expect=()).status_code
+            if status in LIMITED:
+                return Burst(sent, accepted, status)
+            accepted += 1
+    return Burst(size, accepted, None)

@@ -1,0 +1,35 @@
+"""The per-user prompt limit on the embedded proxy: a limit at the profile's rate passes and is reported, a proxy
+without one fails naming the fix, and the burst never sends more than twice the limit."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.selftest.helpers import assert_fails, run_pytest
+
+pytestmark = pytest.mark.selftest
+RATE = "tests/acceptance/test_rate_limit.py::test_the_proxy_limits_each_users_prompts"
+
+
+def _burst(tmp_path) -> dict:
+    figures = json.loads((tmp_path / "measurements.json").read_text())
+    return next(m for m in figures if m["target"] == "prompt_burst_accepted")
+
+
+def test_a_limit_at_the_profiles_rate_passes_and_is_reported(proxy_faults, make_profile, tmp_path):
+    proxy_faults(rate_limit_per_min=10)
+    result = run_pytest(RATE, f"--html={tmp_path / 'r.html'}", profile=make_profile(
+        {"public": {"rate_limit_per_min": 10}}))
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = _burst(tmp_path)
+    assert seen["value"] <= 12 and seen["details"]["refused_with"] == 429 and seen["details"]["sent"] <= 21, seen
+
+
+def test_a_proxy_without_a_limit_fails_and_the_burst_stops_at_twice_the_limit(proxy_faults, make_profile, tmp_path):
+    proxy_faults(rate_limit_off=True)
+    result = run_pytest(RATE, f"--html={tmp_path / 'r.html'}", profile=make_profile(
+        {"public": {"rate_limit_per_min": 10}}))
+    assert_fails(result, RATE, "measured 21 requests, target <= 12",
+                 "all 21 POST /prompt of the burst got through: the proxy limits nothing", "limit_req_zone")
+    assert _burst(tmp_path)["details"]["sent"] == 21
