@@ -83,6 +83,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(run, "comfycheck-run-record")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items[:] = config.stash[DEPENDANTS_KEY].in_foundation_order(items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[DEPENDANTS_KEY].collected(session.items)
 

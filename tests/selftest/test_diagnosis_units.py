@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from comfycheck.comfy.uploads import who_refused
+from comfycheck.judge.dependants import Dependants
 from comfycheck.judge.foundations import Foundation, Foundations
 from comfycheck.outputs.report import Outcome, headline
 from comfycheck.probes.browser import navigation_cause, websocket_hint
@@ -83,6 +84,25 @@ def test_a_reported_foundation_is_blocked_by_what_it_stands_on():
     assert healthy.failure("page").key == "page"
     healthy.report("page", None)
     assert healthy.failure("page") is None
+
+
+class _Check:
+    """What Dependants reads of a collected check: its id and its marks."""
+
+    def __init__(self, nodeid: str, foundation: str | None = None):
+        self.nodeid = nodeid
+        self._mark = pytest.mark.foundation(foundation).mark if foundation else None
+
+    def get_closest_marker(self, name: str):
+        return self._mark if name == "foundation" else None
+
+
+def test_a_foundations_check_runs_after_the_checks_of_what_it_stands_on():
+    checks = [_Check("auth::own", "b"), _Check("auth::other"), _Check("page::own", "page"),
+              _Check("backend::own", "a"), _Check("backend::other")]
+    ordered = Dependants(_foundations([], {})).in_foundation_order(checks)  # type: ignore[arg-type]
+    assert [c.nodeid for c in ordered] == ["backend::own", "auth::own", "auth::other", "page::own",
+                                           "backend::other"]
 
 
 def test_the_headline_counts_what_was_blocked():

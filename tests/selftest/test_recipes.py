@@ -42,7 +42,9 @@ def test_the_cron_line_runs_in_crons_bare_environment_and_leaves_dated_reports(m
                 "SHELL": "/bin/sh"}
     done = subprocess.run(["/bin/sh", "-c", command], env=cron_env, capture_output=True, text=True, timeout=300)
     log = (tmp_path / "nightly.log").read_text()
-    assert done.returncode == 0, log + done.stderr
+    assert done.returncode == 0, log + done.stderr + "".join(
+        f"\n--- {f.relative_to(tmp_path)}:\n" + f.read_text()[-4000:]
+        for f in sorted((tmp_path / "nightly").glob("*/*.log")))
     (dated,) = [d for d in (tmp_path / "nightly").iterdir() if d.is_dir()]
     assert re.fullmatch(r"20\d\d-\d\d-\d\d_\d{6}", dated.name), dated.name
     for name in ("report.html", "junit.xml", "measurements.json", "pytest.log", "soak.log", "soak/report.html",

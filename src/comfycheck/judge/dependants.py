@@ -31,6 +31,32 @@ class Dependants:
         self.carried: dict[str, str] = {}  # foundation -> the check that failed for it where no root check runs
         self.passed: set[str] = set()
 
+    def in_foundation_order(self, items: list[pytest.Item]) -> list[pytest.Item]:
+        """The checks as collected, except that a foundation's own check runs after the checks of the foundations
+        it requires (the backend's before the credentials', asked of the backend through the proxy): a failed
+        foundation is then known before anything above it waits on it."""
+        roots: dict[str, pytest.Item] = {}
+        for item in items:
+            key = self._own(item)
+            if key is not None:
+                roots.setdefault(key, item)
+        ordered: list[pytest.Item] = []
+        placed: set[str] = set()
+
+        def place(item: pytest.Item) -> None:
+            if item.nodeid in placed:
+                return
+            placed.add(item.nodeid)
+            key = self._own(item)
+            for required in self.foundations.defs[key].requires if key is not None else ():
+                if required in roots:
+                    place(roots[required])
+            ordered.append(item)
+
+        for item in items:
+            place(item)
+        return ordered
+
     def collected(self, items: list[pytest.Item]) -> None:
         for item in items:
             mark = item.get_closest_marker("foundation")

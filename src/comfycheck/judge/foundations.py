@@ -98,7 +98,9 @@ def for_profile(profile: Profile) -> Foundations:
             Foundation("public_tls", f"the public address {url} answers TLS", below_backend),
             Foundation("certificate", f"the certificate of {url} verifies", ("public_tls",)),
             Foundation("public_auth", f"the public address {url} takes the credentials of "
-                                      f"{profile.public.credentials.describe()}", ("certificate",)),
+                                      f"{profile.public.credentials.describe()}",
+                       # asked of ComfyUI's own /system_stats: a silent backend is not a refused credential
+                       ("certificate", "backend")),
             Foundation("host_origin", f"the proxy at {url} keeps Host, so ComfyUI accepts the page's Origin",
                        ("public_auth", "backend")),
             Foundation("public_websocket", f"WebSockets open through {url}", ("host_origin",)),
