@@ -36,7 +36,8 @@ mkdir -p "$out" || exit 2
 extra=()
 [ -n "${COMFYCHECK_PROMETHEUS:-}" ] && extra+=("--prometheus=$COMFYCHECK_PROMETHEUS")
 
-"$checkout/run" all "$@" --profile "$profile" --html="$out/report.html" --self-contained-html \
+# -n 0: the checks on one deployment run one after another in one process (./run all spreads self-tests)
+"$checkout/run" all -n 0 "$@" --profile "$profile" --html="$out/report.html" --self-contained-html \
   --junitxml="$out/junit.xml" ${extra[@]+"${extra[@]}"} >"$out/pytest.log" 2>&1
 rc=$?
 

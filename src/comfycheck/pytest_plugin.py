@@ -2,21 +2,23 @@
 from __future__ import annotations
 
 import html
+import os
 import time
 from pathlib import Path
 
 import pytest
 
+from . import parallel
 from .comfy.client import ComfyClient, ComfyError
 from .config.paths import DEFAULT_HTML_REPORT
 from .config.profile import Profile, ProfileError, load_profile
 from .judge.dependants import Dependants
 from .judge.foundations import Foundations, backend_unusable, for_profile
-from .judge.measurements import write_json
+from .judge.measurements import from_portable, portable, write_json
 from .judge.recorder import ITEM_MEASUREMENTS_KEY, Recorder
 from .outputs.report import failure_banner, headline, one_line, record, redact, targets_table
 from .outputs.runrecord import RunRecord, add_options
-from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo
+from .stack import EmbeddedStack, FaultSwitch, StackError, StackInfo, ports
 
 MARKERS = {
     "smoke": "fast, read-only checks to run right after a deploy",
@@ -32,6 +34,8 @@ MARKERS = {
     "real_comfyui": "runs against the embedded stack on real ComfyUI ([stack] comfyui_dir or $COMFYCHECK_COMFYUI_DIR)",
     "foundation": "foundation(key): this check reports a foundation others stand on (comfycheck.judge.foundations)",
     "needs": "needs(key, ...): a failure of this check while that foundation is down is reported as blocked by it",
+    "timing": "judges a speed (latency, startup, generation time) that other work on this host can move",
+    "exclusive": "runs alone: under pytest-xdist after every other test, once the other workers are done",
 }
 
 PROFILE_KEY = pytest.StashKey[Profile]()
@@ -71,24 +75,44 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[OUTCOMES_KEY] = {}
     config.stash[STARTED_KEY] = time.monotonic()
     config.pluginmanager.register(_OutcomeRecorder(config), "comfycheck-outcomes")
+    worker = parallel.worker_id(config)
     try:
+        # before anything starts a process: the ports this one gives its stacks, and its children theirs
+        if worker:
+            ports.become_worker(worker, parallel.worker_count(config))
+        else:
+            ports.this_process()
         profile = load_profile(config.getoption("--profile"))
-    except ProfileError as exc:
+        if worker:  # an embedded stack of the worker's own, on its own ports
+            profile = load_profile(ports.worker_profile(profile.path))
+    except (ProfileError, ports.PortsError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[PROFILE_KEY] = profile
     config.stash[MEASUREMENTS_KEY] = []
     config.stash[DEPENDANTS_KEY] = Dependants(for_profile(profile))
-    run = RunRecord(config, profile, config.stash[OUTCOMES_KEY], config.stash[MEASUREMENTS_KEY])
+    run = RunRecord(config, profile, config.stash[OUTCOMES_KEY], config.stash[MEASUREMENTS_KEY],
+                    keeps=worker is None)
     config.stash[RUN_KEY] = run
-    config.pluginmanager.register(run, "comfycheck-run-record")
+    if worker is None:  # the controller (or a serial run) keeps the run; a worker hands it what it saw
+        config.pluginmanager.register(run, "comfycheck-run-record")
+    if parallel.is_controller(config):
+        config.pluginmanager.register(parallel.Controller(run), "comfycheck-xdist-controller")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    return None if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else parallel.auto_workers()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items[:] = config.stash[DEPENDANTS_KEY].in_foundation_order(items)
 
 
+@pytest.hookimpl(tryfirst=True)  # a worker's groups are written before pytest-xdist sends its collection
 def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[DEPENDANTS_KEY].collected(session.items)
+    if parallel.is_worker(session.config):
+        parallel.write_groups(session.config, session.items)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -111,6 +135,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     blocked = item.config.stash[DEPENDANTS_KEY].known_blocked(item)
     if blocked is not None:
         pytest.skip(blocked)
+    if parallel.exclusive(item) and parallel.is_worker(item.config):
+        parallel.wait_alone(item.config, parallel.ALONE_WITHIN_S)
     if item.get_closest_marker("destructive") is None:
         return
     profile = item.config.stash[PROFILE_KEY]
@@ -249,6 +275,8 @@ def pytest_runtest_makereport(item, call):
     if report.failed:  # the message first, above the traceback
         report.extras = [extras.html(failure_banner(one_line(report)))] + getattr(report, "extras", [])
     measured = item.stash.get(ITEM_MEASUREMENTS_KEY, []) if report.when == "call" else []
+    if measured and parallel.is_worker(item.config):  # the controller writes the report and the history
+        report.comfycheck_measurements = [portable(m) for m in measured]
     if measured:
         report.extras = getattr(report, "extras", []) + [extras.html(targets_table(measured))]
 
@@ -263,9 +291,16 @@ class _OutcomeRecorder:
         record(self.config.stash[OUTCOMES_KEY], report)
         if DEPENDANTS_KEY in self.config.stash:
             self.config.stash[DEPENDANTS_KEY].logged(report)
+        handed = getattr(report, "comfycheck_measurements", None)
+        if handed and not parallel.is_worker(self.config) and MEASUREMENTS_KEY in self.config.stash:
+            self.config.stash[MEASUREMENTS_KEY].extend(from_portable(d) for d in handed)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if parallel.is_worker(session.config):
+        session.config.workeroutput[parallel.SEEN_KEY] = session.config.stash[RUN_KEY].seen()  # type: ignore
+        parallel.worker_done(session.config)
+        return
     measurements = session.config.stash.get(MEASUREMENTS_KEY, None)
     html_path = session.config.getoption("htmlpath", None)
     if not measurements or not html_path:

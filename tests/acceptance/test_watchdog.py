@@ -7,7 +7,7 @@ from comfycheck.comfy.client import ComfyClient
 from comfycheck.comfy.workflows import load_workflow, make_unique
 from comfycheck.watchdog import WatchdogError, kill_and_watch, make_killer
 
-pytestmark = [pytest.mark.acceptance, pytest.mark.watchdog, pytest.mark.destructive]
+pytestmark = [pytest.mark.acceptance, pytest.mark.watchdog, pytest.mark.destructive, pytest.mark.timing]
 
 
 def test_watchdog_restarts_comfyui_after_a_kill(profile, deployment, comfy, measure):

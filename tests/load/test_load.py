@@ -16,7 +16,7 @@ from comfycheck.load.judge import LoadSummary
 from comfycheck.load.locust import locust_command
 from comfycheck.load.report import PLOTS, SUMMARY_JSON, load_summary_html
 
-pytestmark = pytest.mark.load
+pytestmark = [pytest.mark.load, pytest.mark.timing]
 
 
 def test_consecutive_generations_meet_the_targets(profile, deployment, pytestconfig, measure, extras):

@@ -8,7 +8,10 @@ import pytest
 import tomli_w
 
 from comfycheck.config.paths import DEFAULT_PROFILE
-from tests.selftest.helpers import SESSION_PROFILE, merge
+from comfycheck.stack import FaultSwitch
+from tests.selftest.helpers import RUNNING, SESSION_PROFILE, merge
+
+QUICK_STEP_S = 0.005  # the stand-in's simulated seconds per sampling step in quick_steps (the profiles': 0.05)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -17,8 +20,30 @@ def _session_profile(profile):
     SESSION_PROFILE["path"] = profile.path
 
 
+@pytest.fixture(autouse=True)
+def _runs_in_process(request):
+    """run_pytest() in a self-test runs the suite in the test's own process, with its pytester."""
+    RUNNING["request"] = request
+    yield
+    RUNNING.pop("request", None)
+
+
 def pytest_itemcollected(item):  # called for the items of this folder only (its conftest's scope)
     item.add_marker(pytest.mark.selftest)
+
+
+@pytest.fixture
+def quick_steps(profile, deployment):
+    """The stand-in's simulated sampling made quick (its model_step_s switch): a self-test that drives a class of
+    prompts through a healthy stand-in does not wait out twenty simulated steps a prompt. Real ComfyUI runs as it
+    runs."""
+    if not profile.embedded or profile.stack.real:
+        yield
+        return
+    switch = FaultSwitch(profile.stack.control_url)
+    switch.set(model_step_s=QUICK_STEP_S)
+    yield
+    switch.set(model_step_s=0.0)  # the stack's own again
 
 
 @pytest.fixture

@@ -1,19 +1,29 @@
 """Helpers for the suite's own tests: temporary profiles, pytest runs in a subprocess, what their output says."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import os
-import random
-import socket
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from comfycheck.config.paths import PROJECT_ROOT
+from comfycheck.stack.ports import free_port
+
+try:
+    from playwright._impl import _assertions as _playwright_assertions
+except ImportError:  # Playwright is a dependency; without it the UI checks say so themselves
+    _playwright_assertions = None  # type: ignore[assignment]
 
 RECORDINGS = Path(os.environ.get("COMFYCHECK_RECORDINGS", PROJECT_ROOT.parent / "shared" / "reference" / "comfyui"))
 SESSION_PROFILE: dict[str, Path] = {}  # run_pytest() without a profile runs against this session's own
+RUNNING: dict[str, pytest.FixtureRequest] = {}  # the running self-test's request: run_pytest() runs in its process
 
 
 def merge(base: dict, extra: dict) -> dict:
@@ -27,37 +37,9 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-# Below the ephemeral range, outside the profiles' fixed 26xxx-29xxx: a port the kernel hands out (bind to 0) can
-# be taken by the local end of some client connection before the server the test starts binds it.
-_CANDIDATES = [p for p in range(20000, _ephemeral_low()) if not 26000 <= p < 30000]
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A loopback port free now, never handed out before in this process, and never one the kernel gives a client."""
-    for port in random.sample(_CANDIDATES, len(_CANDIDATES)):
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _HANDED_OUT.add(port)
-        return port
-    raise RuntimeError("no free loopback port below the ephemeral range")
-
-
 def own_ports(public_host: str = "localhost") -> dict:
     """Profile overrides giving an embedded stack ports of its own, beside the session's stack."""
-    backend, control, https, http, forge, supervisor = (free_port() for _ in range(6))
+    backend, control, https, http, forge, supervisor = (free_port() for _ in range(6))  # this process's own
     return {"comfyui": {"url": f"http://127.0.0.1:{backend}"},
             "forge": {"url": f"http://127.0.0.1:{forge}"},
             "stack": {"control_url": f"http://127.0.0.1:{control}", "supervisor_url": f"http://127.0.0.1:{supervisor}"},
@@ -76,15 +58,104 @@ def suite_command(*args: str, profile: Path | None = None, env: dict | None = No
     profile = profile or SESSION_PROFILE.get("path")
     if profile:
         cmd.append(f"--profile={profile}")  # the = form: pytest must not take the path for its rootdir
-    full_env = {k: v for k, v in os.environ.items() if k != "COMFYCHECK_PROFILE"} | (env or {})
+    # a serial run of its own: not the outer run's profile, nor a pytest-xdist worker (it has its ports' share)
+    full_env = {k: v for k, v in os.environ.items()
+                if k != "COMFYCHECK_PROFILE" and not k.startswith("PYTEST_XDIST_")} | (env or {})
     return cmd, full_env
 
 
-def run_pytest(*args: str, profile: Path | None = None, timeout: float = 120,
-               env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the suite's own pytest in a subprocess, as a user would."""
+def run_pytest(*args: str, profile: Path | None = None, timeout: float = 120, env: dict | None = None,
+               in_subprocess: bool = False) -> subprocess.CompletedProcess:
+    """Run the suite's own pytest on `args`, as a user would, and say what it said: in this process (which spares
+    a second or two of start-up every run), or in a subprocess where the process is itself what is tested. Either
+    way the run has the profile, the environment, the folder and the time bound given here."""
     cmd, full_env = suite_command(*args, profile=profile, env=env)
-    return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+    request = RUNNING.get("request")
+    # Playwright's sync API runs its event loop in the thread that started it: where this process already holds a
+    # browser (the UI checks of this very run), a run that starts one of its own runs in a process of its own
+    if in_subprocess or request is None or asyncio_loop_running():
+        return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+    basetemp = request.getfixturevalue("tmp_path_factory").mktemp("inner-run")
+    return _in_process(cmd, full_env, timeout, basetemp)
+
+
+def _in_process(cmd: list[str], env: dict, timeout: float, basetemp: Path) -> subprocess.CompletedProcess:
+    """pytest.main() in this process, as pytester's runpytest_inprocess does, but keeping the modules it imports:
+    every run here runs this checkout's own test modules, and NumPy cannot be imported twice in one process."""
+    args = [*cmd[cmd.index("pytest") + 1:], f"--basetemp={basetemp}"]  # its tmp_path apart from the outer run's
+    saved_profile, saved_running = dict(SESSION_PROFILE), dict(RUNNING)  # a run of self-tests sets both
+    modules_before = set(sys.modules)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(PROJECT_ROOT)
+        mp.setattr(sys, "path", list(sys.path))
+        for name in set(os.environ) - set(env):
+            mp.delenv(name)
+        for name, value in env.items():
+            mp.setenv(name, value)
+        if _playwright_assertions is not None:  # pytest-playwright holds each test in one soft-assertion scope a
+            mp.setattr(_playwright_assertions, "_soft_errors", None)  # process: the inner run's tests get theirs
+        deadline = _Deadline(timeout)
+        try:
+            try:
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    code = pytest.main(args)
+            finally:
+                deadline.finish()
+        except KeyboardInterrupt:  # the deadline's interrupt, outside the session (pytest.main handles it inside)
+            code = pytest.ExitCode.INTERRUPTED
+        finally:
+            SESSION_PROFILE.clear()
+            SESSION_PROFILE.update(saved_profile)
+            RUNNING.clear()
+            RUNNING.update(saved_running)
+            _forget_outside_modules(modules_before)
+    if deadline.fired:
+        raise subprocess.TimeoutExpired(cmd, timeout, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(cmd, int(code), out.getvalue(), err.getvalue())
+
+
+def asyncio_loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+def _forget_outside_modules(before: set[str]) -> None:
+    """The modules an in-process run imported from outside this checkout and Python itself (a self-test's own
+    test file in its tmp_path, test_checks.py say) are forgotten, so the next run's file of that name is its own."""
+    keep = (str(PROJECT_ROOT), sys.base_prefix, sys.prefix)
+    for name in set(sys.modules) - before:
+        path = getattr(sys.modules[name], "__file__", None) or ""
+        if path and not path.startswith(keep):
+            del sys.modules[name]
+
+
+class _Deadline:
+    """An in-process run's time bound: past it, the run is interrupted as Ctrl-C would interrupt it (its fixtures
+    still tear down), and run_pytest raises TimeoutExpired as subprocess.run does."""
+
+    def __init__(self, seconds: float):
+        self.fired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
 
 
 def assert_fails(result, nodeid: str, *phrases: str) -> None:

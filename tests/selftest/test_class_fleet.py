@@ -22,7 +22,7 @@ from comfycheck.stack import EmbeddedStack, FaultSwitch
 from comfycheck.stack import fleet as stack_fleet
 from tests.selftest.helpers import free_port, merge, own_ports
 
-pytestmark = pytest.mark.selftest
+pytestmark = [pytest.mark.selftest, pytest.mark.xdist_group("class_fleet")]  # one fleet of stand-ins
 
 
 @pytest.fixture(scope="module")

@@ -27,20 +27,20 @@ def first_submits(tmp_path, profile, *args: str) -> tuple[ClassSummary, list[flo
     return summary, sorted(r.submitted_at for r in recs if r.seq == 1 and r.submitted_at is not None)
 
 
-def test_a_burst_submits_every_students_first_prompt_at_once(deployment, profile, tmp_path):
+def test_a_burst_submits_every_students_first_prompt_at_once(quick_steps, profile, tmp_path):
     summary, starts = first_submits(tmp_path, profile, "--students", "4", "--prompts-each", "2")
     assert summary.shape == "burst" and summary.prompts_requested == 8
     assert starts[-1] - starts[0] < 1.0, starts
 
 
-def test_a_ramp_spreads_the_students_over_its_length(deployment, profile, tmp_path):
+def test_a_ramp_spreads_the_students_over_its_length(quick_steps, profile, tmp_path):
     summary, starts = first_submits(tmp_path, profile, "--students", "4", "--prompts-each", "1", "--shape", "ramp",
                                     "--ramp-s", "3")
     assert summary.shape == "ramp"
     assert 1.5 <= starts[-1] - starts[0] <= 4.0, starts  # arrivals at 0, 0.75, 1.5, 2.25 s
 
 
-def test_a_rate_sends_its_prompts_as_they_arrive(deployment, profile, tmp_path):
+def test_a_rate_sends_its_prompts_as_they_arrive(quick_steps, profile, tmp_path):
     out = tmp_path / "class"
     cmd = class_command(profile.path, out, allow_load=True, keep=False) + [
         "--shape", "rate", "--rate-per-min", "60", "--duration-s", "6", "--students", "3"]

@@ -11,6 +11,7 @@ from comfycheck.classrun import records as raw
 from comfycheck.classrun.report import SUMMARY_JSON, ClassSummary
 from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.load.locust import class_command, class_master_args, class_worker_command
+from comfycheck.polling import wait_until
 from tests.selftest.helpers import free_port
 
 pytestmark = pytest.mark.selftest
@@ -34,7 +35,7 @@ def one_run(out, done: subprocess.CompletedProcess) -> list[raw.PromptRecord]:
     return recs
 
 
-def test_processes_share_one_quota_of_prompts(deployment, profile, tmp_path):
+def test_processes_share_one_quota_of_prompts(quick_steps, profile, tmp_path):
     out = tmp_path / "class"
     cmd = class_command(profile.path, out, students=6, prompts_each=2, allow_load=True, keep=False)
     done = subprocess.run(cmd + ["--processes", "2"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180)
@@ -45,7 +46,7 @@ def test_processes_share_one_quota_of_prompts(deployment, profile, tmp_path):
     assert all(sum(r.student == s for r in recs) == 2 for s in {r.student for r in recs}), "2 prompts each"
 
 
-def test_a_master_and_workers_started_apart_give_one_rate_run(deployment, profile, tmp_path):
+def test_a_master_and_workers_started_apart_give_one_rate_run(quick_steps, profile, tmp_path):
     out, port = tmp_path / "class", free_port()
     master = subprocess.Popen(class_command(profile.path, out, allow_load=True, keep=False)
                               + class_master_args(2, port) + ["--shape", "rate", "--rate-per-min", "120",
@@ -63,20 +64,29 @@ def test_a_master_and_workers_started_apart_give_one_rate_run(deployment, profil
 
 
 def test_a_worker_that_cannot_read_the_profile_stops_the_run_naming_it(deployment, profile, tmp_path):
-    here = tmp_path / "master"  # the profile is found from the master's folder, not from the worker's
+    """Each worker reads the profile at the path the master was given, resolved in the master's folder: a load
+    machine that has no file there stops the run, naming the path. Here the master's folder is moved away once
+    the master has read the profile and waits for its worker."""
+    here = tmp_path / "master"
     here.mkdir()
     (here / "class.toml").write_text(profile.path.read_text())
-    relative = "class.toml"
-    out, port = tmp_path / "class", free_port()
-    master = subprocess.Popen(class_command(Path(relative), out, allow_load=True, keep=False)
-                              + class_master_args(1, port), cwd=here, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    worker = subprocess.Popen(class_worker_command("127.0.0.1", port), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    out, port, log = tmp_path / "class", free_port(), tmp_path / "master.log"
+    with log.open("w") as err:  # DEBUG: Locust says at once that it waits for its workers (INFO only after 5 s)
+        master = subprocess.Popen(class_command(Path("class.toml"), out, allow_load=True, keep=False)
+                                  + class_master_args(1, port) + ["--loglevel", "DEBUG"], cwd=here,
+                                  stdout=subprocess.DEVNULL, stderr=err, text=True)
+    workers: list[subprocess.Popen] = []
     try:
-        _, stderr = master.communicate(timeout=120)
+        wait_until(lambda: "Waiting for workers to be ready" in log.read_text() or master.poll() is not None,
+                   timeout=60, interval=0.1, what="the class master waiting for its worker")
+        here.rename(tmp_path / "moved")  # the worker's machine: nothing at the master's path
+        workers.append(subprocess.Popen(class_worker_command("127.0.0.1", port), cwd=tmp_path,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        master.wait(timeout=120)
     finally:
-        stop(master, worker)
-    assert master.returncode == 2, stderr
-    assert "worker 0" in stderr and "cannot run students" in stderr and relative in stderr, stderr
-    assert "same path on every load machine" in stderr, stderr
+        stop(master, *workers)
+    stderr = log.read_text()
+    assert master.returncode == 2, stderr[-3000:]
+    assert "worker 0" in stderr and "cannot run students" in stderr, stderr[-3000:]
+    assert f"profile {here / 'class.toml'}: no such file" in stderr, stderr[-3000:]
+    assert "same path on every load machine" in stderr, stderr[-3000:]

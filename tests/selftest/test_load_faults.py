@@ -10,7 +10,9 @@ from comfycheck.history import History
 from comfycheck.load.judge import LoadSummary
 from comfycheck.load.locust import locust_command
 
-pytestmark = pytest.mark.selftest
+# each run judges the stand-in's generation times, stability among them: on a host busy with other tests a few
+# generations' spread is that host's, so these runs have the machine to themselves (last, in a parallel run)
+pytestmark = [pytest.mark.selftest, pytest.mark.timing, pytest.mark.exclusive]
 
 
 def run_load(profile_path, out, generations=3, time_limit_s=120, history=None):

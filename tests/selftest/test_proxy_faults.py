@@ -143,8 +143,8 @@ def test_backend_on_loopback_passes_without_contacting_other_addresses(make_prof
     try:
         profile = make_profile({"comfyui": {"url": f"http://127.0.0.1:{port}"}, "stack": {"embedded": False}})
         nodeid = f"{PROXY}::test_backend_port_not_public"
-        result = run_pytest(nodeid, "-p", "comfycheck_connect_tracer", profile=profile,
-                            env={"PYTHONPATH": str(tmp_path)})
+        result = run_pytest(nodeid, "-p", "comfycheck_connect_tracer", profile=profile,  # it patches the process
+                            env={"PYTHONPATH": str(tmp_path)}, in_subprocess=True)
         out = result.stdout + result.stderr
         assert result.returncode == 0 and "1 passed" in out, out
         assert not log.exists(), f"the check connected to {log.read_text().split()}"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tomllib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,50 +18,77 @@ import tomli_w
 from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.config.profile import load_profile
 from comfycheck.polling import wait_until
-from comfycheck.stack import EmbeddedStack, StackError, real
-from tests.selftest.helpers import free_port, red_lines, run_pytest
+from comfycheck.stack import EmbeddedStack, StackError, ports, real
+from tests.selftest.helpers import free_port, merge, own_ports, red_lines, run_pytest
 
 pytestmark = [pytest.mark.selftest, pytest.mark.real_comfyui]
 REAL_PROFILE = PROJECT_ROOT / "profiles" / "local-real.toml"
-WITHOUT_FAULT_SWITCHES = [f"tests/selftest/{name}.py" for name in (
-    "test_proxy_faults", "test_root_cause", "test_watchdog_faults", "test_bad_input", "test_no_hang", "test_contract",
-    "test_contract_values", "test_soak")]
+WITHOUT_FAULT_SWITCHES = ["test_proxy_faults", "test_root_cause", "test_watchdog_faults", "test_bad_input",
+                          "test_no_hang", "test_contract", "test_contract_values", "test_soak"]
+LEFT_OUT = ("real-ComfyUI runs left out (backend, proxy, TLS, UI, watchdog, load, proxy/TLS/watchdog faults, bad "
+            "input, contract, soak)")
+# Every layer on real ComfyUI, each run apart so that pytest-xdist spreads them; the checks that judge a speed
+# (marked timing) are left to the run below that has the machine to itself.
+ONE_FAULT = "test_one_fault_makes_one_red_line"  # the longest file, in two runs
+LAYERS = {"acceptance": ("acceptance: backend, proxy, TLS, Forge", ["-m", "acceptance and not timing"]),
+          "ui": ("UI", ["-m", "ui"]),
+          "class": ("the class run", ["-m", "class"]),
+          **{name: (f"self-tests {name} (no fault switch)", [f"tests/selftest/{name}.py"])
+             for name in WITHOUT_FAULT_SWITCHES if name != "test_root_cause"},
+          "test_root_cause-one_fault": ("self-tests: one fault, one red line", ["tests/selftest/test_root_cause.py",
+                                                                                 "-k", ONE_FAULT]),
+          "test_root_cause-others": ("self-tests: root cause first", ["tests/selftest/test_root_cause.py",
+                                                                       "-k", f"not {ONE_FAULT}"])}
 
 
-@pytest.fixture(scope="module")
-def real_stack(profile):
+def real_comfyui(profile) -> tuple[Path, real.RealComfyUI]:
+    """local-real.toml (on this worker's own ports under pytest-xdist) and the ComfyUI checkout it runs."""
     if profile.embedded and profile.stack.real:
         pytest.skip("this session already runs on real ComfyUI: its own tests are the real-server run")
-    real_profile = load_profile(REAL_PROFILE)
+    path = ports.worker_profile(REAL_PROFILE)
+    real_profile = load_profile(path)
+    assert real_profile.stack is not None, f"{REAL_PROFILE} has no [stack] table"
     try:
-        assert real_profile.stack is not None, f"{REAL_PROFILE} has no [stack] table"
-        found = real.locate(real_profile.stack.comfyui_dir, real_profile.stack.comfyui_python)
+        return path, real.locate(real_profile.stack.comfyui_dir, real_profile.stack.comfyui_python)
     except real.RealComfyUINotFound as exc:
-        pytest.skip(f"real-ComfyUI runs left out (backend, proxy, TLS, UI, watchdog, load, proxy/TLS/watchdog "
-                    f"faults, bad input, contract, soak): {exc}")
-    stack = EmbeddedStack(real_profile)
+        pytest.skip(f"{LEFT_OUT}: {exc}")
+
+
+@pytest.fixture(scope="session")
+def real_stack(profile):
+    """The embedded stack on real ComfyUI, started once for every layer this process runs on it; its profile."""
+    path, found = real_comfyui(profile)
+    stack = EmbeddedStack(load_profile(path))
     try:
-        info = stack.up()  # once for the module: each run below reuses it
+        info = stack.up()
     except StackError as exc:
         pytest.fail(f"real ComfyUI from {found.directory} ({found.source}) did not start: {exc}", pytrace=False)
-    yield info
+    yield path
     if info.owned:
         stack.down()
 
 
-@pytest.mark.parametrize("layer, args", [
-    ("acceptance: backend, proxy, TLS, Forge, watchdog", ["-m", "acceptance"]),
-    ("UI", ["-m", "ui"]),
-    ("load", ["-m", "load"]),
-    ("self-tests that need no fault switch", WITHOUT_FAULT_SWITCHES),
-], ids=["acceptance", "ui", "load", "selftests"])
-def test_layer_passes_on_real_comfyui(real_stack, layer, args):
-    result = run_pytest(*args, profile=REAL_PROFILE, timeout=900)
+def assert_passes(result: subprocess.CompletedProcess, what: str) -> None:
     out = result.stdout + result.stderr
     summary = out.strip().splitlines()[-1] if out.strip() else ""
-    assert result.returncode == 0, (f"{layer} on real ComfyUI failed (exit {result.returncode}): {summary}\n"
-                                    f"{out[-6000:]}")
+    assert result.returncode == 0, f"{what} on real ComfyUI failed (exit {result.returncode}): {summary}\n{out[-6000:]}"
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+
+
+@pytest.mark.parametrize("layer, args", LAYERS.values(), ids=LAYERS.keys())
+def test_layer_passes_on_real_comfyui(real_stack, layer, args):
+    assert_passes(run_pytest(*args, profile=real_stack, timeout=900, in_subprocess=True), layer)  # as a user runs it
+
+
+@pytest.mark.exclusive
+def test_speeds_on_real_comfyui_taken_with_the_machine_to_themselves(profile, tmp_path):
+    """Startup, latency, generation and restart times of real ComfyUI, on a stack of its own started here, once
+    nothing else of the suite runs (under pytest-xdist: last, alone): other work on this host would move them."""
+    path, _ = real_comfyui(profile)
+    alone = tmp_path / "local-real.toml"
+    alone.write_text(tomli_w.dumps(merge(tomllib.loads(path.read_text()), own_ports("127.0.0.1"))))
+    assert_passes(run_pytest("-m", "timing and not selftest", profile=alone, timeout=900, in_subprocess=True),
+                  "the checks that judge a speed")
 
 
 BACKEND = "tests/acceptance/test_backend.py"

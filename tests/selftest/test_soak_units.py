@@ -1,6 +1,8 @@
 """The soak's arithmetic on made-up samples: availability and outages, memory growth, canary drift, durations."""
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from comfycheck.config.targets import DEFAULT_TARGETS
@@ -145,4 +147,40 @@ def test_latency_leaves_out_the_rounds_of_the_soaks_own_canary(store):
     for i in range(0, 100, 10):
         store.add_canary(1000.0 + i + 0.5, True, 0.2, 0.4)
     latency = {m.key: m for m in judge(store, DEFAULT_TARGETS).measurements}["latency_local_ms"]
-    assert latency.value == 2.0 and "(10 during the soak's own canary left out)" in latency.note
+    assert latency.value == 2.0 and "(10 during the soak's own canary and 0 on a saturated host left out)" \
+        in latency.note
+
+
+def test_latency_timed_while_other_work_saturated_this_host_is_told_apart(store):
+    """A round timed while other programs kept every CPU of the measuring host busy times the wait for a CPU
+    here: it is left out of the target and told in a figure of its own."""
+    for i in range(100):  # 2 ms; 40 ms in the rounds when the host was saturated by other work
+        busy = i % 5 == 0
+        store.add_tick(Tick(1000.0 + i, True, direct_ms=40.0 if busy else 2.0, public_ms=3.0,
+                            host_busy=0.97 if busy else 0.3))
+    found = judge(store, DEFAULT_TARGETS).measurements
+    latency = {m.key: m for m in found}["latency_local_ms"]
+    assert (latency.value, latency.verdict) == (2.0, "pass"), latency
+    assert "and 20 on a saturated host left out" in latency.note
+    (saturated,) = [m for m in found if m.name == "API latency directly while this host was saturated (p95)"]
+    assert saturated.value == 40.0 and saturated.target is None and "20 rounds" in saturated.note
+
+
+def test_latency_with_every_round_on_a_saturated_host_is_not_assessed(store):
+    for i in range(30):
+        store.add_tick(Tick(1000.0 + i, True, direct_ms=40.0, public_ms=45.0, host_busy=0.95))
+    latency = {m.key: m for m in judge(store, DEFAULT_TARGETS).measurements}["latency_local_ms"]
+    assert latency.verdict == "not assessed" and "while this host was saturated (30 rounds)" in latency.not_assessed
+
+
+def test_a_samples_file_from_before_the_host_column_is_read_and_judged(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with SampleStore(path, create=True) as s:
+        s.set_meta(interval_s=1.0, websocket_idle_s=5.0, process_watched=False)
+        for i in range(10):
+            s.add_tick(Tick(1000.0 + i, True, direct_ms=2.0))
+    with sqlite3.connect(path) as db:  # the ticks table as soaks wrote it before host_busy
+        db.execute("ALTER TABLE ticks DROP COLUMN host_busy")
+    with SampleStore(path) as s:
+        latency = {m.key: m for m in judge(s, DEFAULT_TARGETS).measurements}["latency_local_ms"]
+    assert latency.value == 2.0 and latency.verdict == "pass"

@@ -18,10 +18,10 @@ def test_healthy_pages_pass_every_ui_check(deployment):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_frontend_asset_404_is_a_failed_request(fault_switch):
+def test_frontend_asset_404_is_a_failed_request(fault_switch, profile):
     fault_switch.set(asset_404="materialdesignicons.min.css")
-    assert_fails(run_pytest(HEALTH), HEALTH,
-                 "the ComfyUI page is not healthy", "failed request: 404 GET https://localhost:28443/materialdesignicons.min.css")
+    assert_fails(run_pytest(HEALTH), HEALTH, "the ComfyUI page is not healthy",
+                 f"failed request: 404 GET {profile.public.url}/materialdesignicons.min.css")
 
 
 def test_console_error_in_the_page_is_reported(fault_switch):
@@ -29,11 +29,12 @@ def test_console_error_in_the_page_is_reported(fault_switch):
     assert_fails(run_pytest(HEALTH), HEALTH, "console error: comfycheck-selftest: extension crashed while loading")
 
 
-def test_websocket_blocked_at_the_proxy_is_caught(proxy_faults):
+def test_websocket_blocked_at_the_proxy_is_caught(proxy_faults, profile):
     proxy_faults(ws_upgrade_blocked=True)
     nodeid = f"{PAGE}::test_comfyui_page_websocket_receives_status[chromium]"
     assert_fails(run_pytest(nodeid), nodeid, "the page's WebSocket to /ws was refused, it never received `status`",
-                 "wss://localhost:28443/ws", "the proxy does not pass WebSocket upgrades",
+                 f"{profile.public.url.replace('https://', 'wss://', 1)}/ws",
+                 "the proxy does not pass WebSocket upgrades",
                  "the frontend falls back to polling")
 
 
@@ -65,15 +66,15 @@ def forge_down(profile, deployment):
     stack.start_forge()
 
 
-def test_forge_down_is_one_red_line_and_the_page_says_why_alone(forge_down):
+def test_forge_down_is_one_red_line_and_the_page_says_why_alone(forge_down, profile):
     api = f"{FORGE_API}::test_forge_answers_ping"
     page = f"{FORGE_PAGE}::test_forge_page_becomes_ready[chromium]"
     result = run_pytest(FORGE_API, FORGE_PAGE)
     out = result.stdout + result.stderr
-    assert_fails(result, api, "Forge at http://127.0.0.1:27860 does not answer /internal/ping: ConnectError")
+    assert_fails(result, api, f"Forge at {profile.forge_url} does not answer /internal/ping: ConnectError")
     assert red_lines(out) == [api], out
     assert len(blocked_lines(out)) >= 4 and f"which failed in {api}" in out, out
     alone = run_pytest(FORGE_PAGE)  # without the API check in the run, the page check names the cause itself
-    assert_fails(alone, page, "the Forge page http://127.0.0.1:27860/ is not ready",
-                 "the browser cannot reach http://127.0.0.1:27860/ (net::ERR_CONNECTION_REFUSED)")
+    assert_fails(alone, page, f"the Forge page {profile.forge_url}/ is not ready",
+                 f"the browser cannot reach {profile.forge_url}/ (net::ERR_CONNECTION_REFUSED)")
     assert red_lines(alone.stdout) == [page], alone.stdout

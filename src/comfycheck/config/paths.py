@@ -20,5 +20,15 @@ PKI_DIR = STATE_ROOT / "pki"  # the stack's CA, shared by every embedded stack; 
 
 
 def new_report_dir(kind: str) -> Path:
-    """A fresh dated folder for one run of a kind ("load", "soak") under reports/."""
-    return REPORTS_DIR / kind / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    """A fresh dated folder for one run of a kind ("load", "soak") under reports/, made now: a second run started
+    in the same second (beside it, by another worker) gets the next name, -2, -3, ..."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    (REPORTS_DIR / kind).mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        folder = REPORTS_DIR / kind / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"{REPORTS_DIR / kind}: no free folder name for {stamp}")

@@ -167,8 +167,9 @@ def _targets(profile: Profile, overrides: dict[str, float]) -> dict[str, Target]
 
 
 def load_profile(path: str | os.PathLike | None = None) -> Profile:
-    """Load and validate a profile: `path`, else $COMFYCHECK_PROFILE, else profiles/local.toml."""
-    chosen = Path(path or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE)
+    """Load and validate a profile: `path`, else $COMFYCHECK_PROFILE, else profiles/local.toml. A relative path
+    means the caller's folder, and the profile keeps it absolute: what the run starts elsewhere finds it too."""
+    chosen = Path(path or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).absolute()
     if not chosen.is_file():
         raise ProfileError(f"profile {chosen}: no such file")
     try:

@@ -3,6 +3,7 @@ runner), and the one way Measurements are written to and read from disk (measure
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -112,6 +113,16 @@ class Measurement:
                             d.get("unit", ""), d.get("target_op") or "<", decimals=d.get("target_decimals"))
         return cls(d["name"], d.get("value"), d.get("unit", ""), target, d.get("test", ""),
                    dict(d.get("details") or {}), d.get("not_assessed", ""), d.get("fix", ""))
+
+
+def portable(m: Measurement) -> dict:
+    """Every field as plain data, its target's whole definition included: how a pytest-xdist worker hands a figure
+    to the controller, which writes the report and the history."""
+    return json.loads(json.dumps(dataclasses.asdict(m), default=str))
+
+
+def from_portable(d: dict) -> Measurement:
+    return Measurement(**{**d, "target": Target(**d["target"]) if d.get("target") else None})
 
 
 def missed(measurements: list[Measurement]) -> list[Measurement]:

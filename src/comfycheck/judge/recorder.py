@@ -44,6 +44,12 @@ class Recorder:
             pytest.fail(m.failure_message(), pytrace=False)
         return m
 
+    def not_assessed(self, target_key: str, why: str, **details) -> Measurement:
+        """A figure against a target that could not be taken this time, and why: kept in the report and the
+        history beside the figures that were, neither a pass nor a miss."""
+        t = self.profile.targets[target_key]
+        return self.judged(Measurement(t.label, None, t.unit, t, details=details, not_assessed=why))
+
     @contextlib.contextmanager
     def together(self):
         """Record every figure of the block, then fail once if any target was missed (none is lost to the

@@ -67,7 +67,9 @@ class RunRecord:
     """One pytest session in the history: a start row at session start, everything else at the end."""
 
     def __init__(self, config: pytest.Config, profile: Profile, outcomes: dict[str, Outcome],
-                 measurements: list[Measurement]):
+                 measurements: list[Measurement], *, keeps: bool = True):
+        """keeps=False: a pytest-xdist worker's record, which only gathers what the worker saw of the deployment
+        for the controller (seen()); the controller's keeps the run."""
         self.config = config
         self.profile = profile
         self.outcomes = outcomes
@@ -83,6 +85,9 @@ class RunRecord:
         given = config.getoption("--prometheus")
         configured = profile.results.prometheus_file
         self.prometheus = (Path(given).resolve() if given else profile.resolve(configured) if configured else None)
+        if not keeps:
+            self.prometheus = None
+            return
         if self.prometheus is not None:
             _writable_folder(self.prometheus, "--prometheus / [results] prometheus_file")
         path = self.history_path()
@@ -105,6 +110,15 @@ class RunRecord:
     def saw_custom_nodes(self, loaded: list[str], failed: list[str]) -> None:
         """The custom nodes the server loaded (/object_info) and those its log says failed to import."""
         self.custom_nodes = seen_versions.of_custom_nodes(loaded, failed)
+
+    def seen(self) -> dict:
+        """What this record saw of the deployment, as plain data (a worker's, for the controller's saw())."""
+        return {"system_stats": self.system_stats, "custom_nodes": self.custom_nodes}
+
+    def saw(self, seen: dict) -> None:
+        self.saw_system_stats(seen.get("system_stats") or {})
+        if self.custom_nodes is None:
+            self.custom_nodes = seen.get("custom_nodes")
 
     def versions(self) -> dict[str, str]:
         seen = seen_versions.from_system_stats(self.system_stats)

@@ -20,6 +20,7 @@ from ..outputs import versions
 from ..polling import DeadlineExceeded, wait_until
 from ..probes.gpu import NvmlSource, SystemStatsSource
 from ..probes.gpu_choice import choose_source
+from ..probes.host import HostCpu
 from ..probes.process import is_loopback
 from .duration import clock, format_duration
 from .judge import Judgement, judge
@@ -57,6 +58,7 @@ class Soak:
         self.gpu: NvmlSource | SystemStatsSource
         self.ws: HeldWebSocket
         self.process: ProcessWatch | None = None  # only where ComfyUI runs on this host
+        self.host = HostCpu()  # whether a round's latency was timed on a saturated host
         self.canary: Canary | None = None  # only with a canary
         self.system_stats: dict = {}
         self.notes: list[str] = []
@@ -172,6 +174,7 @@ class Soak:
             tick.pid, tick.rss, tick.cpu_pct = self.process.sample()
             if self.process.restarts > restarts:
                 self.store.add_event(tick.t, "restart", None, f"new process pid {tick.pid}")
+        tick.host_busy = self.host.busy_share(comfyui_cpu_pct=tick.cpu_pct)
         tick.failed = ",".join(failed)
         tick.up = not failed
         self.rounds += 1

@@ -30,7 +30,8 @@ SCHEMA = [
         temp_c REAL,
         rss INTEGER,                -- ComfyUI's process, where it runs on this host
         cpu_pct REAL,
-        pid INTEGER
+        pid INTEGER,
+        host_busy REAL              -- this host's CPUs busy since the last round with work other than ComfyUI's (0-1)
     )""",
     "CREATE INDEX ticks_by_t ON ticks (t)",
     """CREATE TABLE events (
@@ -65,6 +66,7 @@ class Tick:
     rss: int | None = None
     cpu_pct: float | None = None
     pid: int | None = None
+    host_busy: float | None = None
 
 
 TICK_COLUMNS = [f.name for f in fields(Tick)]
@@ -92,6 +94,8 @@ class SampleStore:
                             self.db.execute(statement)
             elif not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ticks'").fetchone():
                 raise SampleFileError(f"{self.path}: not a soak's samples file (no ticks table)")
+            elif "host_busy" not in {row[1] for row in self.db.execute("PRAGMA table_info(ticks)")}:
+                self.db.execute("ALTER TABLE ticks ADD COLUMN host_busy REAL")  # a soak's file from before it
         except sqlite3.DatabaseError as exc:
             raise SampleFileError(f"{self.path}: {exc}") from None
 

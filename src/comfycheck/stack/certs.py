@@ -6,7 +6,9 @@ chain file nginx serves. The `fault` argument mints the broken certificates the 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +69,15 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 
 def _load_or_make_ca(pki: Path):
-    """The stack's root and intermediate, minted once and kept, so a trusted root stays trusted."""
+    """The stack's root and intermediate, minted once and kept, so a trusted root stays trusted; every stack of
+    the checkout shares them, so one process at a time reads or mints them (pytest-xdist's workers start at once)."""
+    pki.mkdir(parents=True, exist_ok=True)
+    with open(pki / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _load_or_make_ca_locked(pki)
+
+
+def _load_or_make_ca_locked(pki: Path):
     files = {n: pki / f"{n}.pem" for n in ("ca", "intermediate", "intermediate-key", "ca-key")}
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
@@ -78,14 +88,20 @@ def _load_or_make_ca(pki: Path):
             return root, inter, inter_key
     except (OSError, ValueError):
         pass
-    pki.mkdir(parents=True, exist_ok=True)
     root_key, root, inter_key, inter = _new_ca("comfycheck Root CA", now)
-    files["ca"].write_bytes(_pem(root))
-    files["intermediate"].write_bytes(_pem(inter))
     for name, key in (("ca-key", root_key), ("intermediate-key", inter_key)):
-        files[name].write_bytes(_key_pem(key))
-        files[name].chmod(0o600)
+        _write(files[name], _key_pem(key), 0o600)
+    _write(files["intermediate"], _pem(inter))
+    _write(files["ca"], _pem(root))  # last: a client that trusts it finds the rest in place
     return root, inter, inter_key
+
+
+def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Whole or not at all: another process may be reading the root it trusts."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
 
 
 def _new_ca(root_cn: str, now: dt.datetime):

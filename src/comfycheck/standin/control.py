@@ -22,6 +22,9 @@ FAULTS = {
     "drop_prompts": 0,  # the next N prompts are accepted and then lost: never run, never answered
     "serves_lifo": False,  # the queue serves the newest prompt first (not ComfyUI's first come, first served)
     "broken_custom_node": "",  # this custom node (a folder name) failed to import at startup: the log says why
+    # not a fault: the simulated seconds per sampling step in place of the stack's ([stack] model_step_s), so a
+    # self-test that drives many prompts through a healthy server need not wait out their simulated steps
+    "model_step_s": 0.0,
 }
 
 

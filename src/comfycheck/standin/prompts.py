@@ -172,7 +172,8 @@ class PromptQueue(State):
                     await progress_state(node, float(value), float(max_), "running")
 
                 ctx = Context(self.dirs["input"], self.dirs["output"], self.dirs["temp"], self.vram, self.faults,
-                              self.model_step_s, prompt, (extra.get("extra_pnginfo")), step_progress,
+                              self.faults["model_step_s"] or self.model_step_s, prompt,
+                              (extra.get("extra_pnginfo")), step_progress,
                               lambda: self.interrupt_flag)
                 if self.faults["generation_fails"]:
                     raise NodeFailure("torch.OutOfMemoryError", "Allocation on device ")
