@@ -1,6 +1,7 @@
 """The HTML report never looks green for a failed run, and a failure's message comes before its traceback."""
 from __future__ import annotations
 
+import concurrent.futures
 import html
 
 import pytest
@@ -51,22 +52,29 @@ def test_failure_message_comes_before_its_traceback(report_of_failed_run, tmp_pa
     from comfycheck.probes.browser import CHROMIUM_ARGS, browser_executable
 
     _, terminal = report_of_failed_run
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=browser_executable(None), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto((tmp_path / "report.html").as_uri())
-            banner = page.locator(".comfycheck-failure").first
-            banner.wait_for(timeout=10_000)
-            assert "ComfyUI answered 502 through the proxy" in banner.inner_text()
-            log = page.locator("tr.extras-row:has(.comfycheck-failure) .logwrapper").first
-            above, below = banner.bounding_box(), log.bounding_box()
-            assert above and below and above["y"] < below["y"], "the message sits below the traceback"
-            # pytest-html's own "N tests took" leaves skips out (it would say 2 of these 3): hidden, ours shown
-            assert not page.locator(".run-count").is_visible()
-            assert "3 checks in " in page.locator(".comfycheck-verdict").inner_text()
-        finally:
-            browser.close()
+
+    def read_in_chromium() -> None:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=browser_executable(None), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto((tmp_path / "report.html").as_uri())
+                banner = page.locator(".comfycheck-failure").first
+                banner.wait_for(timeout=10_000)
+                assert "ComfyUI answered 502 through the proxy" in banner.inner_text()
+                log = page.locator("tr.extras-row:has(.comfycheck-failure) .logwrapper").first
+                above, below = banner.bounding_box(), log.bounding_box()
+                assert above and below and above["y"] < below["y"], "the message sits below the traceback"
+                # pytest-html's own "N tests took" leaves skips out (it would say 2 of these 3): hidden, ours shown
+                assert not page.locator(".run-count").is_visible()
+                assert "3 checks in " in page.locator(".comfycheck-verdict").inner_text()
+            finally:
+                browser.close()
+
+    # in a thread of its own: this process may hold the UI checks' browser already (Playwright's sync API runs
+    # one event loop a thread)
+    with concurrent.futures.ThreadPoolExecutor(1) as reader:
+        reader.submit(read_in_chromium).result(timeout=120)
     # short tracebacks: the failing line, not the whole function's source
     assert "assert status == 200" in terminal and "status = 502" not in terminal, terminal
 
