@@ -26,6 +26,8 @@ def _cron_line() -> tuple[list[str], str]:
     return fields[:5], fields[5]
 
 
+@pytest.mark.timing  # its exit status is the smoke checks' and the short soak's: latencies of 15 rounds
+@pytest.mark.exclusive
 def test_the_cron_line_runs_in_crons_bare_environment_and_leaves_dated_reports(make_profile, tmp_path):
     when, command = _cron_line()
     assert when == ["0", "3", "*", "*", "*"] and "%" not in command, "cron treats % as a newline"
