@@ -30,15 +30,15 @@ LEFT_OUT = ("real-ComfyUI runs left out (backend, proxy, TLS, UI, watchdog, load
 # Every layer on real ComfyUI, each run apart so that pytest-xdist spreads them; the checks that judge a speed
 # (marked timing) are left to the run below that has the machine to itself.
 ONE_FAULT = "test_one_fault_makes_one_red_line"  # the longest file, in two runs
+ROOT_CAUSE = "tests/selftest/test_root_cause.py"
 LAYERS = {"acceptance": ("acceptance: backend, proxy, TLS, Forge", ["-m", "acceptance and not timing"]),
           "ui": ("UI", ["-m", "ui"]),
           "class": ("the class run", ["-m", "class"]),
           **{name: (f"self-tests {name} (no fault switch)", [f"tests/selftest/{name}.py"])
              for name in WITHOUT_FAULT_SWITCHES if name != "test_root_cause"},
-          "test_root_cause-one_fault": ("self-tests: one fault, one red line", ["tests/selftest/test_root_cause.py",
-                                                                                 "-k", ONE_FAULT]),
-          "test_root_cause-others": ("self-tests: root cause first", ["tests/selftest/test_root_cause.py",
-                                                                       "-k", f"not {ONE_FAULT}"])}
+          "test_root_cause-one_fault": ("self-tests: one fault, one red line", [ROOT_CAUSE, "-k", ONE_FAULT]),
+          "test_root_cause-others": ("self-tests: root cause first", [ROOT_CAUSE, "-k", f"not {ONE_FAULT}",
+                                                                       "-m", "not timing"])}
 
 
 def real_comfyui(profile) -> tuple[Path, real.RealComfyUI]:
@@ -87,7 +87,8 @@ def test_speeds_on_real_comfyui_taken_with_the_machine_to_themselves(profile, tm
     path, _ = real_comfyui(profile)
     alone = tmp_path / "local-real.toml"
     alone.write_text(tomli_w.dumps(merge(tomllib.loads(path.read_text()), own_ports("127.0.0.1"))))
-    assert_passes(run_pytest("-m", "timing and not selftest", profile=alone, timeout=900, in_subprocess=True),
+    speeds = ["tests/acceptance", "tests/ui", "tests/load", ROOT_CAUSE]  # the checks, and the self-tests of real
+    assert_passes(run_pytest("-m", "timing", *speeds, profile=alone, timeout=900, in_subprocess=True),
                   "the checks that judge a speed")
 
 

@@ -76,16 +76,20 @@ def test_certificate_error_in_the_browser_is_named_as_such(proxy_faults):
     assert red_lines(result.stdout) == [ready], result.stdout
 
 
+# The silence the client times before the proxy's close is nginx's timeout plus the client's wait for a CPU: these
+# two run where no other work of the suite takes the CPUs (timing: last and alone in a parallel run)
+@pytest.mark.timing
+@pytest.mark.exclusive
 def test_proxy_idle_timeout_shorter_than_the_silent_phase_is_measured(proxy_faults, make_profile):
     proxy_faults(read_timeout_s=1)
     nodeid = f"{PROXY}::test_websocket_through_proxy_survives_the_longest_silent_phase"
     result = run_pytest(nodeid, profile=make_profile({"public": {"websocket_idle_s": 3}}))
-    assert_fails(result, nodeid, "measured 1", "target >= 3 s", "nginx proxy_read_timeout")
-    # the client sees the close as soon as it is scheduled: 1 s of nginx's, up to half a second later on a busy host
-    closed = re.search(r"the proxy closed the WebSocket after (\d+\.\d) s of silence", result.stdout)
-    assert closed and 1.0 <= float(closed.group(1)) < 1.5, result.stdout
+    assert_fails(result, nodeid, "measured 1", "target >= 3 s",
+                 "the proxy closed the WebSocket after 1.0 s of silence", "nginx proxy_read_timeout")
 
 
+@pytest.mark.timing
+@pytest.mark.exclusive
 def test_websocket_dropped_mid_prompt_says_the_prompt_finished_on_the_server(proxy_faults, profile, make_profile):
     """A generation whose one node works 3 s in silence, behind a proxy that drops a WebSocket silent for 1 s."""
     proxy_faults(read_timeout_s=1)
@@ -102,13 +106,12 @@ def test_websocket_dropped_mid_prompt_says_the_prompt_finished_on_the_server(pro
             FaultSwitch(profile.stack.control_url).reset()
     assert_fails(result, nodeid, "s of silence while prompt",
                  "the prompt kept running and finished on the server (success)", "proxy read timeout?")
-    # the client counts silence from when it read the last message, nginx from its last read upstream (earlier,
-    # by as long as the client waited for a CPU: on a busy 2-core host with ComfyUI's blur beside it, 0.3 s): 1 s
-    # of nginx's can show as 0.7 s
+    # the client counts silence from the last message it received, nginx from its last read upstream (a little
+    # earlier): 1 s of nginx's can show as 0.9 s
     closed = re.search(r"the proxy closed the WebSocket after (\d+\.\d) s of silence", result.stdout)
     assert closed, result.stdout
     silent = float(closed.group(1))
-    assert 0.6 <= silent < 2.5, result.stdout
+    assert 0.8 <= silent < 2.5, result.stdout
 
 
 def test_the_report_headline_names_the_root_failure_once(proxy_faults, tmp_path):
