@@ -77,9 +77,10 @@ def test_a_healthy_soak_passes_every_target_and_is_kept_in_the_history(embedded,
     found = figures(tmp_path / "soak")
     for key in ("availability_pct", "websocket_drops", "canary_success_pct", "canary_drift_s", "ram_growth_mb_per_h"):
         assert found[key]["verdict"] == "pass", found[key]
-    for key in ("latency_local_ms", "latency_proxy_ms"):  # timed on a calm host; on a saturated one, not judged
+    for key in ("latency_local_ms", "latency_proxy_ms"):  # timed on a calm host; on a busy one, not judged
         latency = found[key]
-        assert latency["verdict"] == "pass" or "while this host was saturated" in latency["not_assessed"], latency
+        assert latency["verdict"] == "pass" or "while this host was busy with other work" in latency["not_assessed"], \
+            latency
     vram = found["vram_growth_mb_per_h"]  # real ComfyUI here runs on the CPU: no VRAM
     assert vram["verdict"] == "pass" or "runs on the CPU" in vram["not_assessed"], vram
     assert found["availability_pct"]["value"] == 100.0

@@ -147,7 +147,7 @@ def test_latency_leaves_out_the_rounds_of_the_soaks_own_canary(store):
     for i in range(0, 100, 10):
         store.add_canary(1000.0 + i + 0.5, True, 0.2, 0.4)
     latency = {m.key: m for m in judge(store, DEFAULT_TARGETS).measurements}["latency_local_ms"]
-    assert latency.value == 2.0 and "(10 during the soak's own canary and 0 on a saturated host left out)" \
+    assert latency.value == 2.0 and "(10 during the soak's own canary and 0 on a busy host left out)" \
         in latency.note
 
 
@@ -161,8 +161,8 @@ def test_latency_timed_while_other_work_saturated_this_host_is_told_apart(store)
     found = judge(store, DEFAULT_TARGETS).measurements
     latency = {m.key: m for m in found}["latency_local_ms"]
     assert (latency.value, latency.verdict) == (2.0, "pass"), latency
-    assert "and 20 on a saturated host left out" in latency.note
-    (saturated,) = [m for m in found if m.name == "API latency directly while this host was saturated (p95)"]
+    assert "and 20 on a busy host left out" in latency.note
+    (saturated,) = [m for m in found if m.name == "API latency directly while this host was busy (p95)"]
     assert saturated.value == 40.0 and saturated.target is None and "20 rounds" in saturated.note
 
 
@@ -170,7 +170,30 @@ def test_latency_with_every_round_on_a_saturated_host_is_not_assessed(store):
     for i in range(30):
         store.add_tick(Tick(1000.0 + i, True, direct_ms=40.0, public_ms=45.0, host_busy=0.95))
     latency = {m.key: m for m in judge(store, DEFAULT_TARGETS).measurements}["latency_local_ms"]
-    assert latency.verdict == "not assessed" and "while this host was saturated (30 rounds)" in latency.not_assessed
+    assert latency.verdict == "not assessed" and "0 answered probe(s) timed on a calm host (at least 10 wanted), " \
+        "30 while this host was busy with other work" in latency.not_assessed
+
+
+def test_a_few_calm_rounds_among_busy_ones_are_not_a_p95(store):
+    """Rounds whose average share passes half of the CPUs are busy ones (their probes met every CPU taken); the
+    slowest of a handful of calm rounds left between them is not judged as a p95."""
+    for i in range(60):  # 9 calm rounds, the slowest 30 ms; 51 rounds with other work on 60 % of the CPUs
+        calm = i % 6 == 0 and i < 54
+        store.add_tick(Tick(1000.0 + i, True, direct_ms=(30.0 if i == 0 else 2.0) if calm else 25.0,
+                            host_busy=0.3 if calm else 0.6))
+    latency = {m.key: m for m in judge(store, DEFAULT_TARGETS).measurements}["latency_local_ms"]
+    assert latency.verdict == "not assessed" and "9 answered probe(s) timed on a calm host (at least 10 wanted), " \
+        "51 while this host was busy" in latency.not_assessed
+    store.add_tick(Tick(1060.0, True, direct_ms=2.0, host_busy=0.49))  # a tenth calm round: judged, and missed
+    latency = {m.key: m for m in judge(store, DEFAULT_TARGETS).measurements}["latency_local_ms"]
+    assert latency.verdict == "FAIL" and float(latency.value or 0) > 20, latency
+
+
+def test_a_short_soak_on_a_calm_host_is_judged_on_its_few_rounds(store):
+    for i in range(5):
+        store.add_tick(Tick(1000.0 + i, True, direct_ms=3.0, host_busy=0.1))
+    latency = {m.key: m for m in judge(store, DEFAULT_TARGETS).measurements}["latency_local_ms"]
+    assert (latency.value, latency.verdict) == (3.0, "pass"), latency
 
 
 def test_a_samples_file_from_before_the_host_column_is_read_and_judged(tmp_path):

@@ -11,7 +11,7 @@ from ..config.targets import Target, fmt, percentile
 from ..config.units import GB, MB
 from ..judge import hints
 from ..judge.measurements import Measurement
-from ..probes.host import saturated
+from ..probes.host import busy_round
 from .duration import format_duration
 from .samples import SampleStore
 
@@ -23,6 +23,9 @@ WARMUP_SHARE = 0.1
 # main.py prompt_worker) and, holding the GIL, stalls the API for up to a few hundred ms on a large heap: seen on
 # real ComfyUI as a 265 ms p95 under a canary every 5 s, probes and canary starting together
 CANARY_SHADOW_S = 1.0
+# A p95 of a handful of rounds is their slowest one: where other work kept this host busy in the others, too few
+# calm rounds are not judged (a soak on a calm host is judged on every round, however short)
+MIN_CALM_ROUNDS = 10
 
 
 @dataclass
@@ -158,21 +161,22 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
                                ("public_ms", "latency_proxy_ms", "through the proxy")):
         values, during, busy = _outside_canaries(store, column)
         if busy:
-            add(None, percentile(busy, 95), name=f"API latency {where} while this host was saturated (p95)",
+            add(None, percentile(busy, 95), name=f"API latency {where} while this host was busy (p95)",
                 unit="ms", note=f"{len(busy)} rounds timed while other work kept this host's CPUs busy: they time "
                                 "the wait for a CPU here as much as the server, and are left out of the target")
-        if not values:
-            if column == "public_ms" and not meta.get("public_url"):
+        if not values or (busy and len(values) < MIN_CALM_ROUNDS):
+            if column == "public_ms" and not meta.get("public_url") and not values:
                 continue
             add(key, None, name=f"API latency {where} over the soak (p95)", note=f"GET /system_stats {where}",
                 none_why="no probe answered" if not busy else
-                f"not assessed: every answered probe was timed while this host was saturated ({len(busy)} rounds)")
+                f"not assessed: {len(values)} answered probe(s) timed on a calm host (at least {MIN_CALM_ROUNDS} "
+                f"wanted), {len(busy)} while this host was busy with other work")
             continue
         p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
         # named apart from the checklist's 30-request p95 (test_backend), so the trend keeps the two series apart
         add(key, p95, name=f"API latency {where} over the soak (p95)",
             note=f"p95 of {len(values)} answered probes {where} ({during} during the soak's own canary and "
-                 f"{len(busy)} on a saturated host left out)",
+                 f"{len(busy)} on a busy host left out)",
             p50_ms=round(p50, 2),
             p99_ms=round(p99, 2), fix="a slow API under a steady trickle of requests: see the latency chart")
         for q, v in (("p50", p50), ("p99", p99)):
@@ -260,8 +264,8 @@ def _canary_measurements(store: SampleStore, add) -> float | None:
 
 
 def _outside_canaries(store: SampleStore, column: str) -> tuple[list[float], int, list[float]]:
-    """The column's values from rounds outside every canary's shadow and timed on a host not saturated by other
-    work; how many were left out in a shadow; and the values left out as timed on a saturated host (the wait for a
+    """The column's values from rounds outside every canary's shadow and timed on a host not busy with other
+    work; how many were left out in a shadow; and the values left out as timed on a busy host (the wait for a
     CPU on the measuring host, not the server's). One canary runs at a time, so the shadows are ordered and apart:
     a bisection finds the one a round could fall in."""
     shadows = [(t, t + wall + CANARY_SHADOW_S) for t, _, _, wall, _ in store.canaries()]
@@ -273,7 +277,7 @@ def _outside_canaries(store: SampleStore, column: str) -> tuple[list[float], int
         i = bisect.bisect_right(starts, t) - 1
         if i >= 0 and t <= shadows[i][1]:
             left_out += 1
-        elif saturated(host_busy):
+        elif busy_round(host_busy):
             busy.append(v)
         else:
             kept.append(v)

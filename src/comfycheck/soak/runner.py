@@ -58,7 +58,7 @@ class Soak:
         self.gpu: NvmlSource | SystemStatsSource
         self.ws: HeldWebSocket
         self.process: ProcessWatch | None = None  # only where ComfyUI runs on this host
-        self.host = HostCpu()  # whether a round's latency was timed on a saturated host
+        self.host = HostCpu()  # whether a round's latency was timed on a busy host
         self.canary: Canary | None = None  # only with a canary
         self.system_stats: dict = {}
         self.notes: list[str] = []
