@@ -131,17 +131,19 @@ def test_a_backend_that_stalls_is_named_with_its_lost_prompts(fleet, tmp_path):
 
 
 def test_a_balancer_without_affinity_loses_prompts_and_is_named(fleet, tmp_path):
+    """A student balanced request by request: its open socket counts on one backend, so least_conn sends its
+    submit to the other, and the socket never hears of the prompt. (Among many students the sockets even out and
+    whether a submit meets its socket turns on the order their requests reach nginx: one student is the sure case.)"""
     paths, backends, stack = fleet
     stack.set_proxy_faults(no_affinity=True)
     try:
-        done = class_run(paths["fast"], tmp_path / "class", "--students", "16", "--prompts-each", "1",
+        done = class_run(paths["fast"], tmp_path / "class", "--students", "1", "--prompts-each", "1",
                          "--time-limit-s", "6")
     finally:
         stack.set_proxy_faults()
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
-    recs = raw.read(tmp_path / "class" / raw.PROMPTS_JSONL)
-    lost = [r for r in recs if r.status == raw.LOST]
-    assert lost, "16 students balanced request by request: some submits reach the backend without their socket"
-    assert all("the balancer sent the submit and the socket to different backends" in r.error
-               and r.served_by in backends for r in lost), [r.error for r in lost]
+    (rec,) = raw.read(tmp_path / "class" / raw.PROMPTS_JSONL)
+    assert rec.status == raw.LOST, rec
+    assert "the balancer sent the submit and the socket to different backends" in rec.error, rec.error
+    assert rec.served_by in backends, rec

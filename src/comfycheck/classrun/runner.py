@@ -41,7 +41,9 @@ class ClassRun:
         self.workflow_name = profile.comfyui.generation_workflow
         self.workflow: dict = {}
         self.records: list[PromptRecord] = []
-        self.in_flight: dict[tuple[str, int], PromptRecord] = {}  # accepted by ComfyUI, not back yet
+        self.in_flight: dict[tuple[str, int], PromptRecord] = {}  # accepted by ComfyUI, not in the records yet
+        self.arriving: dict[tuple[str, int], PromptRecord] = {}  # back, record() still asking where it ran
+        self.stopping = False  # finish() began: records that arrive now are its to keep
         self.issued = 0  # prompts handed to students, of the requested students x prompts each
         self.notes: list[str] = []
         self.system_stats: dict = {}
@@ -82,9 +84,17 @@ class ClassRun:
         self.in_flight[(rec.student, rec.seq)] = rec
 
     def record(self, rec: PromptRecord) -> None:
-        self.in_flight.pop((rec.student, rec.seq), None)
+        if self.stopping:  # finish() keeps what is still in flight, this one among them
+            return
         if len(self.fleet) > 1:  # while every backend still holds its history: one that goes down later loses it
-            locate([rec], self.fleet, self.backends)
+            self.arriving[(rec.student, rec.seq)] = rec
+            locate([rec], self.fleet, self.backends)  # asks the backends: the run may stop meanwhile
+            if self.stopping:
+                return
+        self._keep(rec)
+
+    def _keep(self, rec: PromptRecord) -> None:
+        self.in_flight.pop((rec.student, rec.seq), None)  # only now: until it is in the file, finish() sees it
         self.records.append(rec)
         raw.append(self.out / raw.PROMPTS_JSONL, rec)
 
@@ -102,10 +112,14 @@ class ClassRun:
     def finish(self, stopped_by: str) -> ClassSummary:
         assert self.sampler is not None and self.source is not None, "prepare() first"
         peak = self.sampler.stop().peak
-        for rec in list(self.in_flight.values()):  # submitted, and still not back when the run stopped
-            rec.status = raw.LOST
-            rec.error = f"prompt {rec.prompt_id} accepted, and no result when the run stopped ({stopped_by})"
-            self.record(rec)
+        self.stopping = True
+        for key, rec in list(self.in_flight.items()):  # submitted, and not in the records when the run stopped
+            if key in self.arriving:  # back, its backend still being found: as it came back
+                rec = self.arriving[key]
+            else:
+                rec.status = raw.LOST
+                rec.error = f"prompt {rec.prompt_id} accepted, and no result when the run stopped ({stopped_by})"
+            self._keep(rec)
         down = answering(self.backends)
         Fleet(self.fleet, down).write(self.out)
         records = raw.read(self.out / raw.PROMPTS_JSONL)
