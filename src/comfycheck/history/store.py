@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import ComfycheckError
 from ..judge.measurements import Measurement
+from ..polling import DeadlineExceeded, wait_until
 
 # Each step takes the file from version N-1 to N, in one transaction with the version bump.
 MIGRATIONS: list[list[str]] = [
@@ -98,8 +99,10 @@ class History:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
             self.db.execute("PRAGMA foreign_keys = ON")
-            self._wal()
-            self._upgrade()
+            wait_until(self._prepared, timeout=LOCK_TIMEOUT_S, interval=0.02, fatal=(sqlite3.DatabaseError,),
+                       what="the other writers' hold on the file to end")
+        except DeadlineExceeded as exc:
+            raise HistoryError(f"history {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise HistoryError(f"history {self.path}: {exc} (move the file aside, or choose another with "
                                "--history / [results] history)") from None
@@ -116,6 +119,18 @@ class History:
         self.close()
 
     # --- schema ---------------------------------------------------------------------------------
+    def _prepared(self) -> bool:
+        """WAL and the schema, or False where another connection holds the file in a way SQLite answers "locked"
+        at once instead of waiting out the lock timeout (two sessions switching a new file to WAL together)."""
+        try:
+            self._wal()
+            self._upgrade()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                return False
+            raise
+        return True
+
     def _wal(self) -> None:
         # WAL stays set in the file; switching waits on other writers through the connection's lock timeout
         mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
