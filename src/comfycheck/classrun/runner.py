@@ -43,7 +43,7 @@ class ClassRun:
         self.records: list[PromptRecord] = []
         self.in_flight: dict[tuple[str, int], PromptRecord] = {}  # accepted by ComfyUI, not in the records yet
         self.arriving: dict[tuple[str, int], PromptRecord] = {}  # back, record() still asking where it ran
-        self.stopping = False  # finish() began: records that arrive now are its to keep
+        self.written: set[tuple[str, int]] = set()  # (student, seq) of every record in the file
         self.issued = 0  # prompts handed to students, of the requested students x prompts each
         self.notes: list[str] = []
         self.system_stats: dict = {}
@@ -84,17 +84,19 @@ class ClassRun:
         self.in_flight[(rec.student, rec.seq)] = rec
 
     def record(self, rec: PromptRecord) -> None:
-        if self.stopping:  # finish() keeps what is still in flight, this one among them
-            return
         if len(self.fleet) > 1:  # while every backend still holds its history: one that goes down later loses it
             self.arriving[(rec.student, rec.seq)] = rec
             locate([rec], self.fleet, self.backends)  # asks the backends: the run may stop meanwhile
-            if self.stopping:
-                return
         self._keep(rec)
 
     def _keep(self, rec: PromptRecord) -> None:
-        self.in_flight.pop((rec.student, rec.seq), None)  # only now: until it is in the file, finish() sees it
+        """Into the records file once: a record finish() kept as the run stopped is not written again."""
+        key = (rec.student, rec.seq)
+        if key in self.written:
+            return
+        self.written.add(key)
+        self.in_flight.pop(key, None)  # only now: until it is in the file, finish() sees it
+        self.arriving.pop(key, None)
         self.records.append(rec)
         raw.append(self.out / raw.PROMPTS_JSONL, rec)
 
@@ -112,7 +114,6 @@ class ClassRun:
     def finish(self, stopped_by: str) -> ClassSummary:
         assert self.sampler is not None and self.source is not None, "prepare() first"
         peak = self.sampler.stop().peak
-        self.stopping = True
         for key, rec in list(self.in_flight.items()):  # submitted, and not in the records when the run stopped
             if key in self.arriving:  # back, its backend still being found: as it came back
                 rec = self.arriving[key]

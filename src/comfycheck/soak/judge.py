@@ -165,7 +165,7 @@ def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:
                 unit="ms", note=f"{len(busy)} rounds timed while other work kept this host's CPUs busy: they time "
                                 "the wait for a CPU here as much as the server, and are left out of the target")
         if not values or (busy and len(values) < MIN_CALM_ROUNDS):
-            if column == "public_ms" and not meta.get("public_url") and not values:
+            if column == "public_ms" and not meta.get("public_url"):
                 continue
             add(key, None, name=f"API latency {where} over the soak (p95)", note=f"GET /system_stats {where}",
                 none_why="no probe answered" if not busy else
