@@ -1,6 +1,7 @@
 """The kill test against watchdogs that fail, and its guardrail."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -58,11 +59,21 @@ def test_guardrail_skips_before_contacting_a_production_profile():
     {"kill": "supervisor"},
     {"kill": "command", "kill_command": "kill -9 {pid}"},
 ], ids=["local", "supervisor", "command"])
-def test_each_kill_strategy_measures_a_recovery(deployment, make_profile, watchdog):
-    # --allow-destructive also overrides a profile that forbids the kill
-    profile = make_profile({"allow_destructive": False, "watchdog": watchdog})
-    result = run_pytest(KILL, "--allow-destructive", "-rA", profile=profile, timeout=90)
+def test_each_kill_strategy_measures_a_recovery(deployment, make_profile, watchdog, tmp_path):
+    # What is under test is the strategy: its kill, the new process, both recoveries measured. The speed is judged
+    # with the machine to itself (the speeds run): real ComfyUI's restart beside the suite's other workers on two
+    # cores was once 30.7 s, so the targets here are the deadline. --allow-destructive overrides a forbidding profile.
+    deadline = {"restart_s": 120, "startup_s": 120}
+    profile = make_profile({"allow_destructive": False, "watchdog": watchdog, "targets": deadline})
+    report = tmp_path / "report.html"
+    result = run_pytest(KILL, "--allow-destructive", f"--html={report}", "--self-contained-html", profile=profile,
+                        timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
+    measured = {m["name"]: m for m in json.loads((tmp_path / "measurements.json").read_text())}
+    for figure in ("new ComfyUI process after the kill", "ComfyUI back after the kill (direct /system_stats 200)",
+                   "ComfyUI back through the proxy after the kill",
+                   "startup of the new process (to /system_stats 200)"):
+        assert figure in measured and measured[figure]["value"] >= 0, f"{watchdog['kill']}: {figure!r} not measured"
 
 
 class _LateReportingWatchdog(Killer):
