@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import psutil
 
 from .. import ComfycheckError
 from ..comfy.client import ComfyClient, ComfyError
@@ -22,31 +19,15 @@ from ..config.paths import PKI_DIR, PROJECT_ROOT, STATE_ROOT
 from ..config.profile import Profile
 from ..config.settings import StackSettings
 from ..polling import DeadlineExceeded, wait_until
-from . import certs, fleet, real, supervisor
+from . import certs, fleet, owned, real, supervisor
 from .fault_switch import FaultSwitch as FaultSwitch
+from .info import StackInfo as StackInfo
 from .proxy import PROXY_FAULTS, NginxProxy, ProxyConfig, ProxyError, ports_of
 from .proxy_access import ProxyAuthError
 
 
 class StackError(ComfycheckError):
     pass
-
-
-@dataclass
-class StackInfo:
-    backend_url: str
-    control_url: str
-    pid: int
-    started_at: float
-    startup_s: float
-    log: str
-    owned: bool = False  # this process started it, so this process stops it
-    proxy_pid: int = 0
-    public_url: str = ""
-    forge_pid: int = 0
-    forge_url: str = ""
-    supervisor_pid: int = 0  # supervisord, the watchdog; `pid` is the stand-in it started first
-    supervisor_url: str = ""
 
 
 def _hostport(url: str) -> tuple[str, int]:
@@ -74,6 +55,7 @@ class EmbeddedStack:
         self.proxy_faults_file = self.state_dir / "proxy-faults.json"
         self.proxy_auth_file = self.state_dir / "proxy-auth.sha256"  # what the running proxy asks for
         self.forge_stopped_flag = self.state_dir / "forge-stopped"  # stopped on purpose: do not bring it back
+        self.left_alone: list[str] = []  # processes a stale state file named that are not the stack's now
 
     # --- state ----------------------------------------------------------------------------------
     def _read_state(self) -> StackInfo | None:
@@ -83,7 +65,7 @@ class EmbeddedStack:
             return None
 
     def _alive(self, info: StackInfo) -> bool:
-        return _alive_with(info.supervisor_pid, "supervisord")
+        return info.own("supervisor", info.supervisor_pid)
 
     def _healthy(self) -> bool:
         with ComfyClient(self.profile.comfyui.url, timeout=2.0) as c:
@@ -110,7 +92,7 @@ class EmbeddedStack:
             if healthy and self.fleet_urls:  # a fleet's backend stopped by a self-test comes back
                 healthy = fleet.bring_back(self.profile, self.settings.startup_timeout_s)
             try:
-                if healthy and self.profile.public and not NginxProxy.alive(info.proxy_pid):
+                if healthy and self.profile.public and not info.own("proxy", info.proxy_pid):
                     info = self._start_proxy(info)  # the proxy died on its own: bring it back
                 elif healthy and self.profile.public and self._proxy_asks_otherwise():
                     NginxProxy.stop(info.proxy_pid)  # a profile with other credentials on the same ports
@@ -118,7 +100,7 @@ class EmbeddedStack:
             except ProxyError as exc:
                 raise StackError(f"reverse proxy: {exc}") from None
             if healthy and self.profile.forge_url and not self.forge_stopped_flag.exists() \
-                    and not _alive_with(info.forge_pid, "comfycheck.standin.forge"):
+                    and not info.own("forge", info.forge_pid):
                 info = self.start_forge(info)
             return info if healthy else None
         return None
@@ -133,6 +115,7 @@ class EmbeddedStack:
         stale = self._read_state()
         if stale:
             self.down_processes(stale)
+            self.state_file.unlink(missing_ok=True)
         urls = [self.profile.comfyui.url, self.settings.control_url, self.settings.supervisor_url, *self.fleet_urls]
         if self.profile.forge_url:
             urls.append(self.profile.forge_url)
@@ -143,7 +126,7 @@ class EmbeddedStack:
                 raise StackError(
                     f"cannot start the embedded stack: {url} is already in use by another program "
                     f"(stop it, or choose other ports in {self.profile.path})"
-                )
+                    + "".join(f"; {note}" for note in self.left_alone))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = self.state_dir / ("comfyui.log" if self.settings.real else "standin.log")
         cmd, cwd = self._backend_command()
@@ -157,7 +140,7 @@ class EmbeddedStack:
                                     self.settings.autorestart)
         except supervisor.SupervisorError as exc:
             if forge:
-                self._stop(forge.pid)
+                owned.stop(forge.pid, "Forge stand-in")
             raise StackError(str(exc)) from None
 
         def ready() -> bool:
@@ -173,21 +156,22 @@ class EmbeddedStack:
                        what=f"{self.backend_name} at {', '.join([self.profile.comfyui.url, *self.fleet_urls])} "
                             "answering /system_stats")
         except (DeadlineExceeded, StackError) as exc:
-            self._stop(proc.pid)
+            owned.stop(proc.pid, "supervisord")
             if forge:
-                self._stop(forge.pid)
+                owned.stop(forge.pid, "Forge stand-in")
             raise StackError(f"{exc}; see {log}:\n{_tail(log)}") from None
         info = StackInfo(self.profile.comfyui.url, self.settings.control_url,
                          supervisor.program_pid(self.settings.supervisor_url), started, time.monotonic() - t0,
                          str(log), owned=True, supervisor_pid=proc.pid, supervisor_url=self.settings.supervisor_url)
+        info.remember("supervisor", proc.pid)
         self.proxy_faults_file.unlink(missing_ok=True)  # a fresh stack starts healthy
         if self.profile.public:
             try:
                 info = self._start_proxy(info)
             except ProxyError as exc:
-                self._stop(proc.pid)
+                owned.stop(proc.pid, "supervisord")
                 if forge:
-                    self._stop(forge.pid)
+                    owned.stop(forge.pid, "Forge stand-in")
                 raise StackError(f"reverse proxy: {exc}") from None
         if forge:
             try:
@@ -196,6 +180,7 @@ class EmbeddedStack:
                 self.down_processes(info)
                 raise
             info.forge_pid, info.forge_url = forge.pid, self.forge_url
+            info.remember("forge", forge.pid)
         self._write_state(info)
         return info
 
@@ -250,13 +235,17 @@ class EmbeddedStack:
             raise StackError(str(exc)) from None
 
     def down_processes(self, info: StackInfo) -> None:
-        NginxProxy.stop(info.proxy_pid)
-        if info.forge_pid and _alive_with(info.forge_pid, "comfycheck.standin.forge"):
-            self._stop(info.forge_pid)
-        if self._alive(info):
-            self._stop(info.supervisor_pid)
-        if info.pid and _alive_with(info.pid, "comfycheck.standin"):
-            self._stop(info.pid)  # a stand-in left behind by an older layout of the stack
+        """Stop the processes `info` names that are still the ones this stack started; any other process now
+        under one of its PIDs (after a reboot: the system's nginx, anything) is left alone and told."""
+        for role, pid in (("proxy", info.proxy_pid), ("forge", info.forge_pid), ("supervisor", info.supervisor_pid)):
+            if info.own(role, pid):
+                owned.stop(pid, role)
+            elif pid and owned.Started.now(pid) is not None:
+                raw = info.processes.get(role)
+                why = owned.Started.from_json(raw).differs() if raw and raw["pid"] == pid else \
+                    "the state file has no record of the process it started"
+                self.left_alone.append(f"pid {pid}, named as the stack's {role} in {self.state_file}, was left "
+                                       f"alone: {why}")
 
     # --- Forge ------------------------------------------------------------------------------------
     def _spawn_forge(self) -> subprocess.Popen:
@@ -285,7 +274,7 @@ class EmbeddedStack:
             wait_until(ready, timeout=self.settings.startup_timeout_s, interval=0.1, fatal=(StackError,),
                        what=f"Forge stand-in at {self.profile.forge_url} answering /internal/ping")
         except DeadlineExceeded as exc:
-            self._stop(proc.pid)
+            owned.stop(proc.pid, "Forge stand-in")
             raise StackError(f"{exc}; see {log}:\n{_tail(log)}") from None
         finally:
             poll.close()
@@ -294,8 +283,8 @@ class EmbeddedStack:
         """Take Forge down on purpose (a fault for the self-tests); it stays down until start_forge()."""
         info = self._read_state()
         self.forge_stopped_flag.touch()
-        if info and info.forge_pid and _alive_with(info.forge_pid, "comfycheck.standin.forge"):
-            self._stop(info.forge_pid)
+        if info and info.own("forge", info.forge_pid):
+            owned.stop(info.forge_pid, "Forge stand-in")
 
     def start_forge(self, info: StackInfo | None = None) -> StackInfo:
         info = info or self._read_state()
@@ -305,6 +294,7 @@ class EmbeddedStack:
         proc = self._spawn_forge()
         self._wait_forge(proc)
         info.forge_pid, info.forge_url = proc.pid, self.forge_url
+        info.remember("forge", proc.pid)
         self._write_state(info)
         return info
 
@@ -337,7 +327,8 @@ class EmbeddedStack:
             raise StackError("proxy faults need a running embedded stack with a [public] proxy")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.proxy_faults_file.write_text(json.dumps(faults))
-        NginxProxy.stop(info.proxy_pid)
+        if info.own("proxy", info.proxy_pid):
+            NginxProxy.stop(info.proxy_pid)
         info = self._start_proxy(info)
         self._write_state(info)
         return info
@@ -373,22 +364,11 @@ class EmbeddedStack:
         except ProxyAuthError as exc:
             raise ProxyError(str(exc)) from None
         info.proxy_pid = self.proxy.start([p for p in (https_port, http_port) if p])
+        info.remember("proxy", info.proxy_pid)
         self.proxy_auth_file.write_text(Credentials().fingerprint() if faults.get("auth_off") else auth.fingerprint())
         info.public_url = pub.url
         self._write_state(info)
         return info
-
-    @staticmethod
-    def _stop(pid: int) -> None:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-                       timeout=10, interval=0.05, what=f"stand-in (pid {pid}) stopping")
-        except DeadlineExceeded:
-            os.killpg(pid, signal.SIGKILL)
 
 
 def _nvml_sees_a_gpu() -> bool:
@@ -396,14 +376,6 @@ def _nvml_sees_a_gpu() -> bool:
     try:
         return load_nvml().nvmlDeviceGetCount() > 0
     except Exception:  # noqa: BLE001 - no NVML, no driver, no device: real ComfyUI runs with --cpu
-        return False
-
-
-def _alive_with(pid: int, marker: str) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE and marker in " ".join(proc.cmdline())
-    except psutil.Error:
         return False
 
 

@@ -14,6 +14,7 @@ def main(argv=None) -> int:
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--profile", help="profile TOML (default: $COMFYCHECK_PROFILE or profiles/local.toml)")
     args = p.parse_args(argv)
+    stack = None
     try:
         stack = EmbeddedStack(load_profile(args.profile))
         if args.action == "up":
@@ -42,6 +43,9 @@ def main(argv=None) -> int:
     except ComfycheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        for note in stack.left_alone if stack else []:
+            print(f"note: {note}", file=sys.stderr)
     return 0
 
 
