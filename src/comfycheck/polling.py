@@ -8,6 +8,8 @@ from typing import TypeVar
 from . import ComfycheckError
 
 T = TypeVar("T")
+# a probe that raises one of these is broken, not waiting: the wait ends with it at once, not at the deadline
+PROBE_BUGS: tuple[type[BaseException], ...] = (TypeError, AttributeError, NameError, KeyError, IndexError)
 
 
 class DeadlineExceeded(ComfycheckError, TimeoutError):
@@ -25,7 +27,8 @@ def wait_until(
     """Call `probe` until it returns something truthy; return (that value, seconds waited).
 
     Exceptions from `probe` count as "not yet" (the last one is named if the deadline passes), except those in
-    `fatal`, which end the wait at once: a process that exited will not start answering.
+    `fatal`, which end the wait at once (a process that exited will not start answering), and a bug in the probe
+    itself (PROBE_BUGS), which would otherwise pass for a server that never became ready.
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -37,6 +40,8 @@ def wait_until(
                 return value, time.monotonic() - start
             last = f"last result: {value!r}"
         except fatal:
+            raise
+        except PROBE_BUGS:
             raise
         except Exception as exc:  # noqa: BLE001 - any other failure of the probe means "not yet"
             last = f"last error: {type(exc).__name__}: {exc}"

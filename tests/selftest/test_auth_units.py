@@ -3,10 +3,12 @@ everywhere they could be printed, and a profile that lacks a mode's keys refused
 from __future__ import annotations
 
 import base64
+import json
+from urllib.parse import quote, quote_plus
 
 import pytest
 
-from comfycheck.config.auth import Credentials, from_environment
+from comfycheck.config.auth import MASK, Credentials, from_environment
 from comfycheck.config.profile import ProfileError, load_profile
 from comfycheck.judge.auth import Answer
 from comfycheck.stack.proxy_access import ProxyAuthError, render_auth
@@ -44,6 +46,18 @@ def test_secrets_never_show_in_what_the_credentials_say(monkeypatch):
     assert basic.mask(f"pw {SECRET} header Basic {wire}") == "pw *** header Basic ***"
     assert query.mask(query.with_token("https://h/prompt")) == "https://h/prompt?token=***"
     assert query.wrong().secret != SECRET and query.wrong().mode == "query"
+
+
+def test_a_secret_is_masked_however_a_url_or_a_message_spells_it(monkeypatch):
+    token = "s3cr+t/x=y&z"  # each of +, /, = and & changes when a URL carries it
+    monkeypatch.setenv("U_TOKEN", token)
+    query = from_environment("query", token_env="U_TOKEN")
+    url = query.with_token("https://h/ws?clientId=1")
+    assert token not in url, url
+    for text in (url, f"GET {quote(token, safe='')}", f'{{"token": {json.dumps(token)}}}', f"raw {token}"):
+        masked = query.mask(text)
+        assert all(form not in masked for form in (token, quote(token, safe=""), quote_plus(token))), masked
+        assert MASK in masked, masked
 
 
 def test_a_missing_variable_is_named_with_the_mode(monkeypatch):

@@ -1,10 +1,12 @@
 """The Locust load run against faults: a VRAM leak, a slow generation and failing generations are all caught."""
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 
 import pytest
 
+from comfycheck import exitcodes
 from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.history import History
 from comfycheck.load.judge import LoadSummary
@@ -51,6 +53,18 @@ def test_healthy_run_passes_and_writes_the_report_folder(deployment, fault_switc
     assert "NVML unavailable on this host" in " ".join(summary.notes) or summary.source == "nvml"
     assert summary.sampler.samples > 5
     assert "GENERATE" in done.stdout + done.stderr  # Locust's own request statistics
+
+
+def test_a_run_the_history_could_not_keep_exits_3_as_every_command_does(deployment, fault_switch, short_profile,
+                                                                        tmp_path):
+    history = tmp_path / "history.sqlite"
+    History(history).close()  # a usable history, which refuses the run when it is kept at the end
+    with sqlite3.connect(history) as db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'disk quota'); END")
+    done, summary = run_load(short_profile, tmp_path / "run", history=history)
+    assert done.returncode == exitcodes.NOT_KEPT, done.stdout + done.stderr
+    assert f"the run could not be kept in {history}: disk quota" in done.stderr, done.stderr
+    assert summary is not None and summary.verdict == "pass", "the run itself was judged and its folder written"
 
 
 def test_vram_leak_fails_the_leak_check(fault_switch, short_profile, tmp_path):

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 from dataclasses import asdict
 
 import pytest
 
+from comfycheck.config.auth import Credentials
+from comfycheck.config.paths import PKI_DIR
 from comfycheck.config.profile import load_profile
 from comfycheck.polling import wait_until
-from comfycheck.stack import EmbeddedStack, StackInfo
+from comfycheck.stack import EmbeddedStack, StackInfo, certs
 from comfycheck.stack.__main__ import main as stack_cli
 from comfycheck.stack.owned import Started
-from comfycheck.stack.proxy import nginx_binary
-from tests.selftest.helpers import merge, own_ports
+from comfycheck.stack.proxy import NginxProxy, ProxyConfig, nginx_binary
+from tests.selftest.helpers import free_port, merge, own_ports
 
 pytestmark = pytest.mark.selftest
 
@@ -66,3 +69,17 @@ def test_a_process_is_its_own_only_with_the_same_start_time_and_command_line():
     assert "started at" in (Started(me.pid, me.started - 1, me.cmdline).differs() or "")
     assert "another process now" in (Started(me.pid, me.started, ("nginx", "-p", "/elsewhere")).differs() or "")
     assert Started(2 ** 22 + 1, me.started, me.cmdline).differs() == "no longer running"
+
+
+@pytest.mark.parametrize("mode", ["bearer", "cookie", "query"])
+def test_the_embedded_proxys_config_holding_a_secret_is_readable_by_its_owner_only(tmp_path, mode):
+    proxy = NginxProxy(tmp_path / "nginx")
+    proxy.conf.parent.mkdir()
+    proxy.conf.write_text("# an older config, written with the default rights\n")
+    secret = "harm-selftest-4f9a"
+    creds = Credentials(mode, secret, name="session" if mode == "cookie" else "token")
+    proxy.write_config(ProxyConfig(backend="http://127.0.0.1:9", https_port=free_port(), http_port=None, auth=creds),
+                       certs.mint(PKI_DIR, tmp_path / "tls", ["localhost"]))
+    assert secret in proxy.conf.read_text(), "the check is moot: the config does not hold the secret"
+    rights = stat.S_IMODE(proxy.conf.stat().st_mode)
+    assert rights == 0o600, f"{proxy.conf} is {oct(rights)}: other users of this host can read the {mode} secret"

@@ -150,3 +150,17 @@ def test_backend_on_loopback_passes_without_contacting_other_addresses(make_prof
         assert not log.exists(), f"the check connected to {log.read_text().split()}"
     finally:
         server.close()
+
+
+def test_legacy_tls_is_not_called_refused_by_a_client_that_cannot_offer_it(deployment, tmp_path):
+    # a system policy (as RHEL's crypto policies or a hardened OPENSSL_CONF set) forbids TLS 1.0 and 1.1 to every
+    # client of this host: no handshake is even tried, so the proxy's answer is unknown, not a refusal
+    policy = tmp_path / "openssl.cnf"
+    policy.write_text("openssl_conf = init\n[init]\nssl_conf = ssl\n[ssl]\nsystem_default = tls\n"
+                      "[tls]\nProtocol = ALL, -TLSv1, -TLSv1.1\n")
+    result = run_pytest(f"{TLS}::test_legacy_tls_refused", "-rs", env={"OPENSSL_CONF": str(policy)},
+                        in_subprocess=True)  # OpenSSL reads its configuration once, as a process starts
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "1 skipped" in out, out
+    assert "not tested: this host's TLS library cannot offer TLSv1 or TLSv1.1" in out, out
+    assert "NO_PROTOCOLS_AVAILABLE" in out, out

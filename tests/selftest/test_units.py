@@ -178,6 +178,18 @@ def test_wait_until_gives_up_at_the_deadline_with_the_last_error():
     assert time.monotonic() - t0 < 2
 
 
+@pytest.mark.parametrize("bug", [TypeError("unsupported operand"), KeyError("status"), AttributeError("up")])
+def test_wait_until_lets_a_bug_in_its_probe_surface_at_once(bug):
+    calls = []
+
+    def probe():
+        calls.append(1)
+        raise bug
+    with pytest.raises(type(bug)):
+        wait_until(probe, timeout=5, interval=0.05, what="a server")
+    assert len(calls) == 1, f"the probe's {type(bug).__name__} was taken for 'not yet' {len(calls)} times"
+
+
 def test_command_killer_sees_processes_only_on_this_host():
     from comfycheck.watchdog import CommandKiller
     assert CommandKiller("true", "http://127.0.0.1:8188").local_port == 8188

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import uuid
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 AUTH_MODES = ("none", "bearer", "basic", "cookie", "query")
 MASK = "***"
@@ -50,11 +51,13 @@ class Credentials:
         return hashlib.sha256(repr((self.mode, self.user, self.secret, self.name)).encode()).hexdigest()
 
     def secrets(self) -> list[str]:
-        """What must never appear in an output (a basic pair also as it travels, base64)."""
-        found = [s for s in (self.secret,) if s]
+        """What must never appear in an output: each secret as it is, as it travels (a basic pair in base64), and
+        each way a URL or a JSON document writes it (a token with +, / or = changes there); longest first."""
+        raw = [s for s in (self.secret,) if s]
         if self.mode == "basic" and self.secret:
-            found.append(self._basic_value())
-        return found
+            raw.append(self._basic_value())
+        spelled = {form for s in raw for form in (s, quote(s, safe=""), quote(s), quote_plus(s), json.dumps(s)[1:-1])}
+        return sorted(spelled, key=len, reverse=True)
 
     # --- variants, for the checks that must be refused -------------------------------------------------
     def wrong(self) -> Credentials:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gevent
 
+from .. import exitcodes
 from ..config.profile import Profile, ProfileError, load_profile
 from ..history import History, HistoryError
 
@@ -61,7 +62,7 @@ class Lifecycle:
     def abort(self, environment, message: str) -> None:
         print(f"comfycheck: {message}", file=sys.stderr)
         self.state["abort"] = message
-        environment.process_exit_code = 2
+        environment.process_exit_code = exitcodes.CANNOT_RUN
         if environment.runner:
             environment.runner.quit()
 
@@ -86,18 +87,18 @@ class Lifecycle:
             environment.runner.quit()
 
     def report(self, environment, run, summary, kind: str) -> None:
-        """After the run's headline: where it was kept, every figure with its verdict, and the exit code (0: every
-        target met, 1: one missed, 2: the run could not be kept)."""
+        """After the run's headline: where it was kept, every figure with its verdict, and the exit code (see
+        exitcodes: a run that could not be kept says so above a missed target)."""
         if run.kept is not None:
             print(f"  kept as run #{run.kept} ({kind}) in {run.history}")
         if run.keep_error:
             print(f"comfycheck: {run.keep_error}", file=sys.stderr)
-            environment.process_exit_code = 2
+            environment.process_exit_code = exitcodes.NOT_KEPT
         for m in summary.measurements:
             figure = f"{m.shown} {m.unit}".strip() if m.value is not None else m.note
             print(f"  {m.verdict:12} {m.name}: {figure}" + (f" (target {m.target.describe()})" if m.target else ""))
-        if not summary.passed and environment.process_exit_code != 2:
-            environment.process_exit_code = 1
+        if not summary.passed and environment.process_exit_code == exitcodes.OK:
+            environment.process_exit_code = exitcodes.MISSED
 
     @staticmethod
     def quit_outside(environment) -> None:

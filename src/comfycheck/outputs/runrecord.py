@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from .. import exitcodes
 from ..config.paths import PROJECT_ROOT
 from ..config.profile import Profile
 from ..history import History, HistoryError
@@ -165,8 +166,8 @@ class RunRecord:
                                 report=str(Path(html_path).resolve()) if html_path else "", finished=now_iso())
         except sqlite3.Error as exc:  # the report and measurements.json are still written; the run must not pass
             self.lost = f"run #{self.run_id} could not be kept in {self.history.path}: {exc}"
-            if session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+                session.exitstatus = exitcodes.NOT_KEPT
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.lost:

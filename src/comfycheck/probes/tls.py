@@ -262,9 +262,8 @@ def order_problems(chain: list[x509.Certificate]) -> list[str]:
 LEGACY = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1}
 
 
-def offers_protocol(host: str, port: int, version: str, server_name: str | None = None,
-                    timeout: float = 5.0) -> bool:
-    """Whether the server completes a handshake limited to one legacy TLS version (TLSv1 or TLSv1.1)."""
+def _legacy_context(version: str) -> ssl.SSLContext:
+    """A client limited to one legacy TLS version, asking nothing of the certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -273,6 +272,27 @@ def offers_protocol(host: str, port: int, version: str, server_name: str | None 
     with warnings.catch_warnings():  # deprecated on purpose: asking for them is the whole point
         warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = ctx.maximum_version = LEGACY[version]
+    return ctx
+
+
+def client_cannot_offer(version: str) -> str | None:
+    """Why this host's TLS library cannot even offer `version` (a build without it, a system policy such as
+    OPENSSL_CONF's Protocol or a crypto policy), so that no server's answer could be seen; None when it can.
+    Asked of the library alone: a handshake into memory either writes a ClientHello or says why not."""
+    try:
+        _legacy_context(version).wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=False).do_handshake()
+    except ssl.SSLWantReadError:
+        return None  # the ClientHello is written; the answer would come from a server
+    except (ssl.SSLError, ValueError) as exc:
+        return f"{ssl.OPENSSL_VERSION}: {getattr(exc, 'reason', None) or exc}"
+    return None
+
+
+def offers_protocol(host: str, port: int, version: str, server_name: str | None = None,
+                    timeout: float = 5.0) -> bool:
+    """Whether the server completes a handshake limited to one legacy TLS version (TLSv1 or TLSv1.1). Ask
+    client_cannot_offer first: a refusal only counts from a client that offered the version."""
+    ctx = _legacy_context(version)
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:

@@ -3,8 +3,8 @@
     python -m comfycheck.soak --duration 24h [--interval 1s] [--profile P] [--out DIR]
     python -m comfycheck.soak report DIR        rebuild DIR/report.html from DIR/samples.sqlite (a killed soak)
 
-Exit status: 0 every target met, 1 a target missed, 2 the soak could not start (bad profile, unreachable
-address), 3 the soak ran but could not be kept in the history.
+Exit status (comfycheck.exitcodes): 0 every target met, 1 a target missed, 2 the soak could not start (bad
+profile, unreachable address), 3 the soak ran but could not be kept in the history.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from .. import ComfycheckError
+from .. import ComfycheckError, exitcodes
 from ..config.paths import new_report_dir
 from ..config.profile import ProfileError, load_profile
 from ..history import History, HistoryError
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = load_profile(args.profile)
     except ProfileError as exc:
         print(f"comfycheck soak: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.CANNOT_RUN
     s = profile.soak
     if args.nightly and s.nightly_duration == "off" and not args.duration:
         print(f"comfycheck soak: no nightly soak: [soak] nightly_duration = \"off\" in {profile.path}", file=sys.stderr)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         owned = stack is not None and stack.up().owned  # as pytest does: the embedded stack, started if need be
     except StackError as exc:
         print(f"comfycheck soak: embedded stack of profile {profile.path}: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.CANNOT_RUN
     try:
         return _soak(profile, out, plan, history, args.quiet)
     finally:
@@ -97,7 +97,7 @@ def _soak(profile, out: Path, plan: SoakPlan, history: Path | None, quiet: bool)
         soak.prepare()
     except (ComfycheckError, OSError) as exc:  # an unreachable address, a workflow, the history, the out folder
         print(f"comfycheck soak: cannot start against profile {profile.path}: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.CANNOT_RUN
 
     def stop(signum, _frame):
         soak.stopped_by = signal.Signals(signum).name
@@ -113,10 +113,10 @@ def _soak(profile, out: Path, plan: SoakPlan, history: Path | None, quiet: bool)
     except (HistoryError, sqlite3.Error) as exc:
         print(f"comfycheck soak: the soak could not be kept in the history {history}: {exc}; its report is "
               f"rebuilt with: python -m comfycheck.soak report {out}", file=sys.stderr)
-        return 3
+        return exitcodes.NOT_KEPT
     for line in describe(judgement, out):
         print(line)
-    return 1 if overall_verdict(judgement.measurements) == FAIL else 0
+    return exitcodes.MISSED if overall_verdict(judgement.measurements) == FAIL else exitcodes.OK
 
 
 def rebuild(argv: list[str]) -> int:
@@ -129,10 +129,10 @@ def rebuild(argv: list[str]) -> int:
         judgement = report_from_samples(args.folder, history=args.history)
     except (ComfycheckError, sqlite3.Error) as exc:
         print(f"comfycheck soak report: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.CANNOT_RUN
     for line in describe(judgement, args.folder):
         print(line)
-    return 1 if overall_verdict(judgement.measurements) == FAIL else 0
+    return exitcodes.MISSED if overall_verdict(judgement.measurements) == FAIL else exitcodes.OK
 
 
 if __name__ == "__main__":

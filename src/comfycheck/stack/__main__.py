@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import ComfycheckError
+from .. import ComfycheckError, exitcodes
 from ..config.profile import load_profile
 from . import EmbeddedStack
 
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
             found = stack.running()
             if found is None:
                 print("embedded stack: not running")
-                return 3
+                return exitcodes.MISSED
             info = found
             from .supervisor import program_pid
             pid = program_pid(info.supervisor_url)
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
                       f"proxy faults {stack.proxy_faults() or 'none'}")
     except ComfycheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.CANNOT_RUN
     finally:
         for note in stack.left_alone if stack else []:
             print(f"note: {note}", file=sys.stderr)

@@ -21,7 +21,7 @@ from .. import ComfycheckError
 from ..config.auth import Credentials
 from ..polling import DeadlineExceeded, wait_until
 from .certs import CERT_FAULTS, CertFiles
-from .proxy_access import render_auth
+from .proxy_access import render_auth, write_private
 from .proxy_refusals import render_refusals
 
 # name -> what it does; each one breaks exactly one thing a proxy/TLS test checks
@@ -235,7 +235,7 @@ class NginxProxy:
     def write_config(self, cfg: ProxyConfig, certs: CertFiles) -> None:
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(render(cfg, certs, self.dir))
+        write_private(self.conf, render(cfg, certs, self.dir))  # it holds the bearer, cookie or query secret
         check = subprocess.run([nginx_binary(), "-t", "-q", "-p", str(self.dir), "-c", str(self.conf),
                                 "-e", str(self.log)], capture_output=True, text=True)
         if check.returncode != 0:

@@ -46,10 +46,16 @@ def write_password_file(creds: Credentials, path: Path) -> None:
     salt = os.urandom(8)
     digest = hashlib.sha1((creds.secret or "").encode() + salt).digest()
     line = f"{creds.user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
+    write_private(path, line)
+
+
+def write_private(path: Path, text: str) -> None:
+    """`text` in a file only its owner can read, from its first byte (a config or password file with secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file written before with wider rights keeps them through O_CREAT
     with os.fdopen(fd, "w") as f:
-        f.write(line)
+        f.write(text)
 
 
 def render_auth(creds: Credentials, password_file: Path) -> tuple[str, str]:
