@@ -14,7 +14,7 @@ from comfycheck.comfy.expected import intermediate_dtype, predict
 from comfycheck.comfy.protocol import protocol_problems
 from comfycheck.comfy.system_stats import first_gpu
 from comfycheck.comfy.uploads import full_upload
-from comfycheck.comfy.workflows import check_preflight, generation_workflow, load_workflow, make_unique
+from comfycheck.comfy.workflows import check_preflight, describe, generation_workflow, load_workflow, make_unique
 from comfycheck.config.targets import percentile
 from comfycheck.config.units import GB
 from comfycheck.judge import install
@@ -192,12 +192,23 @@ def test_qwen_edit_generation_512(comfy, profile, measure, tmp_path):
     extrema = image.convert("L").getextrema()
     assert extrema[0] != extrema[1], "output image is a single flat colour"
 
-    measure("generation_s", result.server_execution_ms / 1000, name="Qwen-Image-Edit 512x512 generation",
-            by="server timestamps", client_wall_ms=round(result.client_terminal_ms, 1))
+    ran, is_512 = describe(workflow, profile.comfyui.generation_workflow)
+    if is_512:
+        measure("generation_s", result.server_execution_ms / 1000, name=ran, by="server timestamps",
+                client_wall_ms=round(result.client_terminal_ms, 1))
+    else:
+        measure.info(ran, round(result.server_execution_ms / 1000, 3), "s", by="server timestamps",
+                     note="not judged against 'generation_s': the profile's generation workflow does not sample a "
+                          "512x512 image")
     if vram.peak is None or not source.gpu:
         pytest.skip("ComfyUI reports no GPU device: VRAM during generation not measurable here")
-    measure("vram_generation_pct", vram.peak.used_pct, source="/system_stats")
-    measure("vram_generation_gb", vram.peak.mem_used_bytes / GB, source="/system_stats")
+    during = f"VRAM during {ran.removeprefix('one ')}"
+    if is_512:
+        measure("vram_generation_pct", vram.peak.used_pct, name=during, source="/system_stats")
+        measure("vram_generation_gb", vram.peak.mem_used_bytes / GB, name=during, source="/system_stats")
+    else:
+        measure.info(during, round(vram.peak.mem_used_bytes / GB, 2), "GB", used_pct=round(vram.peak.used_pct, 1),
+                     source="/system_stats", note="not judged against the 512x512 VRAM targets")
 
 
 def test_vram_released_after_free(comfy, measure):

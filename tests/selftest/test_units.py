@@ -296,11 +296,21 @@ def test_every_figure_has_the_digits_of_its_resolution_everywhere(value, unit, t
     assert Measurement.from_dict(m.as_dict()).shown == shown
 
 
+SD15 = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "latent_image": ["5", 0]}}}
+
+
 @pytest.mark.parametrize("name, label, is_512", [
-    ("qwen_image_edit_2509.json", "one 512x512 generation (qwen_image_edit_2509.json)", True),
+    ("qwen_image_edit_2509.json",
+     "one 512x512 generation of qwen_image_edit_2509_fp8_e4m3fn.safetensors (qwen_image_edit_2509.json)", True),
     ("cpu_load_modelfree.json", "one model-free run of cpu_load_modelfree.json (2048x2048)", False),
+    ("sd15.json", "one 512x512 generation of v1-5-pruned-emaonly.safetensors (sd15.json)", True),
 ])
-def test_a_figure_is_labelled_with_what_ran(name, label, is_512):
-    """The load run names its figures by the workflow it drove; only a 512x512 generation meets that target."""
-    assert describe(load_workflow(PROJECT_ROOT / "fixtures" / "workflows" / name), name) == (
-        label, is_512)
+def test_a_figure_is_labelled_with_what_ran(name, label, is_512, tmp_path):
+    """Every figure names the workflow and the model that ran; only a 512x512 generation meets that target."""
+    path = PROJECT_ROOT / "fixtures" / "workflows" / name
+    if name == "sd15.json":
+        path = tmp_path / name
+        path.write_text(json.dumps(SD15))
+    assert describe(load_workflow(path), name) == (label, is_512)

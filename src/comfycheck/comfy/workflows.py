@@ -113,15 +113,20 @@ def generation_workflow(client, profile) -> dict:
 
 SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"})
 SIZED = frozenset({"ImageScale", "EmptyLatentImage", "EmptySD3LatentImage", "EmptyImage"})
+MODEL_INPUTS = ("unet_name", "ckpt_name")  # the diffusion model a graph samples with (UNETLoader, checkpoints)
 
 
 def describe(workflow: dict, name: str) -> tuple[str, bool]:
-    """What a workflow runs, in the words its figures are labelled with ('one 512x512 generation
-    (qwen_image_edit_2509.json)', 'one model-free run of cpu_load_modelfree.json (2048x2048)'), and whether it is
-    what the generation targets are about: a model sampling a 512x512 image."""
+    """What a workflow runs, in the words its figures are labelled with ('one 512x512 generation of
+    qwen_image_edit_2509_fp8_e4m3fn.safetensors (qwen_image_edit_2509.json)', 'one model-free run of
+    cpu_load_modelfree.json (2048x2048)'), and whether it is what the generation targets are about: a model
+    sampling a 512x512 image."""
     sizes = {(n["inputs"].get("width"), n["inputs"].get("height")) for n in workflow.values()
              if isinstance(n, dict) and n.get("class_type") in SIZED}
     size = f"{next(iter(sizes))[0]}x{next(iter(sizes))[1]}" if len(sizes) == 1 else ""
     if any(isinstance(n, dict) and n.get("class_type") in SAMPLERS for n in workflow.values()):
-        return (f"one {size + ' ' if size else ''}generation ({name})", size == "512x512")
+        models = sorted({str(n["inputs"][k]) for n in workflow.values() if isinstance(n, dict)
+                         for k in MODEL_INPUTS if isinstance(n.get("inputs", {}).get(k), str)})
+        of = f" of {' and '.join(models)}" if models else ""
+        return (f"one {size + ' ' if size else ''}generation{of} ({name})", size == "512x512")
     return f"one model-free run of {name}{f' ({size})' if size else ''}", False
