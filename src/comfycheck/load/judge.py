@@ -156,7 +156,10 @@ def judge(targets: dict[str, Target], *, requested: int, generations: list[Gener
     and told, not judged."""
     label, is_512 = ran
     ok = [g for g in generations if g.ok]
-    times = [g.judged_s for g in ok]
+    cold = [g for g in ok if g.cold]
+    times = [g.judged_s for g in ok if not g.cold]  # a warm model's generations: the targets are about those
+    only_cold = "not assessed: the only successful generation was the first after /free, which loads the model " \
+                "again; run 2 or more"
     t = targets
     if not on_gpu:
         peak = None
@@ -169,11 +172,18 @@ def judge(targets: dict[str, Target], *, requested: int, generations: list[Gener
              none_why=f"not assessed: {requested} requested, the target needs {needed:g}; "
                       f"{len(ok)} of {len(generations)} succeeded"),
         _row(t["generation_s"], max(times) if times else None,
-             "slowest successful generation, by ComfyUI's execution_start -> success (a wait in the queue behind "
-             "another user's prompt is not counted)", what_ran=None if is_512 else f"{label}, slowest execution"),
+             "slowest successful generation with the model loaded, by ComfyUI's execution_start -> success (a wait "
+             "in the queue behind another user's prompt is not counted; the first after /free is told apart)",
+             what_ran=None if is_512 else f"{label}, slowest execution",
+             none_why=only_cold if cold else "not measured"),
         _row(t["generation_time_cv_pct"],
              100 * statistics.pstdev(times) / statistics.mean(times) if len(times) >= 2 else None,
-             "stability: standard deviation / mean of the executions"),
+             "stability: standard deviation / mean of the executions with the model loaded",
+             none_why="not assessed: fewer than 2 successful generations with the model loaded"),
+        *[Measurement(f"first {label.removeprefix('one ')} after /free, model load included",
+                      _r(g.judged_s, "s"), "s", None, "load run",
+                      {"note": "the run's own /free unloaded the model: this generation loads it again, so it is "
+                               "told apart and judged by no target (the warm ones are)"}) for g in cold],
         _row(t["vram_generation_pct"], peak.used_pct if peak else None, "peak VRAM during the run", none_why=no_gpu,
              what_ran=None if is_512 else f"peak VRAM during {label}"),
         _row(t["vram_generation_gb"], peak.mem_used_bytes / GB if peak else None, "peak VRAM during the run",

@@ -97,7 +97,7 @@ class Lifecycle:
         for m in summary.measurements:
             figure = f"{m.shown} {m.unit}".strip() if m.value is not None else m.note
             print(f"  {m.verdict:12} {m.name}: {figure}" + (f" (target {m.target.describe()})" if m.target else ""))
-        if not summary.passed and environment.process_exit_code == exitcodes.OK:
+        if not summary.passed and environment.process_exit_code in (None, exitcodes.OK):  # None: not set yet
             environment.process_exit_code = exitcodes.MISSED
 
     @staticmethod

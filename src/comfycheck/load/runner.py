@@ -57,6 +57,7 @@ class LoadRun:
         self.started = dt.datetime.now(dt.UTC)
         self.kept: int | None = None  # the run's id in the history, once kept
         self.keep_error = ""  # why it could not be kept
+        self.cold_taken = False  # the first generation after prepare()'s /free has been submitted
 
     # --- before ---------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -87,6 +88,7 @@ class LoadRun:
 
     # --- during ---------------------------------------------------------------------------------
     def one_generation(self) -> Generation:
+        gen_cold, self.cold_taken = not self.cold_taken, True  # the first submitted after /free runs first (FIFO)
         t0 = time.perf_counter()
         try:
             result = self.client.run(make_unique(self.workflow), timeout=self.profile.comfyui.generation_timeout_s)
@@ -98,6 +100,7 @@ class LoadRun:
                              result.prompt_id, result.failure_message(),
                              execution / 1000 if execution is not None else None)
         gen.n = len(self.generations) + 1  # in the order they ended (several users run at once with -u N)
+        gen.cold = gen_cold
         self.generations.append(gen)
         return gen
 

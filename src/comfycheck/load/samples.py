@@ -19,6 +19,7 @@ class Generation:
     prompt_id: str
     error: str = ""
     exec_s: float | None = None  # ComfyUI's own execution_start -> terminal: the generation without its queue wait
+    cold: bool = False  # the first after the run's own /free: it loads the model again (RAM or disk to the GPU)
 
     @property
     def judged_s(self) -> float:
