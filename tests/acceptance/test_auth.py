@@ -7,8 +7,10 @@ import pytest
 from comfycheck.judge.auth import (
     OFFERED,
     SHARED_NEEDS_AUTH,
+    SPELLINGS,
     credentials_problem,
     http_answer,
+    let_through,
     offered_credentials,
     websocket_answer,
 )
@@ -48,10 +50,12 @@ def test_public_http_refuses_other_credentials(profile, offered):
     pub = _public(profile)
     _must_ask(pub)
     creds = pub.credentials
-    answer = http_answer(profile, offered_credentials(creds, offered))
-    assert answer.refused, (
-        f"{creds.describe()}: {pub.url}/system_stats answered {answer} {OFFERED[offered]}: the proxy lets "
-        "anyone through; make it refuse requests without the right credentials (401)")
+    answers = {spelling: http_answer(profile, offered_credentials(creds, offered), spelling) for spelling in SPELLINGS}
+    through = let_through(answers, "/system_stats")
+    assert not through, (
+        f"{creds.describe()}: {pub.url} answered {OFFERED[offered]}: {through}: the proxy lets anyone through "
+        "there; make it refuse every spelling (ComfyUI answers each route bare and under /api) without the right "
+        "credentials (401)")
 
 
 @pytest.mark.smoke
@@ -61,7 +65,9 @@ def test_public_websocket_refuses_other_credentials(profile, offered):
     pub = _public(profile)
     _must_ask(pub)
     creds = pub.credentials
-    answer = websocket_answer(profile, offered_credentials(creds, offered))
-    assert answer.refused, (
-        f"{creds.describe()}: the WebSocket upgrade through {pub.url} {OFFERED[offered]} was not refused "
-        f"({answer}): the proxy guards HTTP but not /ws; apply the same authentication to the /ws location")
+    answers = {spelling: websocket_answer(profile, offered_credentials(creds, offered), spelling)
+               for spelling in SPELLINGS}
+    through = let_through(answers, "/ws")
+    assert not through, (
+        f"{creds.describe()}: the WebSocket upgrade through {pub.url} {OFFERED[offered]} was not refused at "
+        f"{through}: the proxy guards HTTP but not that socket; apply the same authentication to /ws and /api/ws")

@@ -149,9 +149,9 @@ def test_wrong_credentials_fail_once_naming_the_mode(proxy_faults, make_profile,
 def test_a_proxy_that_asks_for_nothing_fails_the_refusal_checks(proxy_faults, make_profile, mode):
     proxy_faults(auth=mode.proxy, auth_off=True)
     result = run_pytest(AUTH, profile=mode.profile(make_profile), env=mode.env)
-    assert_fails(result, HTTP_NONE, f'public.auth = "{mode.name}"', "answered HTTP 200 without credentials",
-                 "the proxy lets anyone through")
-    assert_fails(result, WS_NONE, "was not refused (opened)")
+    assert_fails(result, HTTP_NONE, f'public.auth = "{mode.name}"', "answered without credentials: /system_stats "
+                 "HTTP 200; /api/system_stats HTTP 200", "the proxy lets anyone through")
+    assert_fails(result, WS_NONE, "was not refused at /ws opened; /api/ws opened")
 
 
 @pytest.mark.parametrize("mode", MODES, ids=IDS)
@@ -159,9 +159,20 @@ def test_a_websocket_location_without_auth_fails_the_websocket_check_alone(proxy
     proxy_faults(auth=mode.proxy, ws_auth_off=True)
     result = run_pytest(AUTH, profile=mode.profile(make_profile), env=mode.env)
     out = result.stdout + result.stderr
-    assert_fails(result, WS_NONE, f'public.auth = "{mode.name}"', "the proxy guards HTTP but not /ws",
-                 "apply the same authentication to the /ws location")
+    assert_fails(result, WS_NONE, f'public.auth = "{mode.name}"', "was not refused at /ws opened; /api/ws opened",
+                 "the proxy guards HTTP but not that socket", "apply the same authentication to /ws and /api/ws")
     assert HTTP_NONE not in red_lines(out), out
+
+
+def test_a_spelling_the_proxy_forgot_to_guard_fails_both_refusal_checks(proxy_faults, make_profile):
+    """The rule guards /... and an /api/ location of its own asks for nothing: ComfyUI answers there too."""
+    mode = MODES[1]
+    proxy_faults(auth=mode.proxy, auth_api_open=True)
+    result = run_pytest(AUTH, profile=mode.profile(make_profile), env=mode.env)
+    out = result.stdout + result.stderr
+    assert_fails(result, HTTP_NONE, "answered without credentials: /api/system_stats HTTP 200")
+    assert_fails(result, WS_NONE, "was not refused at /api/ws opened")
+    assert "/system_stats HTTP 200;" not in out and "at /ws opened" not in out, "the bare spelling is guarded"
 
 
 def test_a_shared_deployment_without_auth_fails(make_profile):

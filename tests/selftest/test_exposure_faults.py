@@ -67,6 +67,16 @@ def test_the_secure_proxy_refuses_every_operation_and_the_page_and_api_still_wor
     assert page.returncode == 0, page.stdout + page.stderr
 
 
+@pytest.mark.parametrize("kept", ["number", "front"])
+def test_a_priority_field_the_proxy_keeps_is_named_alone(proxy_faults, make_profile, kept):
+    """ComfyUI reads `number` before `front`: a proxy that drops one and keeps the other is seen only by asking each
+    field on its own."""
+    proxy_faults(refuse=[op.key for op in OPERATIONS], priority_strip=[f for f in ("number", "front") if f != kept])
+    result = run_pytest(EXPOSURE, profile=make_profile({"public": {"audience": "shared"}}))
+    assert_fails(result, EXPOSURE, "measured 1 operations", f"jump the queue (number / front on POST /prompt) is "
+                 f"reachable ({kept} honoured: ")
+
+
 @pytest.mark.parametrize("left_open", [op.key for op in OPERATIONS if op.key not in ABSENT_HERE])
 def test_each_operation_left_open_by_the_secure_proxy_fails_alone(proxy_faults, make_profile, left_open):
     proxy_faults(refuse=[op.key for op in OPERATIONS if op.key != left_open])

@@ -311,8 +311,10 @@ class ComfyClient:
                 raise ComfyUnreachable(self.credentials.mask(str(exc))) from None
             except InvalidStatus as exc:
                 status = exc.response.status_code
-                raise ComfyHTTPError(f"WebSocket {url} refused: HTTP {status}{self._ws_hint(status)}",
-                                     status) from None
+                location = exc.response.headers.get("Location", "") if 300 <= status < 400 else ""
+                raise ComfyHTTPError(f"WebSocket {url} refused: HTTP {status}"
+                                     f"{f' to {location}' if location else ''}{self._ws_hint(status)}",
+                                     status, location=self.credentials.mask(location)) from None
             except (OSError, WebSocketException) as exc:
                 raise ComfyUnreachable(self.credentials.mask(
                     f"WebSocket {url}: cannot connect: {type(exc).__name__}: {exc}")) from None
@@ -332,6 +334,8 @@ class ComfyClient:
             return f" (the proxy refuses the credentials of {self.credentials.describe()})"
         if status == 401:
             return " (the proxy asks for credentials: set public.auth and its keys in the profile)"
+        if 300 <= status < 400:
+            return " (a redirect: a sign-in portal in front of ComfyUI sends a client without a session to its login)"
         return {403: f" ({hints.ORIGIN_REFUSED})", 400: f" ({hints.NO_UPGRADE})"}.get(status, "")
 
     def run(self, workflow: dict, *, timeout: float = 300.0) -> RunResult:

@@ -15,10 +15,11 @@ class ComfyUnreachable(ComfyError):
 
 
 class ComfyHTTPError(ComfyError):
-    def __init__(self, message: str, status: int, body: Any = None):
+    def __init__(self, message: str, status: int, body: Any = None, location: str = ""):
         super().__init__(message)
         self.status = status
         self.body = body
+        self.location = location  # a redirect's Location (a sign-in portal's login page)
 
 
 class PromptRejected(ComfyHTTPError):

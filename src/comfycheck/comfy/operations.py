@@ -9,6 +9,7 @@ blocks one and not the other blocks nothing). ComfyUI's own answer says the requ
 """
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ TINY_PROMPT = {  # model-free, 8x8, nothing saved: a preview lands in ComfyUI's 
     "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
 }
 PRIORITY_PROBE = -1000.0  # a queue number no honest client sends
+PRIORITY_FIELDS = (("number", PRIORITY_PROBE), ("front", True))  # each probed alone: ComfyUI reads number first
 INTERRUPT_BY_ID_SINCE = (0, 3, 57)  # older ComfyUI ignores prompt_id: a probe would interrupt whoever runs
 
 
@@ -122,17 +124,30 @@ def history_listing(client: ComfyClient, _direct: ComfyClient) -> Probe:
 
 
 def priority(client: ComfyClient, direct: ComfyClient) -> Probe:
-    """A tiny prompt sent with number -1000: ComfyUI's answer echoes the number it queued it with. The prompt's
-    own history entry is removed again on the backend (it is this check's, nobody else's)."""
-    try:
-        answer = client.submit(TINY_PROMPT, extra={"number": PRIORITY_PROBE})
-    except ComfyError as exc:
-        return Probe(False, f"POST /prompt with number {PRIORITY_PROBE:g}: {str(exc)[:160]}")
-    prompt_id, number = answer.get("prompt_id"), answer.get("number")
-    if prompt_id:
-        _forget(direct, str(prompt_id))
-    applied = isinstance(number, (int, float)) and float(number) == PRIORITY_PROBE
-    return Probe(applied, f"POST /prompt with number {PRIORITY_PROBE:g}: queued at {number}")
+    """Each of /prompt's queue-position fields alone, as ComfyUI reads them: `number` (-1000) wins over `front`, so
+    a proxy that drops one and keeps the other is only seen by asking each on its own. Each asks with a tiny
+    prompt; ComfyUI's answer echoes the number it queued it with (front: the next number, negated). The probes'
+    own history entries are removed again on the backend (they are this check's, nobody else's)."""
+    honoured, said = [], []
+    for field, value in PRIORITY_FIELDS:
+        asked = f"POST /prompt with {field} {json.dumps(value)} alone"
+        try:
+            answer = client.submit(TINY_PROMPT, extra={field: value})
+        except ComfyError as exc:
+            said.append(f"{asked}: {str(exc)[:160]}")
+            continue
+        prompt_id, number = answer.get("prompt_id"), answer.get("number")
+        if prompt_id:
+            _forget(direct, str(prompt_id))
+        queued = isinstance(number, (int, float))
+        if isinstance(number, (int, float)) and (number == PRIORITY_PROBE if field == "number" else number < 0):
+            honoured.append(field)
+            said.append(f"{asked}: honoured, queued at {number:g}")
+        else:
+            said.append(f"{asked}: {'ignored, queued at ' + format(number, 'g') if queued else 'not queued'}")
+    if honoured:
+        return Probe(True, f"{' and '.join(honoured)} honoured: " + "; ".join(said))
+    return Probe(False, "; ".join(said))
 
 
 def _forget(direct: ComfyClient, prompt_id: str) -> None:

@@ -13,6 +13,7 @@ from ..config.auth import Credentials
 from ..config.profile import Profile
 
 REFUSALS = (401, 403)
+SPELLINGS = ("", "/api")  # ComfyUI answers every route bare and under /api: a guard on one spelling guards nothing
 SHARED_NEEDS_AUTH = ("public.audience = \"shared\" and public.auth = \"none\": anyone who finds the address uses the "
                      "GPU and reaches every endpoint the proxy passes; put authentication in the proxy (bearer, "
                      "basic, a session cookie or a query token; README: Opening ComfyUI to users) and set "
@@ -42,30 +43,37 @@ def offered_credentials(creds: Credentials, offered: str) -> Credentials:
     return {"none": creds.absent(), "wrong": creds.wrong(), "right": creds}[offered]
 
 
-def _client(profile: Profile, creds: Credentials) -> ComfyClient:
+def _client(profile: Profile, creds: Credentials, spelling: str | None = None) -> ComfyClient:
     pub = profile.public
     assert pub is not None
-    return ComfyClient(pub.url, api_prefix=profile.comfyui.api_prefix, credentials=creds,
+    prefix = profile.comfyui.api_prefix if spelling is None else spelling
+    return ComfyClient(pub.url, api_prefix=prefix, credentials=creds,
                        timeout=profile.comfyui.timeout_s, ca_bundle=pub.ca_bundle, origin=pub.origin,
                        via_proxy=True)
 
 
-def http_answer(profile: Profile, creds: Credentials) -> Answer:
-    """GET /system_stats through the proxy with these credentials (no Origin: ComfyUI's own 403 is about that)."""
-    with _client(profile, creds) as client:
+def http_answer(profile: Profile, creds: Credentials, spelling: str | None = None) -> Answer:
+    """GET /system_stats through the proxy with these credentials (no Origin: ComfyUI's own 403 is about that),
+    under `spelling` ("" or "/api"; None: the profile's comfyui.api_prefix)."""
+    with _client(profile, creds, spelling) as client:
         client.origin = None
         resp = client.request("GET", "/system_stats", expect=())
     return Answer(resp.status_code, resp.headers.get("location", "") if resp.is_redirect else "")
 
 
-def websocket_answer(profile: Profile, creds: Credentials) -> Answer:
-    """The WebSocket upgrade through the proxy with these credentials and the page's Origin."""
-    with _client(profile, creds) as client:
+def websocket_answer(profile: Profile, creds: Credentials, spelling: str | None = None) -> Answer:
+    """The WebSocket upgrade through the proxy with these credentials and the page's Origin, at /ws or /api/ws."""
+    with _client(profile, creds, spelling) as client:
         try:
             with client.websocket():
                 return Answer(None)
         except ComfyHTTPError as exc:
-            return Answer(exc.status)
+            return Answer(exc.status, exc.location)
+
+
+def let_through(answers: dict[str, Answer], path: str) -> str:
+    """The spellings of `path` that were not refused, with what they answered: '' when every one was refused."""
+    return "; ".join(f"{spelling}{path} {answer}" for spelling, answer in answers.items() if not answer.refused)
 
 
 def credentials_problem(profile: Profile) -> str | None:

@@ -17,24 +17,28 @@ class Burst:
     sent: int
     accepted: int  # answered by ComfyUI before the proxy's first refusal
     refused_status: int | None  # the proxy's answer once the limit was reached; None: never
+    spelling: str = ""  # "" (POST /prompt) or "/api" (POST /api/prompt)
 
     def describe(self) -> str:
+        path = f"POST {self.spelling}/prompt"
         if self.refused_status is None:
-            return f"all {self.sent} POST /prompt of the burst got through: the proxy limits nothing"
-        return (f"{self.accepted} POST /prompt got through, then the proxy answered HTTP {self.refused_status} "
+            return f"all {self.sent} {path} of the burst got through: the proxy limits nothing there"
+        return (f"{self.accepted} {path} got through, then the proxy answered HTTP {self.refused_status} "
                 f"(burst of at most {self.sent})")
 
 
-def burst(profile: Profile) -> Burst:
-    """Sends at most twice the limit, one after the other, and stops at the first refusal."""
+def burst(profile: Profile, spelling: str = "") -> Burst:
+    """Sends at most twice the limit to POST {spelling}/prompt, one after the other, and stops at the first
+    refusal. Asked of each spelling in turn ("" then "/api"), a proxy whose limit covers both refuses the second
+    burst at once (one user's zone), and one that forgot a spelling lets that burst through."""
     pub = profile.public
     assert pub is not None and pub.rate_limit_per_min > 0
     size = int(2 * pub.rate_limit_per_min) + 1
     accepted = 0
     with ComfyClient.from_profile(profile, public=True, origin=pub.origin) as user:
         for sent in range(1, size + 1):
-            status = user.request("POST", "/prompt", json=EMPTY_PROMPT, expect=()).status_code
+            status = user.request("POST", f"{spelling}/prompt", bare=True, json=EMPTY_PROMPT, expect=()).status_code
             if status in LIMITED:
-                return Burst(sent, accepted, status)
+                return Burst(sent, accepted, status, spelling)
             accepted += 1
-    return Burst(size, accepted, None)
+    return Burst(size, accepted, None, spelling)

@@ -6,12 +6,14 @@ proxy rewrites the body without them (njs), so the prompt is queued in its turn.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .proxy_access import QUERY_COOKIE
 
 NJS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")
 STRIP_PRIORITY_JS = """// the client's queue position is not the client's to set on a shared ComfyUI
+var FIELDS = %s;
 function strip(r) {
     var text = r.requestText;
     if (!text) {
@@ -24,8 +26,7 @@ function strip(r) {
         return text;  // ComfyUI answers malformed JSON itself
     }
     if (body && typeof body === 'object' && !Array.isArray(body)) {
-        delete body.number;
-        delete body.front;
+        FIELDS.forEach(function (f) { delete body[f]; });
     }
     return JSON.stringify(body);
 }
@@ -33,10 +34,12 @@ export default {strip};
 """
 
 
-def render_refusals(refuse: set[str], prefix: Path, passed: str, prompts_per_min: float = 0) -> tuple[str, str, str]:
+def render_refusals(refuse: set[str], prefix: Path, passed: str, prompts_per_min: float = 0, *,
+                    strip_fields: list[str] | None = None, limit_bare_only: bool = False) -> tuple[str, str, str]:
     """The main context's lines, the http block's lines and the server's locations that refuse these operations
     and limit each user's POST /prompt to `prompts_per_min` (0: no limit). `passed`: a location's lines that
-    authenticate and proxy a request that is let through."""
+    authenticate and proxy a request that is let through. Faults: `strip_fields`, the priority fields the body
+    loses (else both); `limit_bare_only`, the limit on /prompt and not on /api/prompt."""
     loc: list[str] = []
 
     def location(match: str, body: str) -> None:
@@ -76,7 +79,8 @@ def render_refusals(refuse: set[str], prefix: Path, passed: str, prompts_per_min
             limit_req_status 429;"""
     if "priority" in refuse:
         prefix.mkdir(parents=True, exist_ok=True)
-        (prefix / "strip_priority.js").write_text(STRIP_PRIORITY_JS)
+        stripped = strip_fields or ["number", "front"]
+        (prefix / "strip_priority.js").write_text(STRIP_PRIORITY_JS % json.dumps(stripped))
         main = f"load_module {NJS_MODULE};"
         http += (f"\n    js_import priority from {prefix / 'strip_priority.js'};\n"
                  f"    js_set $comfycheck_prompt_body priority.strip;")
@@ -85,7 +89,16 @@ def render_refusals(refuse: set[str], prefix: Path, passed: str, prompts_per_min
             client_body_in_single_buffer on;
             proxy_set_body $comfycheck_prompt_body;"""
         passed = passed.replace("proxy_request_buffering off;", "proxy_request_buffering on;")
-    if prompt:
+    if prompt and limit_bare_only and prompts_per_min:
+        unlimited = prompt.replace(f"""
+            limit_req zone=prompts burst={per_min} nodelay;
+            limit_req_status 429;""", "")
+        loc.append(f"""
+        location = /prompt {{{prompt}{passed}
+        }}""" + (f"""
+        location = /api/prompt {{{unlimited}{passed}
+        }}""" if unlimited else ""))
+    elif prompt:
         loc.append(f"""
         location ~ ^/(api/)?prompt$ {{{prompt}{passed}
         }}""")
