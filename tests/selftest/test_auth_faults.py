@@ -92,6 +92,19 @@ def test_ui_checks_pass_behind_each_mode_a_browser_can_carry(proxy_faults, make_
     _assert_no_secret(mode, out)
 
 
+def test_a_sign_in_portal_that_redirects_to_its_login_is_a_refusal_and_its_page_works(proxy_faults, make_profile):
+    """A cookie portal answers a request without its session with a redirect to its sign-in page, the WebSocket
+    upgrade too: every refusal check passes, and the page, carrying the session, works."""
+    mode = MODES[2]
+    proxy_faults(auth=mode.proxy, portal_redirect=True)
+    result = run_pytest(AUTH, "tests/ui/test_comfyui_page.py", "-rA", profile=mode.profile(make_profile, "shared"),
+                        env=mode.env, timeout=240)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    for nodeid in (HTTP_NONE, HTTP_WRONG, WS_NONE, "tests/ui/test_comfyui_page.py::test_comfyui_run_button_runs"):
+        assert f"PASSED {nodeid}" in out, f"{nodeid} did not pass:\n{out}"
+
+
 @pytest.mark.parametrize("mode", MODES, ids=IDS)
 def test_soak_and_class_run_authenticate_and_keep_the_secret_out(proxy_faults, make_profile, tmp_path, mode):
     proxy_faults(auth=mode.proxy)

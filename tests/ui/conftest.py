@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
+from comfycheck.comfy.operations import PAGE_ROUTES
 from comfycheck.config.paths import BASELINES_DIR, SCREENSHOTS_DIR
 from comfycheck.probes.browser import (
     CHROMIUM_ARGS,
@@ -148,7 +149,8 @@ def screenshots(request, profile, extras):
 def watch_factory(profile):
     def make(page, expected_404=(), expected_console=()) -> PageWatch:
         watch = PageWatch(allowed_hosts(profile), tuple(expected_404) + profile.ui.expected_404,
-                          tuple(expected_console))
+                          tuple(expected_console), refused_by_design=tuple(
+                              r for r in PAGE_ROUTES if profile.public and profile.public.must_refuse(r.operation)))
         watch.attach(page)
         return watch
     return make

@@ -94,6 +94,7 @@ def test_comfyui_page_has_no_console_errors_or_failed_requests(comfy_page, measu
     w = comfy_page.watch
     measure.info("tolerated (known frontend behaviour)", len(w.tolerated), details=w.tolerated)
     measure.info("blocked requests outside the profile's hosts", len(w.blocked), urls=sorted(set(w.blocked)))
+    measure.info("requests the proxy refuses, as the profile requires", len(w.told), details=w.told)
     problems = w.problems()
     assert not problems, "the ComfyUI page is not healthy:\n  " + "\n  ".join(problems)
 

@@ -200,3 +200,33 @@ OPERATIONS = [
               "needs the body: ModSecurity for IIS, or a gateway that drops number/front"),
 ]
 assert tuple(op.key for op in OPERATIONS) == EXPOSURE_OPERATIONS, "one list of operations, in one order"
+
+
+@dataclass(frozen=True)
+class PageRoute:
+    """Requests ComfyUI's own page makes that an operation's refusal also refuses, and what the page loses then."""
+    operation: str
+    paths: tuple[str, ...]  # path prefixes, both spellings; one ending in $ is that path exactly, any query
+    loses: str
+    methods: tuple[str, ...] = ()  # () every method
+
+    def covers(self, method: str, path: str) -> bool:
+        bare = path.split("?", 1)[0]
+        return (not self.methods or method in self.methods) and any(
+            bare == p[:-1] if p.endswith("$") else path.startswith(p) for p in self.paths)
+
+
+# what a student's page loses on a deployment whose proxy refuses these operations, as the profile requires
+PAGE_ROUTES = (
+    PageRoute("internal_logs", ("/internal/",),
+              "what it reads from /internal/ (the model library's folder paths, the server log panel)"),
+    PageRoute("history_listing", ("/history$", "/api/history$"), "the queue panel's list of earlier prompts",
+              ("GET",)),
+    PageRoute("queue_edit", ("/queue", "/api/queue"), "the queue panel's clear and delete buttons", ("POST",)),
+    PageRoute("interrupt", ("/interrupt", "/api/interrupt"), "its Cancel button"),
+    PageRoute("free", ("/free", "/api/free"), "its button that frees the GPU's memory"),
+    PageRoute("userdata_write", ("/userdata/", "/api/userdata/"), "saving workflows and settings files on the server",
+              ("POST", "PUT", "DELETE")),
+    PageRoute("manager", tuple(f"{s}/{m}/" for s in ("", "/api") for m in ("manager", "customnode", "snapshot")),
+              "ComfyUI-Manager's menu"),
+)

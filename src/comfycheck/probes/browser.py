@@ -116,6 +116,8 @@ class PageWatch:
     tolerated: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     websockets: list[dict] = field(default_factory=list)
+    refused_by_design: tuple = ()  # comfy.operations.PageRoute: what the profile requires the proxy to refuse
+    told: list[str] = field(default_factory=list)  # the page's requests refused as the profile requires
 
     def attach(self, page) -> None:
         page.route("**/*", self._route)
@@ -140,7 +142,19 @@ class PageWatch:
     def _response(self, response) -> None:
         if response.status >= 400:
             entry = f"{response.status} {response.request.method} {response.url}"
+            by_design = self._refused_by_design(response.status, response.request.method, response.url)
+            if by_design:
+                self.told.append(f"{entry}: refused as the profile requires ({by_design})")
+                return
             (self.tolerated if response.status == 404 and self._expected(response.url) else self.failed).append(entry)
+
+    def _refused_by_design(self, status: int, method: str, url: str) -> str:
+        """What the page loses, where this is the proxy refusing a route the profile says it must refuse."""
+        if status not in (401, 403, 404, 405):
+            return ""
+        path = urlsplit(url)._replace(scheme="", netloc="").geturl()
+        route = next((r for r in self.refused_by_design if r.covers(method, path)), None)
+        return f"{route.operation}: the page does without {route.loses}" if route else ""
 
     def _request_failed(self, request) -> None:
         if request.url in self.blocked or request.url.startswith(("data:", "blob:")):

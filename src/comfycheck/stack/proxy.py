@@ -34,6 +34,7 @@ PROXY_FAULTS = {
     "no_hsts": "no Strict-Transport-Security header",
     "auth_off": "no authentication asked, whatever the profile's public.auth requires",
     "ws_auth_off": "the WebSocket (/ws) has a location of its own that asks for no authentication",
+    "portal_redirect": "a sign-in portal: a request without the session is redirected to /login (302), not 401",
     "auth_api_open": "the /api/ spelling of every route has a location of its own that asks for no authentication",
     "rate_limit_bare_only": "the per-user limit is on POST /prompt and not on its /api/prompt spelling",
     "priority_strip": "with refuse priority: only these fields (number, front) are dropped from POST /prompt",
@@ -86,6 +87,13 @@ def render(cfg: ProxyConfig, certs: CertFiles, prefix: Path) -> str:
     hsts = "" if f.get("no_hsts") else (
         f'add_header Strict-Transport-Security "max-age={cfg.hsts_max_age_s}" always;')
     auth_maps, auth = render_auth(Credentials() if f.get("auth_off") else cfg.auth, prefix / "htpasswd")
+    login = ""
+    if f.get("portal_redirect"):  # a sign-in portal: no session, sent to its login page (the WebSocket upgrade too)
+        auth = auth.replace("return 401;", "return 302 /login?next=$request_uri;")
+        login = """
+        location = /login {
+            default_type text/html; return 200 "<!doctype html><title>Sign in</title><form></form>";
+        }"""
     cors_map = "\n".join(f'        "{o}" $http_origin;' for o in cfg.cors_origins)
     read_timeout = f"{int(f['read_timeout_s'])}s" if f.get("read_timeout_s") else "3600s"
     fleet, balancer = _balancer(cfg)
@@ -195,7 +203,7 @@ http {{
         ssl_ciphers {ciphers};
         ssl_session_cache shared:tls:1m;
         client_max_body_size {limit}m;
-        {refusal_locations}
+        {refusal_locations}{login}
         location / {{{page}
         }}{ws_open}{fallback}
     }}

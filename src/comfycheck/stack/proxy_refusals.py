@@ -58,7 +58,7 @@ def render_refusals(refuse: set[str], prefix: Path, passed: str, prompts_per_min
     elif listing:
         location("~ ^/(api/)?history$", "if ($request_method = GET) { return 403; }")
     for key, match in (("interrupt", "~ ^/(api/)?interrupt$"), ("free", "~ ^/(api/)?free$"),
-                       ("internal_logs", "~ ^/internal/logs"), ("jobs_cancel", "~ ^/(api/)+jobs/.*cancel$"),
+                       ("internal_logs", "^~ /internal/"), ("jobs_cancel", "~ ^/(api/)+jobs/.*cancel$"),
                        ("manager", "~ ^/(api/)?(manager|customnode|snapshot|externalmodel)/")):
         if key in refuse:
             refused(match)
