@@ -21,6 +21,7 @@ from comfycheck.judge import install
 from comfycheck.judge.foundations import backend_upload_limit
 from comfycheck.polling import DeadlineExceeded, wait_until
 from comfycheck.probes.gpu import Sampler, SystemStatsSource
+from comfycheck.probes.gpu_choice import card_mismatch, card_seen, names_a_card
 from comfycheck.probes.host import sampled
 
 pytestmark = pytest.mark.acceptance
@@ -108,6 +109,25 @@ def test_comfyui_packages_meet_its_requirements(comfy, profile, measure):
 
 
 @pytest.mark.smoke
+def test_comfyui_runs_on_the_card_the_profile_names(comfy, profile, measure):
+    """"GPU 0" is ambiguous (CUDA and nvidia-smi number cards differently): the card is found by ComfyUI's PID."""
+    g = profile.gpus
+    if not names_a_card(g):
+        pytest.skip("the profile names no card for ComfyUI ([gpus] comfyui, comfyui_uuid or comfyui_pci_bus_id)")
+    seen = card_seen(profile, comfy.system_stats())
+    named = ", ".join(f"{k} = {v!r}" for k, v in (("comfyui", g.comfyui), ("comfyui_uuid", g.comfyui_uuid),
+                                                  ("comfyui_pci_bus_id", g.comfyui_pci_bus_id)) if v)
+    if seen is None:
+        pytest.fail(f"ComfyUI runs on the CPU (/system_stats lists no GPU), but the profile's [gpus] names {named}: "
+                    "start it on its card (not with --cpu; is CUDA visible to it?)", pytrace=False)
+    measure.info("ComfyUI's card", seen.describe(), found_by=seen.how, profile_names=named)
+    differ = card_mismatch(g, seen.name, seen.uuid, seen.pci_bus_id)
+    assert not differ, (
+        f"ComfyUI runs on {seen.describe()} (found by {seen.how}), but the profile's [gpus] {differ}: it is on "
+        "another card than planned. CUDA and nvidia-smi number GPUs differently: pin ComfyUI to its card by UUID "
+        "(CUDA_VISIBLE_DEVICES=GPU-...) or --cuda-device with CUDA's index, or correct the profile")
+
+
 def test_required_custom_nodes_present(comfy, profile, measure, run_record):
     offered = comfy.object_info()
     missing = [n for n in profile.comfyui.required_nodes if n not in offered]

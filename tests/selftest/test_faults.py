@@ -35,6 +35,24 @@ def test_missing_model_file_is_named(fault_switch):
                  "model file 'qwen_image_vae.safetensors' is not offered by VAELoader.vae_name")
 
 
+CARD = "test_comfyui_runs_on_the_card_the_profile_names"
+
+
+def test_comfyui_on_another_card_than_the_profile_names_fails_naming_both(deployment, make_profile):
+    """The H200's run: a profile naming an RTX 3090 while ComfyUI ran on another card (the stand-in's is a 3090)."""
+    result = run_pytest(f"{BACKEND}::{CARD}", profile=make_profile({"gpus": {"comfyui": "NVIDIA H200"}}))
+    assert_fails(result, CARD, "ComfyUI runs on NVIDIA GeForce RTX 3090 (found by ", "but the profile's [gpus] "
+                 "comfyui = 'NVIDIA H200': it is on another card than planned", "CUDA_VISIBLE_DEVICES=GPU-")
+    assert run_pytest(f"{BACKEND}::{CARD}").returncode == 0, "the local profile's card is the stand-in's"
+
+
+def test_comfyui_on_the_cpu_fails_where_the_profile_names_its_card(fault_switch):
+    fault_switch.set(cpu_only=True)
+    result = run_pytest(f"{BACKEND}::{CARD}")
+    assert_fails(result, CARD, "ComfyUI runs on the CPU (/system_stats lists no GPU), but the profile's [gpus] "
+                 "names comfyui = 'NVIDIA GeForce RTX 3090'")
+
+
 def test_failing_generation_is_reported_with_comfyui_error(fault_switch):
     fault_switch.set(generation_fails=True)
     result = run_pytest(f"{BACKEND}::test_smoke_generation_end_to_end")

@@ -144,3 +144,33 @@ def test_nvml_unavailable_says_so(monkeypatch):
     with pytest.raises(gpu.GpuUnavailable, match="NVML unavailable on this host"):
         gpu.load_nvml()
 
+
+
+H200 = [{"name": "NVIDIA H200", "uuid": "GPU-cccc", "bus": "00000000:19:00.0", "total": 141 * GiB, "cc": (9, 0),
+         "pids": [8188]}]
+
+
+@pytest.mark.parametrize("names, differ", [
+    ({"comfyui": "NVIDIA GeForce RTX 3090"}, "comfyui = 'NVIDIA GeForce RTX 3090'"),
+    ({"comfyui_uuid": "GPU-bbbb"}, "comfyui_uuid = 'GPU-bbbb'"),
+    ({"comfyui_pci_bus_id": "02:00.0"}, "comfyui_pci_bus_id = '02:00.0'"),
+    ({"comfyui": "NVIDIA H200", "comfyui_uuid": "gpu-CCCC", "comfyui_pci_bus_id": "0000:19:00.0"}, ""),
+])
+def test_the_card_comfyuis_pid_is_on_is_held_to_the_profiles_names(monkeypatch, make_profile, names, differ):
+    """Found by ComfyUI's PID alone, never by the profile's names; a load run samples it and says so."""
+    from comfycheck.config.profile import load_profile
+    from comfycheck.probes import gpu_choice
+
+    monkeypatch.setattr(gpu_choice, "load_nvml", lambda: FakeNvml(H200))
+    monkeypatch.setattr(gpu_choice, "comfyui_pids", lambda profile: [8188])
+    profile = load_profile(make_profile({"gpus": {"comfyui": "", **names}}))
+    seen = gpu_choice.card_seen(profile, {"devices": []})
+    assert seen is not None and (seen.name, seen.uuid) == ("NVIDIA H200", "GPU-cccc") and "PID 8188" in seen.how
+    assert gpu_choice.card_mismatch(profile.gpus, seen.name, seen.uuid, seen.pci_bus_id) == differ
+
+    stats = {"devices": [{"name": "cuda:0 NVIDIA H200 : cudaMallocAsync", "type": "cuda", "vram_total": 141 * GiB,
+                          "vram_free": 140 * GiB, "torch_vram_total": 0, "torch_vram_free": 0, "index": 0}]}
+    choice = gpu_choice.choose_source(profile, SimpleNamespace(system_stats=lambda: stats))
+    notes = " ".join(choice.notes)
+    assert "sampled NVIDIA H200 (GPU-cccc, PCI bus 00000000:19:00.0, NVML index 0), found by PID 8188" in notes, notes
+    assert (f"the profile's [gpus] {differ} is not the card ComfyUI runs on" in notes) == bool(differ), notes

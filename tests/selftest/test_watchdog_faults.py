@@ -8,8 +8,14 @@ import time
 
 import pytest
 
-from comfycheck.config.paths import DEFAULT_PROFILE
-from comfycheck.probes.process import ProcessId
+from comfycheck.comfy.client import ComfyClient
+from comfycheck.comfy.workflows import load_workflow, make_unique
+from comfycheck.config.paths import DEFAULT_PROFILE, WORKFLOWS_DIR
+from comfycheck.config.profile import load_profile
+from comfycheck.polling import wait_until
+from comfycheck.probes.process import ProcessId, listening_process
+from comfycheck.stack import EmbeddedStack
+from comfycheck.standin.__main__ import CRASH_AT_START
 from comfycheck.watchdog import Killer, kill_and_watch
 from tests.selftest.helpers import assert_fails, merge, own_ports, run_pytest
 
@@ -23,12 +29,67 @@ def _own_stack(profile, **overrides) -> dict:
     return merge(ports, overrides)
 
 
-def test_watchdog_that_never_restarts_fails_at_the_deadline(make_profile, profile):
-    profile = make_profile(_own_stack(profile, stack={"autorestart": False}, watchdog={"deadline_s": 3}))
-    result = run_pytest(KILL, profile=profile, timeout=90)
-    assert_fails(result, KILL, "ComfyUI did not come back within 3 s after the kill (SIGKILL to pid",
-                 "no new process appeared (the watchdog did not restart ComfyUI)",
-                 "/system_stats never answered 200 again")
+def test_watchdog_that_never_restarts_fails_at_the_deadline_and_the_rollback_brings_it_back(make_profile, profile):
+    path = make_profile(_own_stack(profile, stack={"autorestart": False}, watchdog={"deadline_s": 3}))
+    stack = EmbeddedStack(load_profile(path))
+    stack.up()
+    try:
+        result = run_pytest(KILL, profile=path, timeout=90)
+        assert_fails(result, KILL, "ComfyUI did not come back within 3 s after the kill (SIGKILL to pid",
+                     "no new process appeared (the watchdog did not restart ComfyUI)",
+                     "/system_stats never answered 200 again",
+                     f"ROLLBACK RAN: supervisord at {stack.settings.supervisor_url} restarted program 'comfyui'; "
+                     "ComfyUI answered again")
+        assert stack.running() is not None, "the rollback did not leave ComfyUI running"
+    finally:
+        stack.down()
+
+
+def test_a_crash_loop_is_named_with_each_exit_and_the_last_log_lines(make_profile, profile):
+    """After the kill, supervisord starts ComfyUI again and each new process exits at once (a bad argument left in
+    its command line): the failure counts them, says how each ended and what ComfyUI said, and the rollback runs."""
+    # three exits end the wait at once (real ComfyUI takes ~10 s to reach its custom nodes); the rollback, which
+    # cannot help, is waited for a few seconds
+    real = profile.stack is not None and profile.stack.real
+    path = make_profile(_own_stack(profile, watchdog={"deadline_s": 60 if real else 10,
+                                                      "rollback_wait_s": 12 if real else 3}))
+    stack = EmbeddedStack(load_profile(path))
+    stack.up()
+    bad = "error: unrecognized arguments: --highvram-typo"
+    if stack.settings.real:  # real ComfyUI: a custom node that exits as it is imported (SystemExit passes its guard)
+        node = stack.state_dir / "comfyui-real" / "custom_nodes" / "comfycheck_selftest_exits"
+        node.mkdir(parents=True, exist_ok=True)
+        (node / "__init__.py").write_text(f"import sys\nprint({bad!r}, flush=True)\nsys.exit(3)\n")
+        crash = node / "__init__.py"
+    else:
+        crash = stack.state_dir / "comfyui" / CRASH_AT_START
+        crash.write_text(f"3 {bad}")
+    try:
+        result = run_pytest(KILL, profile=path, timeout=240)
+        assert_fails(result, KILL, "ComfyUI is in a crash loop: ", "new process(es) started after the kill",
+                     "exit status 3, exit status 3, exit status 3", "read from supervisord's log", bad,
+                     "ROLLBACK RAN: ", "ComfyUI still did not answer at the deadline: bring it back by hand")
+    finally:
+        crash.unlink()
+        stack.down()
+
+
+def test_a_busy_deployment_is_not_killed(deployment, fault_switch, make_profile, profile):
+    """Someone's prompt runs: the kill waits idle_wait_s for it, then is refused, naming it; the prompt ends well."""
+    fault_switch.set(slow_generation_s=6)
+    with ComfyClient.from_profile(profile) as comfy:
+        before = comfy.system_stats()["system"].get("argv")
+        running = comfy.submit(make_unique(load_workflow(WORKFLOWS_DIR / "cpu_load_modelfree.json")))["prompt_id"]
+        wait_until(lambda: comfy.queue()["queue_running"], timeout=30, what="the prompt to start")
+        pid = listening_process(int(profile.comfyui.url.rsplit(":", 1)[1]))
+        result = run_pytest(KILL, "-rs", profile=make_profile({"watchdog": {"idle_wait_s": 1}}), timeout=90)
+        out = result.stdout + result.stderr
+        assert result.returncode == 0 and "1 skipped" in out, out
+        assert "the kill was refused: ComfyUI was still busy after 1 s (prompt " in out and running in out, out
+        assert listening_process(int(profile.comfyui.url.rsplit(":", 1)[1])) == pid, "ComfyUI was killed"
+        wait_until(lambda: running in comfy.history(running), timeout=60, what="the prompt to end")
+        assert comfy.history(running)[running]["status"]["status_str"] == "success"
+        assert comfy.system_stats()["system"].get("argv") == before
 
 
 def test_restart_slower_than_the_target_fails_with_the_time(make_profile, profile):

@@ -190,6 +190,11 @@ class WatchdogSettings:
     supervisor_program: str = key(_str, "comfyui")
     deadline_s: float = key(_num, 120.0)
     poll_interval_s: float = key(_poll, 0.1)
+    idle_wait_s: float = key(_num, 60.0)  # how long a busy ComfyUI is waited for before the kill is refused
+    # after a recovery that failed: "auto" (supervisord's start where one is known), "command", "supervisor", "none"
+    rollback: str = key(one_of("auto", "command", "supervisor", "none"), "auto")
+    rollback_command: str = key(_str, "")  # rollback = "command": a shell command that restarts ComfyUI
+    rollback_wait_s: float = key(_num, 120.0)  # how long ComfyUI may take to answer after the rollback (a full start)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,8 @@ class Lifecycle:
         if run.keep_error:
             print(f"comfycheck: {run.keep_error}", file=sys.stderr)
             environment.process_exit_code = exitcodes.NOT_KEPT
+        for note in getattr(summary, "notes", []):  # which card was sampled and why, what was left out
+            print(f"  note: {note}")
         for m in summary.measurements:
             figure = f"{m.shown} {m.unit}".strip() if m.value is not None else m.note
             print(f"  {m.verdict:12} {m.name}: {figure}" + (f" (target {m.target.describe()})" if m.target else ""))

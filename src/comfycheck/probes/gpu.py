@@ -86,7 +86,7 @@ def inventory(nvml) -> list[GpuInfo]:
     return gpus
 
 
-def _same_bus(a: str, b: str) -> bool:
+def same_bus(a: str, b: str) -> bool:
     def norm(bus: str) -> str:  # NVML pads the PCI domain with zeros
         return bus.lower().lstrip("0").replace("00000000:", "")
 
@@ -108,7 +108,7 @@ def match_device(gpus: list[GpuInfo], *, pids: Sequence[int] = (), uuid: str = "
                                    + ", ".join(f"{g.name} {g.uuid}" for g in gpus))
         return hit[0], "the profile's UUID"
     if pci_bus_id:
-        hit = [g for g in gpus if _same_bus(g.pci_bus_id, pci_bus_id)]
+        hit = [g for g in gpus if same_bus(g.pci_bus_id, pci_bus_id)]
         if not hit:
             raise DeviceMatchError(f"no GPU is on PCI bus {pci_bus_id} from the profile; NVML has "
                                    + ", ".join(f"{g.name} {g.pci_bus_id}" for g in gpus))

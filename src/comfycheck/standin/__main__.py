@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import json
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -58,8 +59,16 @@ async def serve(args: argparse.Namespace) -> None:
         await runner.cleanup()
 
 
+CRASH_AT_START = "crash-at-start"  # in the data folder: every start exits at once, with the code and words it holds
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    crash = args.data_dir / CRASH_AT_START
+    if crash.is_file():  # a watchdog's crash loop: what a bad argument left in ComfyUI's command line does
+        code, _, words = crash.read_text().partition(" ")
+        print(words.strip(), file=sys.stderr, flush=True)
+        sys.exit(int(code))
     # Real ComfyUI binds its port only after importing every node; a startup delay imitates that.
     time.sleep(args.startup_delay)
     asyncio.run(serve(args))
