@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 
+import psutil
 import pytest
 
 from comfycheck.comfy.client import ComfyClient
@@ -72,6 +73,10 @@ def test_a_crash_loop_is_named_with_each_exit_and_the_last_log_lines(make_profil
     finally:
         crash.unlink()
         stack.down()
+    # a crash loop spawns again and again: stopping supervisord in the middle of one must leave no orphan behind
+    left = [p.pid for p in psutil.process_iter(["cmdline"])
+            if str(stack.state_dir) in " ".join(p.info["cmdline"] or [])]
+    assert not left, f"processes of the stopped stack outlived it: {left}"
 
 
 def test_a_busy_deployment_is_not_killed(deployment, fault_switch, make_profile, profile):

@@ -239,7 +239,8 @@ class EmbeddedStack:
         under one of its PIDs (after a reboot: the system's nginx, anything) is left alone and told."""
         for role, pid in (("proxy", info.proxy_pid), ("forge", info.forge_pid), ("supervisor", info.supervisor_pid)):
             if info.own(role, pid):
-                owned.stop(pid, role)
+                # supervisord first stops its programs: give it the time to escalate to SIGKILL itself
+                owned.stop(pid, role, timeout=2 * supervisor.STOP_WAIT_S + 5 if role == "supervisor" else 10)
             elif pid and owned.Started.now(pid) is not None:
                 raw = info.processes.get(role)
                 why = owned.Started.from_json(raw).differs() if raw and raw["pid"] == pid else \

@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 from .. import ComfycheckError
 
 PROGRAM = "comfyui"
+# a SIGTERM that reaches a program between supervisord's fork and its exec is lost: supervisord then sends SIGKILL
+# after this many seconds, and whoever stops supervisord waits for that (else the program outlives it, an orphan)
+STOP_WAIT_S = 5
 
 
 class SupervisorError(ComfycheckError):
@@ -70,6 +73,7 @@ autorestart={'true' if autorestart else 'false'}
 startsecs=0
 startretries=5
 stopsignal=TERM
+stopwaitsecs={STOP_WAIT_S}
 stopasgroup=true
 killasgroup=true
 redirect_stderr=true
