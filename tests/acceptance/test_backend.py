@@ -128,6 +128,7 @@ def test_comfyui_runs_on_the_card_the_profile_names(comfy, profile, measure):
         "(CUDA_VISIBLE_DEVICES=GPU-...) or --cuda-device with CUDA's index, or correct the profile")
 
 
+@pytest.mark.smoke
 def test_required_custom_nodes_present(comfy, profile, measure, run_record):
     offered = comfy.object_info()
     missing = [n for n in profile.comfyui.required_nodes if n not in offered]

@@ -17,7 +17,7 @@ from comfycheck.stack import EmbeddedStack, StackInfo, certs
 from comfycheck.stack.__main__ import main as stack_cli
 from comfycheck.stack.owned import Started
 from comfycheck.stack.proxy import NginxProxy, ProxyConfig, nginx_binary
-from tests.selftest.helpers import free_port, merge, own_ports
+from tests.selftest.helpers import free_port, own_ports
 
 pytestmark = pytest.mark.selftest
 
@@ -44,7 +44,8 @@ def test_stack_up_never_stops_a_process_it_did_not_start(make_profile, foreign_n
     nginx, port = foreign_nginx
     ports = own_ports()
     ports["public"].update(url=f"https://localhost:{port}", cors_origins=[f"https://localhost:{port}"])
-    path = make_profile(merge(ports, {"forge": None}))
+    ports["forge"] = None  # no Forge: the session's own runs on the profile's port (None drops the table)
+    path = make_profile(ports)
     stack = EmbeddedStack(load_profile(path))
     stale = StackInfo("", "", 0, 0.0, 0.0, "", proxy_pid=nginx.pid)
     if record == "reused":  # the stack's own nginx had this PID, started at another time
