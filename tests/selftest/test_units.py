@@ -314,3 +314,23 @@ def test_a_figure_is_labelled_with_what_ran(name, label, is_512, tmp_path):
         path = tmp_path / name
         path.write_text(json.dumps(SD15))
     assert describe(load_workflow(path), name) == (label, is_512)
+
+
+def test_an_installed_copy_reports_no_commit_of_a_repository_around_it(tmp_path, monkeypatch):
+    """Installed into a venv inside somebody's repository, comfycheck's version is its own, without their commit."""
+    import subprocess
+
+    from comfycheck.outputs import versions
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",
+                    "--allow-empty", "-m", "theirs"], check=True)
+    installed = tmp_path / ".venv" / "lib" / "python3.11"  # where PROJECT_ROOT lands for a site-packages copy
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(versions, "PROJECT_ROOT", installed)
+    theirs = subprocess.run(["git", "-C", str(installed), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    said = versions.comfycheck.__wrapped__()
+    assert theirs and theirs not in said, said
+    monkeypatch.setattr(versions, "PROJECT_ROOT", tmp_path)  # a checkout of its own: its commit is told
+    assert versions.comfycheck.__wrapped__().endswith(f"({theirs})")

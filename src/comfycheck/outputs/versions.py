@@ -41,11 +41,14 @@ def of_custom_nodes(loaded: list[str], failed: list[str]) -> str:
 
 @functools.cache
 def comfycheck() -> str:
-    """comfycheck's version, with the checkout's commit where it runs from git."""
+    """comfycheck's version, with the checkout's commit where it runs from its own git checkout: an installed copy
+    (site-packages, perhaps inside somebody's repository) has no commit, never the enclosing repository's."""
     try:
         version = metadata.version("comfycheck")
     except metadata.PackageNotFoundError:
         version = "?"
+    if not (PROJECT_ROOT / ".git").exists():
+        return version
     try:
         commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short=12", "HEAD"],
                                 capture_output=True, text=True, timeout=5).stdout.strip()
