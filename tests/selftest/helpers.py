@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -165,6 +166,11 @@ def assert_fails(result, nodeid: str, *phrases: str) -> None:
     assert f"FAILED {nodeid}" in out, out
     for phrase in phrases:
         assert phrase in out, f"{phrase!r} not in the failure message:\n{out}"
+
+
+def measured(folder: Path) -> dict[str, dict]:
+    """The figures a run with --html=<folder>/report.html wrote to measurements.json, by name."""
+    return {m["name"]: m for m in json.loads((folder / "measurements.json").read_text())}
 
 
 def red_lines(out: str) -> list[str]:

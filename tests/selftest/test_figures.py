@@ -1,11 +1,9 @@
 """Figures a reader sees in the report: named and in one unit, as the server reports them."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.selftest.helpers import run_pytest
+from tests.selftest.helpers import measured, run_pytest
 
 pytestmark = pytest.mark.selftest
 BACKEND = "tests/acceptance/test_backend.py"
@@ -16,7 +14,7 @@ def _measurements(tmp_path, *args) -> dict[str, dict]:
     report = tmp_path / "report.html"
     result = run_pytest(*args, f"--html={report}", "--self-contained-html")
     assert result.returncode == 0, result.stdout + result.stderr
-    return {m["name"]: m for m in json.loads((tmp_path / "measurements.json").read_text())}
+    return measured(tmp_path)
 
 
 def test_a_cpu_device_is_named_by_its_type(fault_switch, tmp_path):

@@ -1,7 +1,6 @@
 """The kill test against watchdogs that fail, and its guardrail."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -18,7 +17,7 @@ from comfycheck.probes.process import ProcessId, listening_process
 from comfycheck.stack import EmbeddedStack
 from comfycheck.standin.__main__ import CRASH_AT_START
 from comfycheck.watchdog import Killer, kill_and_watch
-from tests.selftest.helpers import assert_fails, merge, own_ports, run_pytest
+from tests.selftest.helpers import assert_fails, measured, merge, own_ports, run_pytest
 
 pytestmark = pytest.mark.selftest
 KILL = "tests/acceptance/test_watchdog.py::test_watchdog_restarts_comfyui_after_a_kill"
@@ -139,11 +138,11 @@ def test_each_kill_strategy_measures_a_recovery(deployment, make_profile, watchd
     result = run_pytest(KILL, "--allow-destructive", f"--html={report}", "--self-contained-html", profile=profile,
                         timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
-    measured = {m["name"]: m for m in json.loads((tmp_path / "measurements.json").read_text())}
+    figures = measured(tmp_path)
     for figure in ("new ComfyUI process after the kill", "ComfyUI back after the kill (direct /system_stats 200)",
                    "ComfyUI back through the proxy after the kill",
                    "startup of the new process (to /system_stats 200)"):
-        assert figure in measured and measured[figure]["value"] >= 0, f"{watchdog['kill']}: {figure!r} not measured"
+        assert figure in figures and figures[figure]["value"] >= 0, f"{watchdog['kill']}: {figure!r} not measured"
 
 
 class _LateReportingWatchdog(Killer):

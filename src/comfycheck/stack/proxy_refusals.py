@@ -64,7 +64,7 @@ def render_refusals(refuse: set[str], prefix: Path, passed: str, prompts_per_min
             refused(match)
     if "userdata_write" in refuse:
         location("~ ^/(api/)?userdata/", "limit_except GET { deny all; }")
-    main, http, prompt = "", "", ""
+    main, http, limit, rewrite = "", "", "", ""
     if prompts_per_min:
         # a user: the credentials the request carries, on top of the address (a class behind one NAT shares it)
         per_min = max(1, round(prompts_per_min))
@@ -74,7 +74,7 @@ def render_refusals(refuse: set[str], prefix: Path, passed: str, prompts_per_min
         default "";
     }}
     limit_req_zone $comfycheck_prompt_user zone=prompts:1m rate={per_min}r/m;"""
-        prompt += f"""
+        limit = f"""
             limit_req zone=prompts burst={per_min} nodelay;
             limit_req_status 429;"""
     if "priority" in refuse:
@@ -84,22 +84,16 @@ def render_refusals(refuse: set[str], prefix: Path, passed: str, prompts_per_min
         main = f"load_module {NJS_MODULE};"
         http += (f"\n    js_import priority from {prefix / 'strip_priority.js'};\n"
                  f"    js_set $comfycheck_prompt_body priority.strip;")
-        prompt += """
+        rewrite = """
             client_body_buffer_size 16m;
             client_body_in_single_buffer on;
             proxy_set_body $comfycheck_prompt_body;"""
         passed = passed.replace("proxy_request_buffering off;", "proxy_request_buffering on;")
-    if prompt and limit_bare_only and prompts_per_min:
-        unlimited = prompt.replace(f"""
-            limit_req zone=prompts burst={per_min} nodelay;
-            limit_req_status 429;""", "")
-        loc.append(f"""
-        location = /prompt {{{prompt}{passed}
-        }}""" + (f"""
-        location = /api/prompt {{{unlimited}{passed}
-        }}""" if unlimited else ""))
-    elif prompt:
-        loc.append(f"""
-        location ~ ^/(api/)?prompt$ {{{prompt}{passed}
+    # the limit on both spellings, or (the fault) on the bare one alone
+    spellings = [("= /prompt", limit), ("= /api/prompt", "")] if limit_bare_only else [("~ ^/(api/)?prompt$", limit)]
+    for match, limited in spellings:
+        if limited or rewrite:
+            loc.append(f"""
+        location {match} {{{limited}{rewrite}{passed}
         }}""")
     return main, http, "".join(loc)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from ..comfy.client import ComfyClient, ComfyError
 from ..config.settings import WatchdogSettings
 from ..polling import DeadlineExceeded, wait_until
-from .killers import WatchdogError
+from .killers import WatchdogError, supervisor_rpc
+from .recovery import answers
 
 
 class KillRefused(WatchdogError):
@@ -86,7 +87,7 @@ def roll_back(w: WatchdogSettings, direct: ComfyClient) -> Rollback | None:
         done = subprocess.run(w.rollback_command, shell=True, capture_output=True, text=True, timeout=120)
         what = f"ran [watchdog] rollback_command {w.rollback_command!r} (exit {done.returncode})"
     else:
-        rpc = xmlrpc.client.ServerProxy(w.supervisor_url.rstrip("/") + "/RPC2")
+        rpc = supervisor_rpc(w.supervisor_url)
         try:
             rpc.supervisor.stopProcess(w.supervisor_program)  # a crash loop's BACKOFF, or a FATAL program
         except (OSError, xmlrpc.client.Error):
@@ -98,15 +99,9 @@ def roll_back(w: WatchdogSettings, direct: ComfyClient) -> Rollback | None:
             return Rollback(f"supervisord at {w.supervisor_url} could not start {w.supervisor_program!r}: {exc}",
                             None)
     t0 = time.monotonic()
-
-    def answers() -> bool:
-        try:
-            direct.request("GET", "/system_stats")
-            return True
-        except ComfyError:
-            return False
     try:
-        wait_until(answers, timeout=w.rollback_wait_s, interval=0.2, what="ComfyUI answering after the rollback")
+        wait_until(lambda: answers(direct), timeout=w.rollback_wait_s, interval=0.2,
+                   what="ComfyUI answering after the rollback")
         return Rollback(what, time.monotonic() - t0)
     except DeadlineExceeded:
         return Rollback(what, None)

@@ -23,6 +23,12 @@ class WatchdogError(ComfycheckError):
     pass
 
 
+def supervisor_rpc(url: str) -> xmlrpc.client.ServerProxy:
+    """supervisord's XML-RPC at `url` (the profile's supervisor_url, with or without its /RPC2)."""
+    url = url.rstrip("/")
+    return xmlrpc.client.ServerProxy(url if url.endswith("/RPC2") else url + "/RPC2")
+
+
 class Killer:
     name = "?"
     sees_process = True  # whether the process is visible from this host (its PID, its spawn time)
@@ -106,9 +112,9 @@ class SupervisorKiller(Killer):
     name = "supervisor"
 
     def __init__(self, url: str, program: str):
-        self.url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/RPC2") else "/RPC2")
+        self.url = url
         self.program = program
-        self.rpc = xmlrpc.client.ServerProxy(self.url)
+        self.rpc = supervisor_rpc(url)
 
     def info(self) -> dict:
         try:

@@ -80,7 +80,8 @@ class KillClock:
             return proc.started - self.wall if proc.started else None
 
 
-def _answers(client: ComfyClient) -> bool:
+def answers(client: ComfyClient) -> bool:
+    """ComfyUI answers /system_stats 200 (a poll: any failure is "not now")."""
     try:
         client.request("GET", "/system_stats")
         return True
@@ -105,7 +106,7 @@ def kill_and_watch(killer: Killer, direct: ComfyClient, public: ComfyClient | No
     while time.monotonic() < end:
         now = time.monotonic() - t0
         rec.polls += 1
-        up = _answers(direct)
+        up = answers(direct)
         if rec.stopped_answering_s is None and not up:
             rec.stopped_answering_s = now
         if can_see_process and rec.new_process_s is None:
@@ -115,7 +116,7 @@ def kill_and_watch(killer: Killer, direct: ComfyClient, public: ComfyClient | No
                 rec.new, rec.new_process_s = new, max(0.0, spawned) if spawned is not None else now
         if up and rec.direct_200_s is None and (rec.stopped_answering_s is not None or rec.new_process_s is not None):
             rec.direct_200_s = now
-        if rec.direct_200_s is not None and public is not None and rec.proxy_200_s is None and _answers(public):
+        if rec.direct_200_s is not None and public is not None and rec.proxy_200_s is None and answers(public):
             rec.proxy_200_s = time.monotonic() - t0
         done = rec.direct_200_s is not None and (public is None or rec.proxy_200_s is not None) \
             and (rec.new_process_s is not None or not can_see_process)

@@ -12,6 +12,8 @@ from xml.parsers.expat import ExpatError
 
 import psutil
 
+from .killers import supervisor_rpc
+
 LOOP_EXITS = 3  # new processes that died: a loop, not a slow start; the wait for a recovery ends there
 LOG_BYTES = 16000
 TAIL_LINES = 6
@@ -45,7 +47,7 @@ class Witness:
     def __init__(self, killed_at: float, *, supervisor_url: str = "", program: str = "",
                  cmdline: list[str] | None = None, old_pid: int = 0):
         self.killed_at = killed_at
-        self.rpc = xmlrpc.client.ServerProxy(supervisor_url.rstrip("/") + "/RPC2") if supervisor_url else None
+        self.rpc = supervisor_rpc(supervisor_url) if supervisor_url else None
         self.program = program
         self.cmdline, self.old_pid = cmdline, old_pid
         self.seen: dict[int, bool] = {}  # pid: still alive (process table)
