@@ -155,6 +155,8 @@ H200 = [{"name": "NVIDIA H200", "uuid": "GPU-cccc", "bus": "00000000:19:00.0", "
     ({"comfyui_uuid": "GPU-bbbb"}, "comfyui_uuid = 'GPU-bbbb'"),
     ({"comfyui_pci_bus_id": "02:00.0"}, "comfyui_pci_bus_id = '02:00.0'"),
     ({"comfyui": "NVIDIA H200", "comfyui_uuid": "gpu-CCCC", "comfyui_pci_bus_id": "0000:19:00.0"}, ""),
+    ({"comfyui": "h200"}, ""),  # an operator's shorthand for the same card is no false alarm
+    ({"comfyui": "NVIDIA H200 NVL"}, "comfyui = 'NVIDIA H200 NVL'"),  # another model is
 ])
 def test_the_card_comfyuis_pid_is_on_is_held_to_the_profiles_names(monkeypatch, make_profile, names, differ):
     """Found by ComfyUI's PID alone, never by the profile's names; a load run samples it and says so."""

@@ -39,13 +39,19 @@ def card_mismatch(g: GpuSettings, name: str, uuid: str = "", pci_bus_id: str = "
     """How the profile's [gpus] names for ComfyUI's card differ from the card it runs on (only what is known of
     that card is compared); '' when they agree."""
     differ = []
-    if g.comfyui and name and card_name(g.comfyui).lower() != card_name(name).lower():
+    if g.comfyui and name and _model(g.comfyui) != _model(name):
         differ.append(f"comfyui = {g.comfyui!r}")
     if g.comfyui_uuid and uuid and g.comfyui_uuid.lower() != uuid.lower():
         differ.append(f"comfyui_uuid = {g.comfyui_uuid!r}")
     if g.comfyui_pci_bus_id and pci_bus_id and not same_bus(g.comfyui_pci_bus_id, pci_bus_id):
         differ.append(f"comfyui_pci_bus_id = {g.comfyui_pci_bus_id!r}")
     return ", ".join(differ)
+
+
+def _model(name: str) -> str:
+    """A card's model, whoever wrote it: 'RTX 3090' is 'NVIDIA GeForce RTX 3090' (but not 'RTX 3090 Ti')."""
+    words = card_name(name).lower().split()
+    return " ".join(w for w in words if w not in ("nvidia", "geforce"))
 
 
 def describe_card(gpu: GpuInfo) -> str:
