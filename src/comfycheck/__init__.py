@@ -1,5 +1,10 @@
 """comfycheck: acceptance and load tests for a ComfyUI + Qwen-Image-Edit deployment."""
-__version__ = "0.1.0"
+from importlib import metadata
+
+try:
+    __version__ = metadata.version("comfycheck")  # one version, pyproject.toml's, as installed
+except metadata.PackageNotFoundError:  # the source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 
 class ComfycheckError(Exception):

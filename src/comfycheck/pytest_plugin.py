@@ -176,12 +176,14 @@ def deployment(profile: Profile, foundations: Foundations):
         yield None
         return
     stack = EmbeddedStack(profile)
+    failed: str | None = None
     try:
         info = stack.up()
     except StackError as exc:
-        foundations.report("stack", f"embedded stack: {exc}")
-        pytest.fail(f"embedded stack: {exc}", pytrace=False)
-    foundations.report("stack", None)
+        failed = f"embedded stack: {exc}"
+    foundations.report("stack", failed)
+    if failed:
+        pytest.fail(failed, pytrace=False)
     yield info
     if info.owned:
         stack.down()

@@ -10,15 +10,16 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
+from comfycheck import hints
 from comfycheck.comfy.client import ComfyClient
 from comfycheck.comfy.uploads import full_upload
 from comfycheck.comfy.workflows import load_workflow, make_unique
+from comfycheck.config.hosts import is_loopback
 from comfycheck.config.targets import paired_overhead, percentile
 from comfycheck.config.units import MiB
-from comfycheck.judge import hints
 from comfycheck.judge.foundations import host_kept
 from comfycheck.probes.host import sampled
-from comfycheck.probes.process import is_loopback, listening_addresses
+from comfycheck.probes.process import listening_addresses
 
 pytestmark = pytest.mark.acceptance
 FOREIGN_ORIGIN = "https://comfycheck-foreign-origin.invalid"

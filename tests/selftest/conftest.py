@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from comfycheck.extras import EXTRAS, lacking
+
+for _extra in EXTRAS:
+    if why := lacking(_extra, "comfycheck's own tests"):
+        pytest.skip(why, allow_module_level=True)
 from comfycheck.config.paths import DEFAULT_PROFILE
 from comfycheck.stack import FaultSwitch
 from tests.selftest.helpers import RUNNING, SESSION_PROFILE, merge

@@ -71,7 +71,7 @@ def test_a_run_the_history_could_not_keep_exits_3_as_every_command_does(deployme
         db.execute("CREATE TRIGGER refuse BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'disk quota'); END")
     done, summary = run_load(short_profile, tmp_path / "run", history=history)
     assert done.returncode == exitcodes.NOT_KEPT, done.stdout + done.stderr
-    assert f"the run could not be kept in {history}: disk quota" in done.stderr, done.stderr
+    assert f"the load run could not be kept in {history}: disk quota" in done.stderr, done.stderr
     assert summary is not None and summary.verdict == "pass", "the run itself was judged and its folder written"
 
 

@@ -224,3 +224,16 @@ def test_a_proxy_that_refuses_the_websocket_stops_the_soak_at_once(embedded, pro
     assert done.returncode == 2, done.stdout + done.stderr
     assert "the WebSocket wss://" in done.stderr and "the proxy does not pass WebSocket upgrades" in done.stderr, \
         done.stderr
+
+
+def test_a_soak_the_history_could_not_keep_exits_3_as_the_load_and_class_runs_do(embedded, tmp_path):
+    """The long runs keep themselves one way (comfycheck.history.keeping): judged, its report written, but refused
+    by the history at the end, a soak says so and exits 3 (exitcodes.NOT_KEPT)."""
+    history = tmp_path / "history.sqlite"
+    History(history).close()
+    with sqlite3.connect(history) as db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'disk quota'); END")
+    done = run_soak(embedded.path, tmp_path / "soak", "--duration=3s", "--canary-every=0", f"--history={history}")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"the soak run could not be kept in {history}: disk quota" in done.stderr, done.stderr
+    assert (tmp_path / "soak" / "report.html").is_file() and (tmp_path / "soak" / "measurements.json").is_file()

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
+from comfycheck.config.duration import clock, format_duration, parse_duration
 from comfycheck.config.targets import DEFAULT_TARGETS
-from comfycheck.soak.duration import clock, format_duration, parse_duration
 from comfycheck.soak.judge import availability, growth_per_hour, judge
 from comfycheck.soak.samples import SampleStore, Tick
 

@@ -201,7 +201,7 @@ def test_command_killer_sees_processes_only_on_this_host():
     ("127.0.0.5", True), ("http://10.0.0.5:8188", False), ("https://qwen-image-edit.myia.io", False),
 ])
 def test_is_loopback(where, local):
-    from comfycheck.probes.process import is_loopback
+    from comfycheck.config.hosts import is_loopback
     assert is_loopback(where) is local
 
 
@@ -320,7 +320,7 @@ def test_an_installed_copy_reports_no_commit_of_a_repository_around_it(tmp_path,
     """Installed into a venv inside somebody's repository, comfycheck's version is its own, without their commit."""
     import subprocess
 
-    from comfycheck.outputs import versions
+    from comfycheck.history import versions
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from comfycheck import hints
 from comfycheck.comfy import packages
 from comfycheck.comfy.startup_log import parse
 from comfycheck.config.paths import PROJECT_ROOT
@@ -16,7 +17,7 @@ from comfycheck.config.profile import load_profile
 from comfycheck.history import History
 from comfycheck.history.compare import compare, version_changes
 from comfycheck.history.store import now_iso
-from comfycheck.judge import hints, install
+from comfycheck.judge import install
 from comfycheck.standin import DATA, startup
 from tests.selftest.helpers import recording
 

@@ -8,10 +8,15 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
+
+from comfycheck.extras import lacking
+
+if why := lacking("ui", "the browser checks"):
+    pytest.skip(why, allow_module_level=True)
 from playwright.sync_api import Error as PlaywrightError
 
 from comfycheck.comfy.operations import PAGE_ROUTES
-from comfycheck.config.paths import BASELINES_DIR, SCREENSHOTS_DIR
+from comfycheck.config.paths import SCREENSHOTS_DIR, baselines_for
 from comfycheck.probes.browser import (
     CHROMIUM_ARGS,
     PageWatch,
@@ -102,7 +107,7 @@ class Screenshots:
         """`instead_of_update`: why refreshing the baseline is not the fix now (the page is not the frontend
         ComfyUI requires), said in place of the advice to run --update-baselines."""
         folder = self.profile.resolve(self.profile.ui.baselines_dir) if self.profile.ui.baselines_dir \
-            else BASELINES_DIR / _safe(self.profile.name)
+            else baselines_for(_safe(self.profile.name))
         baseline = folder / f"{name}.png"
         result = compare_to_baseline(png, baseline, masks=masks,
                                      update=self.update)

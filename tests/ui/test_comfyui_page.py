@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 
+from comfycheck import hints
 from comfycheck.comfy import packages
 from comfycheck.comfy.expected import predict
 from comfycheck.comfy.workflows import load_workflow, make_unique
-from comfycheck.judge import hints, install
+from comfycheck.judge import install
 from comfycheck.probes.browser import COMFYUI_EXPECTED_404, COMFYUI_EXPECTED_CONSOLE, PageWatch
 from tests.ui.pages import ComfyPage, pump_until
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..judge.measurements import Measurement
 from ..load.samples import SAMPLES_CSV
-from ..outputs.report import run_page
+from ..outputs.report import images, run_facts, run_page
 from . import plots
 from .records import PromptRecord, queue_ahead
 
@@ -74,8 +74,9 @@ def write_outputs(out: Path, summary: ClassSummary, records: list[PromptRecord],
 
 
 def summary_html(summary: ClassSummary) -> str:
-    return run_page("Class run", summary.verdict, class_summary_html(summary), summary.measurements, summary.notes,
-                    [TIMELINE_PNG, WAITS_PNG])
+    return run_page("Class run", summary.verdict, lead=class_summary_html(summary), measurements=summary.measurements,
+                    notes=summary.notes, pictures=images([TIMELINE_PNG, WAITS_PNG]),
+                    facts=run_facts(summary.profile, summary.started, summary.finished, summary.versions))
 
 
 def class_summary_html(summary: ClassSummary) -> str:

@@ -6,18 +6,17 @@ prompt ends, finish() when Locust quits."""
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
 
 from ..comfy.client import ComfyClient
 from ..comfy.workflows import describe, generation_workflow
 from ..config.profile import Profile
 from ..config.settings import ClassSettings
-from ..history import HistoryError, keep_run
+from ..history import versions
+from ..history.keeping import Kept, keep
 from ..judge.measurements import Measurement, overall_verdict
 from ..load.samples import SAMPLES_CSV
-from ..outputs import versions
-from ..probes.gpu import NvmlSource, Sampler, SystemStatsSource
+from ..probes.gpu import NvmlSource, Sampler, SystemStatsSource, sampled_card
 from ..probes.gpu_choice import choose_source
 from . import records as raw
 from .fleet import Fleet, answering, backend_client, fleet_of, locate, student_address
@@ -50,8 +49,7 @@ class ClassRun:
         self.source: NvmlSource | SystemStatsSource | None = None
         self.sampler: Sampler | None = None
         self.started = dt.datetime.now(dt.UTC)
-        self.kept: int | None = None
-        self.keep_error = ""
+        self.kept = Kept(history, "class")  # where it was kept in the history, once judged, or why not
 
     @property
     def via(self) -> str:
@@ -142,18 +140,13 @@ class ClassRun:
             prompts_requested=self.requested, prompts_ok=sum(r.ok for r in records),
             capacity=capacity.describe() if capacity else "no prompt finished: no service time to plan with",
             verdict=overall_verdict(rows), notes=self.notes + [f"students reached ComfyUI through {self.via}"],
-            versions={**versions.from_system_stats(self.system_stats), "comfycheck": versions.comfycheck()},
+            versions=versions.of_run(self.system_stats, gpu=sampled_card(self.source)),
             measurements=rows, result_within_s=self.settings.result_within_s)
         write_outputs(self.out, summary, records, gpu=bool(getattr(self.source, "gpu", True)))
-        if self.history is not None:
-            try:
-                self.kept = keep_run(self.history, summary.profile, "class", started=summary.started,
-                                     finished=summary.finished, verdict="passed" if summary.passed else "failed",
-                                     versions=summary.versions, outcomes={"prompts_ok": summary.prompts_ok,
-                                                                          "prompts_requested": self.requested},
-                                     measurements=rows, report=str(self.out / "index.html"))
-            except (HistoryError, sqlite3.Error) as exc:
-                self.keep_error = f"the run could not be kept in {self.history}: {exc}"
+        self.kept = keep(self.history, summary.profile, "class", started=summary.started, finished=summary.finished,
+                         verdict="passed" if summary.passed else "failed", versions=summary.versions,
+                         outcomes={"prompts_ok": summary.prompts_ok, "prompts_requested": self.requested},
+                         measurements=rows, report=self.out / "index.html")
         return summary
 
     def _vram(self, peak_pct: float | None, is_512: bool) -> Measurement:

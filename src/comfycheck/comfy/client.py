@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from .. import hints
 from ..config.auth import Credentials
-from ..judge import hints
 from ..polling import DeadlineExceeded, wait_until
 from .errors import ComfyError, ComfyHTTPError, ComfyUnreachable, PromptRejected, RunTimeout, WebSocketLost
 from .eventstream import EventStream

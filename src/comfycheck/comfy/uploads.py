@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .. import hints
 from ..config.units import MiB
-from ..judge import hints
 
 COMFYUI_TOO_LARGE = re.compile(r"Maximum request body size (\d+) exceeded")
 

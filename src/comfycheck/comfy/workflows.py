@@ -114,6 +114,20 @@ def generation_workflow(client, profile) -> dict:
 SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"})
 SIZED = frozenset({"ImageScale", "EmptyLatentImage", "EmptySD3LatentImage", "EmptyImage"})
 MODEL_INPUTS = ("unet_name", "ckpt_name")  # the diffusion model a graph samples with (UNETLoader, checkpoints)
+# the model folder each core loader input reads from (ComfyUI's folder_paths names, as /models/<folder> lists them)
+MODEL_FOLDERS = {"unet_name": "diffusion_models", "ckpt_name": "checkpoints", "clip_name": "text_encoders",
+                 "clip_name1": "text_encoders", "clip_name2": "text_encoders", "vae_name": "vae",
+                 "lora_name": "loras", "control_net_name": "controlnet", "upscale_model_name": "upscale_models"}
+
+
+def models_named(workflow: dict) -> dict[str, list[str]]:
+    """The model files a workflow's loaders name, by the folder each is read from: {"vae": ["x.safetensors"]}."""
+    found: dict[str, set[str]] = {}
+    for node in workflow.values():
+        for name, value in (node.get("inputs") or {}).items() if isinstance(node, dict) else ():
+            if name in MODEL_FOLDERS and isinstance(value, str):
+                found.setdefault(MODEL_FOLDERS[name], set()).add(value)
+    return {folder: sorted(files) for folder, files in sorted(found.items())}
 
 
 def describe(workflow: dict, name: str) -> tuple[str, bool]:

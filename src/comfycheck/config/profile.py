@@ -13,9 +13,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import ComfycheckError
-from ..probes.process import is_loopback
 from .auth import AUTH_KEY_MEANS, REQUIRED_KEYS, Credentials
-from .paths import DEFAULT_PROFILE, PROJECT_ROOT, WORKFLOWS_DIR
+from .hosts import is_loopback
+from .paths import DEFAULT_PROFILE, WORKFLOWS_DIR, resolve
 from .schema import Table, _bool, _num, _str, build, key, table, table_of, validate
 from .settings import (
     UPLOAD_LIMIT_MIB,
@@ -113,9 +113,8 @@ class Profile:
         return self.stack is not None and self.stack.embedded
 
     def resolve(self, relative: str) -> Path:
-        """A path from the profile: absolute, or relative to the project root."""
-        p = Path(relative)
-        return p if p.is_absolute() else PROJECT_ROOT / p
+        """A path from the profile (comfycheck.config.paths.resolve)."""
+        return resolve(relative)
 
     def workflow_path(self, name: str) -> Path:
         p = Path(name)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .duration import parse_duration
+
 Kind = Callable[[Any], bool]
 
 
@@ -87,7 +89,6 @@ def list_of(*choices: str) -> Kind:
 
 
 def _duration(v: Any) -> bool:
-    from ..soak.duration import parse_duration
     try:
         parse_duration(v)
     except ValueError:

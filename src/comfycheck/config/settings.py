@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .auth import AUTH_MODES, Credentials, from_environment
-from .paths import DEFAULT_HISTORY, PROJECT_ROOT
+from .paths import DEFAULT_HISTORY, resolve
 from .schema import (
     _bool,
     _duration,
@@ -41,11 +41,8 @@ UPLOAD_LIMIT_MIB = DEFAULT_TARGETS["proxy_upload_limit_mib"].threshold
 
 
 def project_path(value: str) -> Path | None:
-    """A path from the profile: absolute, or relative to the project root; "" for none."""
-    if not value:
-        return None
-    p = Path(value)
-    return p if p.is_absolute() else PROJECT_ROOT / p
+    """A path from the profile (comfycheck.config.paths.resolve); "" for none."""
+    return resolve(value) if value else None
 
 
 class _TokenFromEnv:

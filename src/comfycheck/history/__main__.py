@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .. import ComfycheckError
-from ..config.paths import DEFAULT_HISTORY, PROJECT_ROOT, REPORTS_DIR
+from ..config.paths import DEFAULT_HISTORY, REPORTS_DIR, resolve
 from ..config.profile import ProfileError, load_profile
 from . import regression
 from .store import History, HistoryError
@@ -73,7 +73,7 @@ def _resolve(profile: str, history: str | None) -> tuple[str, Path, int, float]:
             raise ProfileError(f"profile {p.path}: [results] history is \"\", it keeps no history "
                                "(pass --history to read one)")
         return p.name, path, p.results.regression_window, p.results.regression_pct
-    path = Path(history).resolve() if history else PROJECT_ROOT / DEFAULT_HISTORY
+    path = Path(history).resolve() if history else resolve(DEFAULT_HISTORY)
     return profile, path, regression.WINDOW, regression.PCT
 
 

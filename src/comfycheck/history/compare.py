@@ -5,9 +5,9 @@ import html
 from dataclasses import dataclass, field
 
 from ..judge.measurements import FAIL, PASS, Measurement
-from ..outputs.versions import FAILED_TO_IMPORT as FAILED
 from . import regression
 from .store import History, Run
+from .versions import FAILED_TO_IMPORT as FAILED
 
 BAD = ("failed", "error")
 

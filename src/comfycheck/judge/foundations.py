@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .. import hints
 from ..comfy.client import ComfyClient, ComfyError
 from ..config.profile import Profile
 from ..config.units import MiB
 from ..probes import tls
 from ..probes.forge import ForgeClient, ForgeError
-from . import hints, install
+from . import install
 from .auth import credentials_problem
 from .measurements import FAIL, Measurement
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import hints
 from ..comfy import packages
 from ..comfy.client import ComfyClient, ComfyError
 from ..comfy.startup_log import LOG_CAPACITY, StartupLog, parse
 from ..config.profile import Profile
-from . import hints
 from .measurements import Measurement
 
 SERVED_FRONTEND_JS = "() => window.__COMFYUI_FRONTEND_VERSION__ || null"  # set by the frontend as it mounts

@@ -10,7 +10,8 @@ import gevent
 
 from .. import exitcodes
 from ..config.profile import Profile, ProfileError, load_profile
-from ..history import History, HistoryError
+from ..history import HistoryError
+from ..history.keeping import check_usable
 
 
 class Lifecycle:
@@ -51,12 +52,11 @@ class Lifecycle:
                                     "allow_load = true in the profile or pass --allow-load")
             return None
         history = None if opts.no_history else (Path(opts.history).resolve() if opts.history else profile.history_path)
-        if history is not None:
-            try:
-                History(history).close()  # a history that cannot be written stops the run before it starts
-            except HistoryError as exc:
-                self.abort(environment, str(exc))
-                return None
+        try:
+            check_usable(history)  # a history that cannot be written stops the run before it starts
+        except HistoryError as exc:
+            self.abort(environment, str(exc))
+            return None
         return profile, history
 
     def abort(self, environment, message: str) -> None:
@@ -89,11 +89,11 @@ class Lifecycle:
     def report(self, environment, run, summary, kind: str) -> None:
         """After the run's headline: where it was kept, every figure with its verdict, and the exit code (see
         exitcodes: a run that could not be kept says so above a missed target)."""
-        if run.kept is not None:
-            print(f"  kept as run #{run.kept} ({kind}) in {run.history}")
-        if run.keep_error:
-            print(f"comfycheck: {run.keep_error}", file=sys.stderr)
+        if run.kept.error:
+            print(f"comfycheck: {run.kept.error}", file=sys.stderr)
             environment.process_exit_code = exitcodes.NOT_KEPT
+        elif run.kept.run_id is not None:
+            print(f"  {run.kept.line()}")
         for note in getattr(summary, "notes", []):  # which card was sampled and why, what was left out
             print(f"  note: {note}")
         for m in summary.measurements:

@@ -5,7 +5,7 @@ import html
 from pathlib import Path
 
 from ..config.units import GB
-from ..outputs.report import run_page
+from ..outputs.report import images, run_facts, run_page
 from ..probes.gpu import read_samples
 from .judge import LoadSummary
 from .samples import GENERATIONS_CSV, SAMPLES_CSV, Generation, write_generations
@@ -62,8 +62,9 @@ def plots(out: Path, summary: LoadSummary, generations: list[Generation]) -> Non
 
 
 def summary_html(summary: LoadSummary) -> str:
-    return run_page("Load run", summary.verdict, load_summary_html(summary), summary.measurements, summary.notes,
-                    list(PLOTS), extra=gpu_map_html(summary.gpu_map))
+    return run_page("Load run", summary.verdict, lead=load_summary_html(summary), measurements=summary.measurements,
+                    notes=summary.notes, pictures=images(list(PLOTS)), sections=gpu_map_html(summary.gpu_map),
+                    facts=run_facts(summary.profile, summary.started, summary.finished, summary.versions))
 
 
 def load_summary_html(summary: LoadSummary) -> str:

@@ -5,7 +5,6 @@ Locust quits."""
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +13,11 @@ from ..comfy.client import ComfyClient, ComfyError
 from ..comfy.workflows import describe, generation_workflow, make_unique
 from ..config.profile import Profile
 from ..config.units import GB
-from ..history import HistoryError, keep_run
+from ..history import versions
+from ..history.keeping import Kept, keep
 from ..judge.measurements import FAIL, overall_verdict
-from ..outputs import versions
 from ..polling import DeadlineExceeded, wait_until
-from ..probes.gpu import NvmlSource, Sample, Sampler, SystemStatsSource
+from ..probes.gpu import NvmlSource, Sample, Sampler, SystemStatsSource, sampled_card
 from ..probes.gpu_choice import choose_source
 from .judge import (
     CPU_NOTE,
@@ -55,8 +54,7 @@ class LoadRun:
         self.idle: IdleBaseline | None = None
         self.system_stats: dict = {}
         self.started = dt.datetime.now(dt.UTC)
-        self.kept: int | None = None  # the run's id in the history, once kept
-        self.keep_error = ""  # why it could not be kept
+        self.kept = Kept(history, "load")  # where it was kept in the history, once judged, or why not
         self.cold_taken = False  # the first generation after prepare()'s /free has been submitted
 
     # --- before ---------------------------------------------------------------------------------
@@ -106,7 +104,7 @@ class LoadRun:
 
     # --- after ----------------------------------------------------------------------------------
     def finish(self, stopped_by: str) -> LoadSummary:
-        """Judge the run, write its folder and keep it in the history (`kept`, or `keep_error` saying why not)."""
+        """Judge the run, write its folder and keep it in the history (`kept`: where, or why not)."""
         assert self.source is not None and self.idle is not None and self.sampler is not None, "prepare() first"
         s = self.sampler.stop()
         after = self._after_free(self.source, self.idle)
@@ -126,16 +124,15 @@ class LoadRun:
             idle=idle, on_gpu=on_gpu, peak=PeakMemory.of(s.peak), after_free=after,
             sampler=SamplerStats(self.hz, s.count, s.errors, s.last_error),
             notes=self.notes + ([CPU_NOTE] if not on_gpu else []), measurements=rows,
-            versions={**versions.from_system_stats(self.system_stats),
-                      **({"gpu": self.source.gpu.name} if isinstance(self.source, NvmlSource) else {}),
-                      "comfycheck": versions.comfycheck()},
+            versions=versions.of_run(self.system_stats, gpu=sampled_card(self.source)),
             verdict=overall_verdict(rows), errors=[g.error for g in self.generations if not g.ok][:10])
         write_outputs(self.out, summary, self.generations)
-        if self.history is not None:
-            try:
-                self.kept = keep_in_history(self.history, summary)
-            except (HistoryError, sqlite3.Error) as exc:
-                self.keep_error = f"the run could not be kept in {self.history}: {exc}"
+        failed = summary.verdict == FAIL or summary.generations_failed
+        self.kept = keep(self.history, summary.profile, "load", started=summary.started, finished=summary.finished,
+                         verdict="failed" if failed else "passed", versions=summary.versions,
+                         outcomes={"generations_ok": summary.generations_ok,
+                                   "generations_failed": summary.generations_failed},
+                         measurements=summary.measurements, report=Path(summary.report_dir) / "index.html")
         return summary
 
     def _after_free(self, source: NvmlSource | SystemStatsSource, idle: IdleBaseline) -> AfterFree:
@@ -157,13 +154,3 @@ class LoadRun:
         except DeadlineExceeded:
             waited = self.profile.load.settle_s
         return AfterFree(round(idle.used_gb + readings[-1], 3), round(readings[-1], 3), round(waited, 2))
-
-
-def keep_in_history(path: Path, summary: LoadSummary) -> int:
-    """The load run as a run of kind "load" in the history."""
-    failed = summary.verdict == FAIL or summary.generations_failed
-    return keep_run(path, summary.profile, "load", started=summary.started, finished=summary.finished,
-                    verdict="failed" if failed else "passed", versions=summary.versions,
-                    outcomes={"generations_ok": summary.generations_ok,
-                              "generations_failed": summary.generations_failed},
-                    measurements=summary.measurements, report=str(Path(summary.report_dir) / "index.html"))

@@ -131,17 +131,37 @@ def redact(report, secrets: list[str]) -> None:
     report.sections = [(title, scrub(content)) for title, content in report.sections]
 
 
-def run_page(title: str, verdict: str, lead: str, measurements: list[Measurement], notes: list[str],
-             images: list[str], extra: str = "") -> str:
-    """A load or class run's index.html: its verdict, the paragraph saying what ran, the Targets table, its notes
-    and its pictures (files beside it)."""
-    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    pictures = "<br>".join(f'<img src="{html.escape(i)}">' for i in images)
-    return f"""<!doctype html><meta charset="utf-8"><title>comfycheck {html.escape(title.lower())}</title>
-<style>body{{font-family:sans-serif}}</style>
-<h1>{html.escape(title)}: {html.escape(verdict)}</h1>
-{lead}
-{targets_table(measurements)}
-<ul>{items}</ul>{extra}
+def run_page(title: str, verdict: str, *, lead: str, measurements: list[Measurement], notes: list[str],
+             pictures: str = "", sections: str = "", facts: list[tuple[str, str]] | None = None) -> str:
+    """The one page of every long run (load, class, soak), self-contained: the verdict and each target missed, the
+    paragraph saying what ran, its pictures, the Targets table, the run's own sections, its facts (the versions it
+    saw among them) and its notes."""
+    colour = RED if verdict == FAIL else GREEN
+    misses = "".join(f"<li>{html.escape(m.failure_message())}</li>" for m in measurements if m.verdict == FAIL)
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts or [])
+    items = "".join(f"<li>{html.escape(str(n))}</li>" for n in notes)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>comfycheck {html.escape(title.lower())}: \
+{html.escape(verdict)}</title>
+<style>body{{font-family:sans-serif;margin:1.5em;max-width:1060px}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}} h3{{margin:1.2em 0 .2em}}
+.legend{{margin:.2em 0;font-size:90%;color:#444}} .verdict{{border-left:6px solid {colour};padding:.4em .8em}}</style>
+</head><body>
+<h1>{html.escape(title)}: <span style="color:{colour}">{html.escape(verdict)}</span></h1>
+<div class="verdict">{lead}{f"<ul>{misses}</ul>" if misses else ""}</div>
 {pictures}
-"""
+{targets_table(measurements)}
+{sections}
+{f"<h2>The run</h2><table>{rows}</table>" if rows else ""}
+{f"<h2>Notes</h2><ul>{items}</ul>" if items else ""}
+</body></html>"""
+
+
+def images(names: list[str]) -> str:
+    """Pictures written beside the page, by file name."""
+    return "<br>".join(f'<img src="{html.escape(n)}">' for n in names)
+
+
+def run_facts(profile: str, started: str, finished: str, versions: dict) -> list[tuple[str, str]]:
+    """The facts every long run's page gives: the profile, when it ran, and the versions it saw."""
+    return [("profile", profile), ("started", started), ("finished", finished or "-"),
+            ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "-")]

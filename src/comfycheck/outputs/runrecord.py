@@ -14,11 +14,11 @@ from .. import exitcodes
 from ..config.paths import PROJECT_ROOT
 from ..config.profile import Profile
 from ..history import History, HistoryError
+from ..history import versions as seen_versions
 from ..history.compare import BAD, Comparison, compare
 from ..history.store import now_iso
 from ..judge.measurements import FAIL, Measurement
 from . import prometheus
-from . import versions as seen_versions
 from .report import Outcome, counts, run_verdict
 
 
@@ -122,10 +122,7 @@ class RunRecord:
             self.custom_nodes = seen.get("custom_nodes")
 
     def versions(self) -> dict[str, str]:
-        seen = seen_versions.from_system_stats(self.system_stats)
-        if self.custom_nodes is not None and seen:
-            seen["custom_nodes"] = self.custom_nodes
-        return {**seen, "comfycheck": seen_versions.comfycheck()}
+        return seen_versions.of_run(self.system_stats, custom_nodes=self.custom_nodes)
 
     # --- hooks ----------------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:

@@ -17,8 +17,7 @@ import numpy as np
 from PIL import Image
 from pixelmatch.utils import antialiased
 
-from .. import ComfycheckError
-from ..judge import hints
+from .. import ComfycheckError, hints
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

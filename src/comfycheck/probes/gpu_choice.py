@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..comfy.system_stats import card_name, first_gpu
+from ..config.hosts import is_loopback
 from ..config.profile import Profile
 from ..config.settings import GpuSettings
 from .gpu import (
@@ -20,7 +21,7 @@ from .gpu import (
     match_device,
     same_bus,
 )
-from .process import is_loopback, listening_process
+from .process import listening_process
 
 
 @dataclass

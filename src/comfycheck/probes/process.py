@@ -2,15 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import psutil
-
-
-def is_loopback(url_or_host: str) -> bool:
-    """Whether a URL (or bare host name) points at this machine's loopback."""
-    host = urlsplit(url_or_host).hostname if "//" in url_or_host else url_or_host
-    return host == "localhost" or (host or "").startswith("127.") or host == "::1"
 
 
 @dataclass(frozen=True)

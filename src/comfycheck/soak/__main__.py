@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 from .. import ComfycheckError, exitcodes
+from ..config.duration import format_duration, parse_duration
 from ..config.paths import new_report_dir
 from ..config.profile import ProfileError, load_profile
-from ..history import History, HistoryError
+from ..history.keeping import check_usable
 from ..judge.measurements import FAIL, overall_verdict
 from ..stack import EmbeddedStack, StackError
-from .duration import format_duration, parse_duration
 from .runner import Soak, SoakPlan, describe, report_from_samples
 
 
@@ -92,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 def _soak(profile, out: Path, plan: SoakPlan, history: Path | None, quiet: bool) -> int:
     soak = Soak(profile, out, plan, history=history, live=None if quiet else sys.stderr)
     try:
-        if history is not None:
-            History(history).close()  # a history that cannot be used stops the soak now, not after a day
+        check_usable(history)  # a history that cannot be used stops the soak now, not after a day
         soak.prepare()
     except (ComfycheckError, OSError) as exc:  # an unreachable address, a workflow, the history, the out folder
         print(f"comfycheck soak: cannot start against profile {profile.path}: {exc}", file=sys.stderr)
@@ -108,14 +107,18 @@ def _soak(profile, out: Path, plan: SoakPlan, history: Path | None, quiet: bool)
     print(f"comfycheck soak: {profile.name} for {format_duration(plan.duration_s)}, a round every "
           f"{plan.interval_s:g} s; samples in {out / 'samples.sqlite'} (Ctrl-C ends it with a report)",
           file=sys.stderr)
-    try:
-        judgement = soak.run()
-    except (HistoryError, sqlite3.Error) as exc:
-        print(f"comfycheck soak: the soak could not be kept in the history {history}: {exc}; its report is "
-              f"rebuilt with: python -m comfycheck.soak report {out}", file=sys.stderr)
-        return exitcodes.NOT_KEPT
+    judgement = soak.run()
     for line in describe(judgement, out):
         print(line)
+    return _exit(judgement, out)
+
+
+def _exit(judgement, out: Path) -> int:
+    """The soak's exit status (exitcodes): judged but not kept says so, above a missed target."""
+    if judgement.kept is not None and judgement.kept.error:
+        print(f"comfycheck soak: {judgement.kept.error}; keep it later with: comfycheck soak report {out} "
+              "--history FILE", file=sys.stderr)
+        return exitcodes.NOT_KEPT
     return exitcodes.MISSED if overall_verdict(judgement.measurements) == FAIL else exitcodes.OK
 
 
@@ -132,7 +135,7 @@ def rebuild(argv: list[str]) -> int:
         return exitcodes.CANNOT_RUN
     for line in describe(judgement, args.folder):
         print(line)
-    return exitcodes.MISSED if overall_verdict(judgement.measurements) == FAIL else exitcodes.OK
+    return _exit(judgement, args.folder)
 
 
 if __name__ == "__main__":

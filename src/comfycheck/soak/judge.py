@@ -7,12 +7,13 @@ import bisect
 import statistics
 from dataclasses import dataclass, field
 
+from .. import hints
+from ..config.duration import format_duration
 from ..config.targets import Target, fmt, percentile
 from ..config.units import GB, MB
-from ..judge import hints
+from ..history.keeping import Kept
 from ..judge.measurements import Measurement
 from ..probes.host import busy_round
-from .duration import format_duration
 from .samples import SampleStore
 
 GROWTH_WINDOWS = 12  # the memory floor is taken in this many windows; their slope is the growth
@@ -129,6 +130,7 @@ class Judgement:
     warmup_end: float | None
     notes: list[str]
     outage_closes: set[float] = field(default_factory=set)  # times of WebSocket closes that were part of an outage
+    kept: Kept | None = None  # where the soak was kept in the history, or why not; None: not judged to keep yet
 
 
 def judge(store: SampleStore, targets: dict[str, Target]) -> Judgement:

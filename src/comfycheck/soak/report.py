@@ -8,11 +8,11 @@ import datetime as dt
 import html
 from pathlib import Path
 
+from ..config.duration import format_duration
 from ..config.targets import fmt
 from ..config.units import GB, MB
-from ..judge.measurements import FAIL, overall_verdict
-from ..outputs.report import GREEN, GREY, RED, targets_table
-from .duration import format_duration
+from ..judge.measurements import overall_verdict
+from ..outputs.report import GREEN, GREY, RED, run_facts, run_page
 from .judge import Judgement
 from .samples import SampleStore
 
@@ -191,43 +191,26 @@ def _canary_chart(store, frame, shade) -> str:
 
 # --- the page -------------------------------------------------------------------------------------
 def _page(meta: dict, judgement: Judgement, charts: str, store: SampleStore, frame: Frame) -> str:
-    verdict = overall_verdict(judgement.measurements)
     a = judgement.availability
-    colour = RED if verdict == FAIL else GREEN
-    missed = [m for m in judgement.measurements if m.verdict == FAIL]
     canaries = store.canaries()
     head = (f"{a.pct:.3f} % available" if a.pct is not None else "no round recorded") + \
         f" over {format_duration(a.total_s)}: {len(a.outages)} outage(s), {format_duration(a.down_s)} down"
     if canaries:
         head += f"; canary {sum(c[1] for c in canaries)}/{len(canaries)} succeeded"
-    misses = "".join(f"<li>{html.escape(m.failure_message())}</li>" for m in missed)
-    ended = meta.get("stopped_by") or "killed (rebuilt from its samples)"
-    info = [("profile", f"{meta.get('profile')} ({meta.get('profile_path')})"),
-            ("started", meta.get("started")), ("finished", meta.get("finished") or "-"),
-            ("planned", format_duration(float(meta.get("duration_s", 0)))), ("ended by", ended),
-            ("interval", f"{fmt(float(meta.get('interval_s', 1)))} s, probe timeout "
-                         f"{fmt(float(meta.get('probe_timeout_s', 5)))} s"),
-            ("backend", meta.get("comfyui_url")), ("public", meta.get("public_url") or "-"),
-            ("canary", f"{meta.get('canary') or 'none'} every {format_duration(float(meta.get('canary_every_s') or 0))}"
-                       if meta.get("canary") else "none"),
-            ("GPU samples", f"{meta.get('gpu_source')} {meta.get('gpu_device', '')} {meta.get('device_match', '')}"),
-            ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items()))]
-    info_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info)
-    notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in list(meta.get("notes") or []) + judgement.notes)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>comfycheck soak: {verdict}</title>
-<style>body{{font-family:sans-serif;margin:1.5em;max-width:1060px}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}} h3{{margin:1.2em 0 .2em}}
-.legend{{margin:.2em 0;font-size:90%;color:#444}} .verdict{{border-left:6px solid {colour};padding:.4em .8em}}</style>
-</head><body>
-<h1>Soak: <span style="color:{colour}">{verdict}</span></h1>
-<div class="verdict"><p><b>{html.escape(head)}</b></p>{f"<ul>{misses}</ul>" if misses else ""}</div>
-{charts}
-{targets_table(judgement.measurements)}
-{_outage_table(a.outages)}
-{_event_table(store, judgement.outage_closes)}
-<h2>The soak</h2><table>{info_rows}</table>
-{f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
-</body></html>"""
+    every = format_duration(float(meta.get("canary_every_s") or 0))
+    facts = run_facts(f"{meta.get('profile')} ({meta.get('profile_path')})", str(meta.get("started")),
+                      str(meta.get("finished") or ""), meta.get("versions") or {})
+    facts += [("planned", format_duration(float(meta.get("duration_s", 0)))),
+              ("ended by", meta.get("stopped_by") or "killed (rebuilt from its samples)"),
+              ("interval", f"{fmt(float(meta.get('interval_s', 1)))} s, probe timeout "
+                           f"{fmt(float(meta.get('probe_timeout_s', 5)))} s"),
+              ("backend", str(meta.get("comfyui_url"))), ("public", meta.get("public_url") or "-"),
+              ("canary", f"{meta.get('canary')} every {every}" if meta.get("canary") else "none"),
+              ("GPU samples", f"{meta.get('gpu_source')} {meta.get('gpu_device', '')} {meta.get('device_match', '')}")]
+    return run_page("Soak", overall_verdict(judgement.measurements), lead=f"<p><b>{html.escape(head)}</b></p>",
+                    measurements=judgement.measurements, notes=[*(meta.get("notes") or []), *judgement.notes],
+                    pictures=charts, sections=_outage_table(a.outages) + _event_table(store, judgement.outage_closes),
+                    facts=facts)
 
 
 def _clock(t: float) -> str:

@@ -13,16 +13,16 @@ from urllib.parse import urlsplit
 from ..comfy.client import ComfyClient, ComfyError
 from ..comfy.system_stats import gpu_devices
 from ..comfy.workflows import check_preflight, generation_workflow, load_workflow
+from ..config.duration import clock, format_duration
+from ..config.hosts import is_loopback
 from ..config.profile import Profile
-from ..history import keep_run
+from ..history import versions
+from ..history.keeping import keep
 from ..judge.measurements import FAIL, overall_verdict, write_json
-from ..outputs import versions
 from ..polling import DeadlineExceeded, wait_until
-from ..probes.gpu import NvmlSource, SystemStatsSource
+from ..probes.gpu import NvmlSource, SystemStatsSource, sampled_card
 from ..probes.gpu_choice import choose_source
 from ..probes.host import HostCpu
-from ..probes.process import is_loopback
-from .duration import clock, format_duration
 from .judge import Judgement, judge
 from .probes import Canary, HeldWebSocket, ProcessWatch
 from .report import write_report
@@ -98,9 +98,7 @@ class Soak:
             public_url=pub.url if pub else "", websocket_idle_s=self.websocket_idle_s,
             gpu_source=self.gpu.name, gpu_device=getattr(self.gpu, "device", ""), device_match=choice.device_match,
             on_gpu=on_gpu, process_watched=self.process is not None, notes=self.notes,
-            versions={**versions.from_system_stats(self.system_stats),
-                      **({"gpu": self.gpu.gpu.name} if isinstance(self.gpu, NvmlSource) else {}),
-                      "comfycheck": versions.comfycheck()},
+            versions=versions.of_run(self.system_stats, gpu=sampled_card(self.gpu)),
             targets={k: [v.threshold, v.op, v.unit, v.label] for k, v in self.profile.targets.items()})
         origin = pub.origin if pub else None  # what the page's browser sends
         ws_client = ComfyClient.from_profile(self.profile, public=bool(pub), origin=origin,
@@ -233,15 +231,15 @@ def report_from_samples(out: Path, *, history: Path | None, targets=None) -> Jud
         judgement = judge(store, targets)
         write_json(out / "measurements.json", judgement.measurements)
         write_report(out / "report.html", store, meta, judgement)
-    if history is not None:
-        verdict = overall_verdict(judgement.measurements)
-        run_id = keep_run(
-            history, meta["profile"], "soak", started=meta["started"], finished=meta.get("finished") or _now_iso(),
-            verdict="failed" if verdict == FAIL else "passed", versions=meta.get("versions", {}),
-            outcomes={"rounds": judgement.availability.rounds, "outages": len(judgement.availability.outages),
-                      "duration_s": round(judgement.availability.total_s, 1)},
-            measurements=judgement.measurements, report=str((out / "report.html").resolve()))
-        judgement.notes.append(f"kept in {history} as run #{run_id} (kind soak)")
+    verdict = overall_verdict(judgement.measurements)
+    judgement.kept = keep(
+        history, meta["profile"], "soak", started=meta["started"], finished=meta.get("finished") or _now_iso(),
+        verdict="failed" if verdict == FAIL else "passed", versions=meta.get("versions", {}),
+        outcomes={"rounds": judgement.availability.rounds, "outages": len(judgement.availability.outages),
+                  "duration_s": round(judgement.availability.total_s, 1)},
+        measurements=judgement.measurements, report=(out / "report.html").resolve())
+    if judgement.kept.run_id is not None:
+        judgement.notes.append(judgement.kept.line())
     return judgement
 
 

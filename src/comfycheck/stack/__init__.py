@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .. import ComfycheckError
+from .. import ComfycheckError, extras
 from ..comfy.client import ComfyClient, ComfyError
 from ..config.auth import Credentials
-from ..config.paths import PKI_DIR, PROJECT_ROOT, STATE_ROOT
+from ..config.paths import PKI_DIR, STATE_ROOT
 from ..config.profile import Profile
 from ..config.settings import StackSettings
 from ..polling import DeadlineExceeded, wait_until
@@ -112,6 +112,9 @@ class EmbeddedStack:
         if existing:
             existing.owned = False
             return existing
+        lacking = extras.lacking("stack", "the embedded stack (the stand-in ComfyUI, Forge's stand-in)")
+        if lacking and not self.settings.real:
+            raise StackError(lacking)
         stale = self._read_state()
         if stale:
             self.down_processes(stale)
@@ -215,7 +218,8 @@ class EmbeddedStack:
                "--vram-idle-gib", str(self.settings.vram_idle_gib)]
         for m in models:
             cmd += ["--model", m]
-        return cmd + list(self.settings.comfyui_args), PROJECT_ROOT  # ComfyUI flags the stand-in imitates
+        self.state_dir.mkdir(parents=True, exist_ok=True)  # its working folder: never the (installed) package
+        return cmd + list(self.settings.comfyui_args), self.state_dir  # ComfyUI flags the stand-in imitates
 
     @property
     def fleet_urls(self) -> list[str]:
@@ -256,7 +260,7 @@ class EmbeddedStack:
             return subprocess.Popen([sys.executable, "-m", "comfycheck.standin.forge", "--host", host,
                                      "--port", str(port), "--vram-total-gib", str(self.settings.forge_vram_total_gib)],
                                     stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=PROJECT_ROOT)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state_dir)
 
     def _wait_forge(self, proc: subprocess.Popen) -> None:
         log = self.state_dir / "forge.log"

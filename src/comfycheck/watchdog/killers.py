@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import psutil
 
 from .. import ComfycheckError
+from ..config.hosts import is_loopback
 from ..config.profile import Profile
-from ..probes.process import ProcessId, is_loopback, listening_process
+from ..probes.process import ProcessId, listening_process
 
 
 class WatchdogError(ComfycheckError):

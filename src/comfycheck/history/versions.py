@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import functools
 import subprocess
-from importlib import metadata
 
+from .. import __version__
 from ..comfy import packages
 from ..comfy.system_stats import card_name, gpu_devices
-from ..config.paths import PROJECT_ROOT
+from ..config.paths import IN_CHECKOUT, PROJECT_ROOT
 
 
 def from_system_stats(stats: dict) -> dict[str, str]:
@@ -31,6 +31,18 @@ def from_system_stats(stats: dict) -> dict[str, str]:
     return {k: str(v) for k, v in seen.items() if v}
 
 
+def of_run(stats: dict, *, gpu: str | None = None, custom_nodes: str | None = None) -> dict[str, str]:
+    """The versions record of one run, whatever the run (pytest, load, class, soak): what /system_stats says, the
+    card the run sampled where it sampled one through NVML (its name as NVML gives it, over ComfyUI's), the custom
+    nodes where the run saw them, and comfycheck's own version."""
+    seen = from_system_stats(stats)
+    if gpu:
+        seen["gpu"] = gpu
+    if custom_nodes is not None and seen:
+        seen["custom_nodes"] = custom_nodes
+    return {**seen, "comfycheck": comfycheck()}
+
+
 FAILED_TO_IMPORT = " (failed to import)"
 
 
@@ -43,11 +55,8 @@ def of_custom_nodes(loaded: list[str], failed: list[str]) -> str:
 def comfycheck() -> str:
     """comfycheck's version, with the checkout's commit where it runs from its own git checkout: an installed copy
     (site-packages, perhaps inside somebody's repository) has no commit, never the enclosing repository's."""
-    try:
-        version = metadata.version("comfycheck")
-    except metadata.PackageNotFoundError:
-        version = "?"
-    if not (PROJECT_ROOT / ".git").exists():
+    version = __version__
+    if not (IN_CHECKOUT and (PROJECT_ROOT / ".git").exists()):
         return version
     try:
         commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short=12", "HEAD"],
