@@ -33,20 +33,28 @@ def _uv() -> str:
 def wheel(tmp_path_factory) -> Path:
     """A wheel built from this checkout as `uv build` builds it (through its sdist)."""
     out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run([_uv(), "build", "--quiet", "--out-dir", str(out), str(PROJECT_ROOT)],
+    done = subprocess.run([_uv(), "build", "--offline", "--quiet", "--out-dir", str(out), str(PROJECT_ROOT)],
                           capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"uv build failed:\n{done.stdout}{done.stderr}"
+    _offline(done, "uv build")
     (found,) = out.glob("comfycheck-*.whl")
     return found
 
 
 def _venv(where: Path, requirement: str) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
-    done = subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(where / "bin" / "python"),
+    done = subprocess.run([_uv(), "pip", "install", "--offline", "--quiet", "--python", str(where / "bin" / "python"),
                            "-c", str(PROJECT_ROOT / "constraints.txt"), requirement],
                           capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"installing {requirement} failed:\n{done.stdout}{done.stderr}"
+    _offline(done, f"installing {requirement}")
     return where / "bin"
+
+
+def _offline(done: subprocess.CompletedProcess, what: str) -> None:
+    """Tests reach no network: uv builds and installs from its cache, which ./run's set-up filled."""
+    out = done.stdout + done.stderr
+    if done.returncode != 0 and "offline" in out.lower():
+        pytest.skip(f"{what}: uv's cache lacks a package and this test reaches no network ({out.strip()[:300]})")
+    assert done.returncode == 0, f"{what} failed:\n{out}"
 
 
 def _user_env(home: Path) -> dict:
