@@ -2,6 +2,7 @@
 works as written (its --help at least), and `init` writes a profile from what a deployment says of itself."""
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -105,6 +106,18 @@ def test_a_bad_profile_is_could_not_run_in_every_job(tmp_path, capsys):
 
 def test_an_option_pytest_refuses_is_could_not_run(capsys):
     assert main(["smoke", "--no-such-option"]) == exitcodes.CANNOT_RUN
+
+
+def test_out_moves_the_results_of_every_job_even_those_run_in_the_commands_own_process(tmp_path):
+    """--out is read before anything places the results (comfycheck.config.paths does so once, on import): the
+    history, trend, soak and stack jobs run in the command's own process and must see it too."""
+    profile = tmp_path / "p.toml"
+    profile.write_text((PROJECT_ROOT / "profiles" / "local.toml").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMFYCHECK_", "PYTEST_"))}
+    done = subprocess.run([str(VENV_BIN / "comfycheck"), "history", "--profile", str(profile), "--out",
+                           str(tmp_path / "mine")], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == exitcodes.CANNOT_RUN, done.stdout + done.stderr
+    assert f"history {tmp_path / 'mine' / 'history.sqlite'}: no such file" in done.stderr, done.stderr
 
 
 def test_a_job_without_its_extra_names_the_extra(monkeypatch, capsys):

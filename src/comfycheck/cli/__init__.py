@@ -48,12 +48,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    out = _out_given(argv)
+    if out:  # before anything imports comfycheck.config.paths, which places results once: here or in a child
+        os.environ[OUT_ENV] = os.path.abspath(os.path.expanduser(out))
     ap = parser()
     args, rest = ap.parse_known_args(argv)
     if rest and not getattr(args, "passes_through", False):
         ap.error(f"{args.job}: unrecognized arguments: {' '.join(rest)}")
-    if args.out:  # before anything reads comfycheck.config.paths, here or in what the job starts
-        os.environ[OUT_ENV] = os.path.abspath(os.path.expanduser(args.out))
     if args.profile:
         args.profile = os.path.abspath(os.path.expanduser(args.profile))
     from . import jobs
@@ -62,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"comfycheck {args.job}: interrupted", file=sys.stderr)
         return exitcodes.CANNOT_RUN
+
+
+def _out_given(argv: list[str]) -> str | None:
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    early.add_argument("--out")
+    return early.parse_known_args(argv)[0].out
 
 
 if __name__ == "__main__":
