@@ -118,6 +118,10 @@ def test_out_moves_the_results_of_every_job_even_those_run_in_the_commands_own_p
                            str(tmp_path / "mine")], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == exitcodes.CANNOT_RUN, done.stdout + done.stderr
     assert f"history {tmp_path / 'mine' / 'history.sqlite'}: no such file" in done.stderr, done.stderr
+    by_name = subprocess.run([str(VENV_BIN / "comfycheck"), "trend", "--profile", "production", "--out",
+                              str(tmp_path / "mine")], capture_output=True, text=True, timeout=60, env=env)
+    assert by_name.returncode == exitcodes.CANNOT_RUN, by_name.stdout + by_name.stderr
+    assert f"history {tmp_path / 'mine' / 'history.sqlite'}: no such file" in by_name.stderr, by_name.stderr
 
 
 def test_a_job_without_its_extra_names_the_extra(monkeypatch, capsys):

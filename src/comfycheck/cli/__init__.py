@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = ap.parse_known_args(argv)
     if rest and not getattr(args, "passes_through", False):
         ap.error(f"{args.job}: unrecognized arguments: {' '.join(rest)}")
-    if args.profile:
+    if args.profile and _is_path(args.profile):  # trend and history also take a profile's name
         args.profile = os.path.abspath(os.path.expanduser(args.profile))
     from . import jobs
     try:
@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"comfycheck {args.job}: interrupted", file=sys.stderr)
         return exitcodes.CANNOT_RUN
+
+
+def _is_path(profile: str) -> bool:
+    return profile.endswith(".toml") or os.sep in profile or os.path.exists(profile)
 
 
 def _out_given(argv: list[str]) -> str | None:

@@ -111,7 +111,7 @@ def _public(args: argparse.Namespace, found: list[str]) -> dict:
     else:
         raise ComfyError(f"GET {public.url('/system_stats')} without credentials: HTTP {resp.status_code} "
                          f"{('(' + challenge + ')') if challenge else ''}: cannot tell how the proxy authenticates; "
-                         "write [public] auth by hand (README: profile keys)")
+                         "write [public] auth by hand (docs/profiles.md)")
     found.append(f"public {args.public_url}: " + ("answers without credentials" if auth == "none" else
                  f"asks for credentials ({auth}); the profile names the environment variables that hold them: "
                  f"{', '.join(v for k, v in SECRET_ENVS[auth].items() if k.endswith('_env'))}"))

@@ -57,9 +57,10 @@ def run(args: argparse.Namespace, rest: list[str]) -> int:
         return soak(rest if rest[:1] == ["report"] else _profile(args) + rest)  # `soak report DIR`: a killed soak
     if args.job in ("trend", "history"):
         from ..config.paths import DEFAULT_PROFILE
+        from ..config.profile import PROFILE_ENV
         from ..history.__main__ import main as history
         return history(["trend" if args.job == "trend" else "runs", "--profile", args.profile or
-                        os.environ.get("COMFYCHECK_PROFILE") or str(DEFAULT_PROFILE), *rest])
+                        os.environ.get(PROFILE_ENV) or str(DEFAULT_PROFILE), *rest])
     if args.job == "stack":
         from ..stack.__main__ import main as stack
         return stack([args.action, *_profile(args)])
