@@ -36,6 +36,7 @@ MARKERS = {
     "needs": "needs(key, ...): a failure of this check while that foundation is down is reported as blocked by it",
     "timing": "judges a speed (latency, startup, generation time) that other work on this host can move",
     "exclusive": "runs alone: under pytest-xdist after every other test, once the other workers are done",
+    "rehearsal": "the GPU rehearsal's kit: synthetic weights of real architectures, judged by ComfyUI's own detection",
 }
 
 PROFILE_KEY = pytest.StashKey[Profile]()

@@ -1,0 +1,54 @@
+"""The GPU rehearsal's weights kit, on the CPU: the seed's own set (Qwen-Image-Edit-2509 fp8, Qwen2.5-VL 7B fp8, the
+Qwen-Image VAE) built from ComfyUI's own classes at its real shapes and dtypes, and ComfyUI's own detection and
+validation as the judges; nothing of it is allocated (meta tensors, sparse files)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from comfycheck.config.paths import WORKFLOWS_DIR
+from comfycheck.rehearsal import SD15_SET, SEED_SET, run_kit
+from comfycheck.stack import real
+
+pytestmark = [pytest.mark.selftest, pytest.mark.rehearsal]
+SEED_WORKFLOW = WORKFLOWS_DIR / "qwen_image_edit_2509.json"
+
+
+@pytest.fixture(scope="module")
+def comfyui() -> real.RealComfyUI:
+    try:
+        return real.locate()
+    except real.RealComfyUINotFound as exc:
+        pytest.skip(f"the weights kit runs with a real ComfyUI's own Python and classes: {exc}")
+
+
+def test_comfyui_detects_the_seeds_set_and_validates_its_workflow_against_it(comfyui, tmp_path):
+    """Real-size files whose data is a hole (no disk), under the names the profile requires: ComfyUI's detection,
+    reading each file back, says which model it is; its own validate_prompt accepts the graph against them, and
+    refuses it when a file it names is not there."""
+    models = tmp_path / "models"
+    report = run_kit(comfyui, SEED_SET, fill="zeros", models=models, validate=SEED_WORKFLOW)
+    assert report.ok and report.valid, (report.errors, report.files)
+    found = {f.folder: f for f in report.files}
+    assert found["diffusion_models"].detected == "QwenImage"
+    assert found["text_encoders"].detected == "QWEN25_7B"
+    assert found["vae"].detected == "WanVAE (Wan 2.1, 16 latent channels)"
+    # the sizes of the files they stand for: 20.4 B parameters in fp8, 7.7 B (scaled fp8), a 254 MB VAE
+    assert 20.0e9 < found["diffusion_models"].params < 21.0e9 and 20.0e9 < found["diffusion_models"].bytes < 21.0e9
+    assert 7.0e9 < found["text_encoders"].params < 8.5e9
+    assert 250e6 < found["vae"].bytes < 260e6
+    written = models / "diffusion_models" / "qwen_image_edit_2509_fp8_e4m3fn.safetensors"
+    assert written.stat().st_size > 20e9 and written.stat().st_blocks * 512 < 1e6, "not a sparse file"
+    broken = json.loads(SEED_WORKFLOW.read_text())
+    for node in broken.values():
+        if node["class_type"] == "VAELoader":
+            node["inputs"]["vae_name"] = "not_there.safetensors"
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    refused = run_kit(comfyui, SEED_SET, models=models, validate=tmp_path / "broken.json", build=False)
+    assert refused.valid is False and any("not_there.safetensors" in e for e in refused.errors), refused.errors
+
+
+def test_the_sd15_checkpoint_is_an_sd15_checkpoint(comfyui):
+    (found,) = run_kit(comfyui, SD15_SET, fill="meta").files
+    assert found.detected == "SD15" and 1.0e9 < found.params < 1.1e9, found
