@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from comfycheck.classrun.report import SUMMARY_JSON, TIMELINE_PNG, ClassSummary, class_summary_html
-from comfycheck.config.paths import PROJECT_ROOT, new_report_dir
+from comfycheck.config.paths import PROJECT_ROOT, new_report_dir, shown
 from comfycheck.load.locust import class_command
 
 pytestmark = [pytest.mark.load, getattr(pytest.mark, "class")]
@@ -40,7 +40,7 @@ def test_the_class_gets_its_results_within_the_accepted_wait(profile, deployment
         if (out / TIMELINE_PNG).is_file():
             extras.append(html_extras.png(base64.b64encode((out / TIMELINE_PNG).read_bytes()).decode(), TIMELINE_PNG))
         extras.append(html_extras.html(f"<div class='comfycheck-class'>{class_summary_html(summary)}</div>"))
-    measure.info("class run", summary.verdict, report=str(out.relative_to(PROJECT_ROOT)),
+    measure.info("class run", summary.verdict, report=shown(out),
                  capacity=html.unescape(summary.capacity))
     with measure.together():
         for m in summary.measurements:

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from comfycheck.config.paths import PROJECT_ROOT, new_report_dir
+from comfycheck.config.paths import PROJECT_ROOT, new_report_dir, shown
 from comfycheck.load.judge import LoadSummary
 from comfycheck.load.locust import locust_command
 from comfycheck.load.report import PLOTS, SUMMARY_JSON, load_summary_html
@@ -38,7 +38,7 @@ def test_consecutive_generations_meet_the_targets(profile, deployment, pytestcon
     summary = LoadSummary.read(summary_file)
     _embed(extras, out, summary)
 
-    measure.info("load run", summary.verdict, report=str(out.relative_to(PROJECT_ROOT)),
+    measure.info("load run", summary.verdict, report=shown(out),
                  source=summary.source, device=summary.device, match=summary.device_match, notes=summary.notes)
     measure.info("generation wall time (median)", summary.wall_s.median, "s")
     measure.info("client wall time minus ComfyUI's own timestamps (median)", summary.timing_error_ms.median, "ms")

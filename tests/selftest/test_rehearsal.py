@@ -4,12 +4,19 @@ validation as the judges; nothing of it is allocated (meta tensors, sparse files
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pytest
+import tomli_w
 
+from comfycheck.comfy.client import ComfyClient
+from comfycheck.comfy.workflows import load_workflow, models_named
 from comfycheck.config.paths import WORKFLOWS_DIR
+from comfycheck.config.profile import load_profile
 from comfycheck.rehearsal import SD15_SET, SEED_SET, run_kit
-from comfycheck.stack import real
+from comfycheck.rehearsal.runner import CPU_WORKFLOW
+from comfycheck.stack import EmbeddedStack, real
+from tests.selftest.helpers import merge, own_ports
 
 pytestmark = [pytest.mark.selftest, pytest.mark.rehearsal]
 SEED_WORKFLOW = WORKFLOWS_DIR / "qwen_image_edit_2509.json"
@@ -49,6 +56,32 @@ def test_comfyui_detects_the_seeds_set_and_validates_its_workflow_against_it(com
     assert refused.valid is False and any("not_there.safetensors" in e for e in refused.errors), refused.errors
 
 
-def test_the_sd15_checkpoint_is_an_sd15_checkpoint(comfyui):
-    (found,) = run_kit(comfyui, SD15_SET, fill="meta").files
+def test_the_plumbing_generates_on_real_comfyui_from_the_kits_models_folder(comfyui, make_profile, tmp_path):
+    """Without a GPU, the rehearsal's plumbing: an SD1.5 checkpoint from the kit (a sparse real-size file), real
+    ComfyUI in the embedded stack reading it from [stack] models_dir (--extra-model-paths-config), one step at
+    64x64 on the CPU, its image back through /view."""
+    models = tmp_path / "models"
+    workflow = WORKFLOWS_DIR / CPU_WORKFLOW
+    (found,) = run_kit(comfyui, SD15_SET, fill="zeros", models=models, validate=workflow).files
     assert found.detected == "SD15" and 1.0e9 < found.params < 1.1e9, found
+    graph = load_workflow(workflow)
+    path = make_profile(merge(own_ports(), {
+        "name": "rehearsal-plumbing", "forge": None,
+        "comfyui": {"generation_workflow": CPU_WORKFLOW, "models_installed": True},
+        "stack": {"comfyui": "real", "comfyui_dir": str(comfyui.directory), "comfyui_python": str(comfyui.python),
+                  "models_dir": str(models), "startup_timeout_s": 180}}))
+    data = tomllib.loads(path.read_text())
+    data["comfyui"]["required_models"] = models_named(graph)
+    path.write_text(tomli_w.dumps(data))
+    profile = load_profile(path)
+    stack = EmbeddedStack(profile)
+    stack.up()
+    try:
+        with ComfyClient.from_profile(profile, timeout=30) as client:
+            assert client.models("checkpoints") == [found.file]  # the kit's file, no placeholder beside it
+            result = client.run(graph, timeout=300)
+            assert result.status == "success", result
+            (image,) = result.images()
+            assert client.view(**image)[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        stack.down()

@@ -22,6 +22,7 @@ JOBS = (  # (subcommand, one line: the job it does); the order of `comfycheck --
     ("history", "the runs kept in the history, one line each"),
     ("stack", "the embedded reference stack: up, down, status"),
     ("init", "write a profile for a deployment by asking it what it runs"),
+    ("rehearse", "rehearse a new GPU box before the model is there: synthetic weights, the GPU layers, one report"),
 )
 EPILOG = ("exit status, the same for every job:\n" +
           "".join(f"  {code}  {text}\n" for code, text in exitcodes.MEANINGS.items() if code != exitcodes.USAGE) +

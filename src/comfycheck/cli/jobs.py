@@ -18,7 +18,7 @@ PYTEST_JOBS = {  # job: (pytest arguments, whether comfycheck's own tests are le
 PASS_THROUGH = {  # job: what its extra arguments go to, for --help
     "smoke": "pytest", "check": "pytest", "ui": "pytest", "nightly": "pytest",
     "load": "Locust (and loadtests/locustfile.py)", "class": "Locust (and loadtests/classroom.py)",
-    "soak": "the soak", "trend": "the trend page", "history": "the history",
+    "soak": "the soak", "trend": "the trend page", "history": "the history", "rehearse": "pytest",
 }
 PROFILED = ("smoke", "check", "ui", "load", "class", "soak", "nightly", "stack")  # the jobs that load a profile
 NEEDS = {"load": "load", "class": "load", "ui": "ui"}  # job: the extra it cannot run without
@@ -31,6 +31,8 @@ def add_options(parsers: dict[str, argparse.ArgumentParser]) -> None:
         parsers[job].set_defaults(passes_through=True)
         parsers[job].epilog = f"Other arguments go to {target}."
     parsers["stack"].add_argument("action", choices=("up", "down", "status"))
+    parsers["rehearse"].add_argument("--fill", choices=("random", "zeros"),
+                                     help="the weights' data: random (default on a GPU) or zeros (a sparse file)")
     from .init import add_options as init_options
     init_options(parsers["init"])
 
@@ -67,6 +69,9 @@ def run(args: argparse.Namespace, rest: list[str]) -> int:
     if args.job == "nightly":
         from .nightly import nightly
         return nightly(args.profile, rest)
+    if args.job == "rehearse":
+        from .rehearse import rehearse
+        return rehearse(args.profile, args.fill, rest)
     from .init import init
     return init(args)
 

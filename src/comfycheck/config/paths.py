@@ -80,6 +80,13 @@ def resolve(value: str | os.PathLike) -> Path:
     return SUITE_ROOT / p
 
 
+def shown(path: str | os.PathLike) -> str:
+    """A path as a report shows it: relative to the suite's folder where it lies in it (reports/load/...), else whole
+    (an installed copy's results, --out)."""
+    full = Path(path).resolve()
+    return str(full.relative_to(SUITE_ROOT)) if full.is_relative_to(SUITE_ROOT) else str(full)
+
+
 def baselines_for(profile_name: str) -> Path:
     """The screenshot baselines of a profile, to read and to write. An installed copy starts from the baselines it
     ships (the embedded stack's), copied to the user's folder on first use: the package itself stays read only."""

@@ -257,6 +257,9 @@ class StackSettings:
     # more arguments for ComfyUI's main.py (--cpu is added where NVML sees no GPU); the stand-in takes the
     # ComfyUI flags it imitates (--max-upload-size)
     comfyui_args: list[str] = key(_str_list, [])
+    # real ComfyUI also reads this models folder (--extra-model-paths-config): the rehearsal's synthetic weights
+    # (comfycheck rehearse builds them there); a required model found there gets no empty placeholder
+    models_dir: Path | None = key(_str, None, convert=project_path)
 
     @property
     def real(self) -> bool:

@@ -206,8 +206,13 @@ class EmbeddedStack:
             except real.RealComfyUINotFound as exc:
                 raise StackError(str(exc)) from None
             base = self.state_dir / "comfyui-real"
-            real.prepare_base(base, models)
-            return comfy.command(host, port, base, self.settings.comfyui_args, gpu=_nvml_sees_a_gpu()), \
+            extra = self.settings.models_dir
+            found = [m for m in models if extra is not None and (extra / m).is_file()]
+            real.prepare_base(base, [m for m in models if m not in found], drop=found)
+            args = list(self.settings.comfyui_args)
+            if extra is not None:
+                args += ["--extra-model-paths-config", str(real.extra_model_paths(base, extra))]
+            return comfy.command(host, port, base, args, gpu=_nvml_sees_a_gpu()), \
                 comfy.directory
         _, control_port = _hostport(self.settings.control_url)
         cmd = [sys.executable, "-m", "comfycheck.standin", "--host", host, "--port", str(port),

@@ -7,6 +7,7 @@ and user folders and never touches the installation's own.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tomllib
@@ -76,10 +77,27 @@ def locate(comfyui_dir: str = "", comfyui_python: str = "") -> RealComfyUI:
     return RealComfyUI(directory, Path(python), source)
 
 
-def prepare_base(base_dir: Path, models: list[str]) -> None:
-    """The stack's own base directory; each required model is an empty placeholder, so /models lists it."""
+MODEL_FOLDERS = ("diffusion_models", "text_encoders", "vae", "checkpoints", "loras")
+
+
+def extra_model_paths(base_dir: Path, models_dir: Path) -> Path:
+    """ComfyUI's extra_model_paths.yaml naming `models_dir`'s folders, written in the stack's base directory."""
+    path = base_dir / "extra_model_paths.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("comfycheck:\n" + f"  base_path: {json.dumps(str(models_dir))}\n"
+                    + "".join(f"  {folder}: {folder}\n" for folder in MODEL_FOLDERS))
+    return path
+
+
+def prepare_base(base_dir: Path, models: list[str], drop: tuple[str, ...] | list[str] = ()) -> None:
+    """The stack's own base directory; each required model is an empty placeholder, so /models lists it. A model in
+    `drop` is found elsewhere (the rehearsal's models folder): an earlier placeholder of it would shadow that file."""
     for sub in ("input", "output", "temp", "user", "custom_nodes"):
         (base_dir / sub).mkdir(parents=True, exist_ok=True)
+    for model in drop:
+        placeholder = base_dir / "models" / model
+        if placeholder.is_file() and placeholder.stat().st_size == 0:
+            placeholder.unlink()
     for model in models:
         path = base_dir / "models" / model
         path.parent.mkdir(parents=True, exist_ok=True)
