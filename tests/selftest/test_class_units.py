@@ -9,10 +9,11 @@ import pytest
 from comfycheck.classrun import records as raw
 from comfycheck.classrun.arrivals import arrival_times
 from comfycheck.classrun.fleet import Fleet, locate, student_address
-from comfycheck.classrun.judge import Capacity, jain_index, judge, order_jumps
+from comfycheck.classrun.judge import Capacity, jain_index, judge, order_jumps, what_bounds
 from comfycheck.classrun.records import PromptRecord
 from comfycheck.config.profile import ProfileError, load_profile
 from comfycheck.config.settings import ClassSettings
+from comfycheck.judge.measurements import Measurement
 from comfycheck.stack.certs import CertFiles
 from comfycheck.stack.proxy import ProxyConfig, render
 
@@ -264,3 +265,25 @@ def test_a_direct_students_prompts_are_its_backends_even_one_refused_before_it_h
             PromptRecord("student-03", 1, "https://lb.test", "c3", "failed", error="502")]
     locate(recs, ["http://127.0.0.1:1", "http://127.0.0.1:2"], {})
     assert [r.served_by for r in recs] == ["http://127.0.0.1:2", ""], "through a balancer: found only by its id"
+
+
+def _busy(pct: float) -> list:
+    return [Measurement("GPU busy share", pct, "%", None, "t")]
+
+
+def test_what_bounds_the_class_is_told_from_the_busy_share_beside_the_cards_utilisation():
+    """The H200 class run: ComfyUI busy 94.8 % of the run by its own timestamps, nvidia-smi saw the card at most
+    32 % utilised: ComfyUI's server side bounded the class, not the card."""
+    samples = [{"t": t, "util_pct": 20 + (t % 13), "power_w": 250} for t in range(100)]
+    rows = _busy(94.8)
+    said = what_bounds(rows, samples, (0, 99))
+    assert said.startswith("ComfyUI's server side bounds the class, not the card: ComfyUI was busy 95 % of the run "
+                           "while the GPU was at most 32 % utilised"), said
+    assert {m.name for m in rows} >= {"GPU utilisation while the class ran (NVML)",
+                                      "GPU power while the class ran, peak (NVML)"}
+    hot = [{"t": t, "util_pct": 97, "power_w": 690} for t in range(100)]
+    assert what_bounds(_busy(96.0), hot, None).startswith("the card bounds the class")
+    assert what_bounds(_busy(40.0), hot, None).startswith("the arrivals bound the class")
+    outside = what_bounds(_busy(96.0), hot, (200, 300))  # no sample in the class's own span
+    assert outside.startswith("what bounds the class is not told here"), outside
+    assert what_bounds(_busy(96.0), [{"t": 1, "util_pct": ""}], None).startswith("what bounds the class is not told")

@@ -176,3 +176,43 @@ def test_the_card_comfyuis_pid_is_on_is_held_to_the_profiles_names(monkeypatch, 
     notes = " ".join(choice.notes)
     assert "sampled NVIDIA H200 (GPU-cccc, PCI bus 00000000:19:00.0, NVML index 0), found by PID 8188" in notes, notes
     assert (f"the profile's [gpus] {differ} is not the card ComfyUI runs on" in notes) == bool(differ), notes
+
+
+def _run_on_a_big_card(*, nvml: bool) -> tuple[list[dict], list]:
+    """An H200-like run: 141 GB card, ~41 GB idle, 48 GB in each of 10 generations (a cold first one), 37-41 °C."""
+    from comfycheck.load.samples import Generation
+    t0, t = 1_700_000_000.0, 1_700_000_005.0
+    gens = []
+    for n in range(10):
+        wall = 12.0 if n == 0 else 2.2
+        gens.append(Generation(n + 1, True, wall, wall, f"p{n}", cold=n == 0, started=t))
+        t += wall + 0.3
+    rows, x = [], t0
+    while x < t + 5:
+        active = any(g.started <= x <= g.started + g.wall_s for g in gens)
+        row = {"t": x, "mem_used_bytes": int((48 if active else 41) * 1e9), "mem_total_bytes": int(141e9)}
+        if nvml:
+            row |= {"temp_c": 41 if active else 37, "util_pct": 30 if active else 0, "power_w": 300 if active else 80}
+        rows.append(row)
+        x += 0.25
+    return rows, gens
+
+
+@pytest.mark.parametrize("nvml", [True, False])
+def test_the_load_timeline_reads_on_a_big_card(nvml, tmp_path):
+    """VRAM on an axis that fits what was used (not 0-150 GB for a 41-48 GB run), the target above it named, each
+    generation shaded, utilisation and power in their own panel where NVML gave them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from comfycheck.config.paths import DEFAULT_PROFILE
+    from comfycheck.config.profile import load_profile
+    from comfycheck.load.timeline import timeline
+    rows, gens = _run_on_a_big_card(nvml=nvml)
+    drawn = timeline(plt, tmp_path / "timeline.png", "nvml: NVIDIA H200", rows,
+                     gens, load_profile(DEFAULT_PROFILE).targets)
+    assert 48 < drawn["vram_top_gb"] < 70, drawn
+    assert drawn["off_scale"] == ["80 % of the card (112.8 GB) above the scale"], drawn
+    assert drawn["spans"] == 10 and drawn["busy"] is nvml
+    assert (tmp_path / "timeline.png").stat().st_size > 10_000

@@ -31,7 +31,7 @@ MAY_IMPORT = {  # folder (or top-level module): the folders it may import from, 
     "load": _REPORT,                     # the load run
     "classrun": _REPORT | {"load"},      # the class run, on the load run's Locust plumbing
     "soak": _REPORT | {"stack"},         # the soak
-    "rehearsal": _LOW | {"stack"},       # the GPU rehearsal; its kit.py runs in ComfyUI's Python, on no comfycheck
+    "rehearsal": _CLIENT | {"stack"},    # the GPU rehearsal; its kit.py runs in ComfyUI's Python, on no comfycheck
     "parallel": _REPORT,                 # pytest-xdist scheduling
     "pytest_entry": _LOW,                # decides whether the plugin joins a pytest run
     "pytest_plugin": None,               # the entry points: anything

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..config.settings import ClassSettings
 from ..config.targets import Target, percentile
 from ..config.units import rounded
+from ..judge.card import activity
 from ..judge.measurements import Measurement
 from .fleet import Fleet
 from .records import LOST, PromptRecord, queue_ahead
@@ -267,3 +268,26 @@ def _judged(target: Target, value: float | None, what: str, fix: str = "") -> Me
     if not target.met_by(m.value):  # type: ignore[arg-type]
         m.fix = f"{what}: {fix}" if fix else what
     return m
+
+
+def what_bounds(rows: list[Measurement], samples: list[dict], window: tuple[float, float] | None) -> str:
+    """Which bounds the class, the card or ComfyUI's server side, from the busy share (ComfyUI's own timestamps)
+    set beside the card's utilisation and power through NVML while the class ran; the figures join `rows`."""
+    card = activity(samples, [window] if window else None)
+    if not card.util_pct:
+        return ("what bounds the class is not told here: no GPU utilisation (NVML does not see ComfyUI's card; "
+                "/system_stats has no such figure)")
+    rows += card.rows("while the class ran", TEST)
+    mean, p95 = card.mean_util, card.p95_util
+    busy = next((m.value for m in rows if m.name == "GPU busy share"), None)
+    if not isinstance(busy, int | float):
+        return f"the GPU was {mean:.0f} % utilised on average (p95 {p95:.0f} %)"
+    if busy < 80:
+        return (f"the arrivals bound the class: ComfyUI was busy only {busy:.0f} % of the run (GPU {mean:.0f} % "
+                "utilised): it can take more")
+    if p95 >= 70:
+        return (f"the card bounds the class: ComfyUI was busy {busy:.0f} % of the run and the GPU {mean:.0f} % "
+                f"utilised (p95 {p95:.0f} %): a faster card, or another backend, serves more students")
+    return (f"ComfyUI's server side bounds the class, not the card: ComfyUI was busy {busy:.0f} % of the run while "
+            f"the GPU was at most {p95:.0f} % utilised (p95; mean {mean:.0f} %): per-prompt work outside the card's "
+            "kernels sets the pace; another backend serves more students, a faster card would not")

@@ -16,11 +16,11 @@ from ..history import versions
 from ..history.keeping import Kept, keep
 from ..judge.measurements import Measurement, overall_verdict
 from ..load.samples import SAMPLES_CSV
-from ..probes.gpu import NvmlSource, Sampler, SystemStatsSource, sampled_card
+from ..probes.gpu import NvmlSource, Sampler, SystemStatsSource, read_samples, sampled_card
 from ..probes.gpu_choice import choose_source
 from . import records as raw
 from .fleet import Fleet, answering, backend_client, fleet_of, locate, student_address
-from .judge import TEST, judge
+from .judge import TEST, judge, what_bounds
 from .records import PromptRecord
 from .report import ClassSummary, write_outputs
 from .student import Student
@@ -131,6 +131,8 @@ class ClassRun:
         rows, capacity = judge(records, self.profile.targets, self.settings, requested=self.requested, ran=ran,
                                fleet=fleet)
         rows.append(self._vram(peak.used_pct if peak else None, ran[1]))
+        bound = what_bounds(rows, read_samples(self.out / SAMPLES_CSV) if (self.out / SAMPLES_CSV).is_file() else [],
+                            _window(records))
         summary = ClassSummary(
             profile=self.profile.name, report_dir=str(self.out.resolve()), workflow=self.workflow_name,
             shape=self.settings.shape, arrivals=arrivals_in_words(self.settings), students=self.settings.students,
@@ -138,7 +140,8 @@ class ClassRun:
             started=self.started.isoformat(timespec="seconds"),
             finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), stopped_by=stopped_by,
             prompts_requested=self.requested, prompts_ok=sum(r.ok for r in records),
-            capacity=capacity.describe() if capacity else "no prompt finished: no service time to plan with",
+            capacity=(capacity.describe() + "; " + bound) if capacity else "no prompt finished: no service time to "
+                                                                           "plan with",
             verdict=overall_verdict(rows), notes=self.notes + [f"students reached ComfyUI through {self.via}"],
             versions=versions.of_run(self.system_stats, gpu=sampled_card(self.source)),
             measurements=rows, result_within_s=self.settings.result_within_s)
@@ -158,6 +161,13 @@ class ClassRun:
             return Measurement("peak VRAM during the class run", peak_pct, "%", None, TEST,
                                {"note": f"not judged against '{target.key}': the run drove another workflow"})
         return Measurement(target.label, peak_pct, "%", target, TEST, {"note": "peak during the class run"})
+
+
+def _window(records: list[PromptRecord]) -> tuple[float, float] | None:
+    """The class's own span by the wall clock: the first prompt sent to the last image downloaded."""
+    sent = [r.submitted_at for r in records if r.submitted_at is not None]
+    got = [r.downloaded_at for r in records if r.downloaded_at is not None]
+    return (min(sent), max(got)) if sent and got else None
 
 
 def new_student(profile: Profile, workflow: dict, name: str, ordinal: int) -> Student:

@@ -141,12 +141,28 @@ def run_pytest(cmd: list[str], log: Path | None = None) -> int:
 
 
 def run_locust(job: str, profile: str | None, rest: list[str]) -> int:
+    """Locust on the job's locustfile; the embedded stack started first where the profile is one (as pytest and
+    the soak do), and stopped after if this run started it."""
     from ..config import paths
+    from ..config.profile import load_profile
+    from ..stack import EmbeddedStack, StackError
 
     locustfile = paths.LOCUSTFILE if job == "load" else paths.CLASSROOM_LOCUSTFILE
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--only-summary"]
-    if "--worker" not in rest:  # a class run's worker takes everything from its master
+    worker = "--worker" in rest  # a class run's worker takes everything from its master
+    if not worker:
         cmd.append("--headless")
         cmd += ["-u", "1", "-r", "1"] if job == "load" else []
         cmd += ["--comfy-profile", profile] if profile else []
-    return subprocess.run(cmd + rest).returncode
+    loaded = load_profile(profile)
+    stack = EmbeddedStack(loaded) if loaded.embedded and not worker else None
+    try:
+        owned = stack is not None and stack.up().owned
+    except StackError as exc:
+        print(f"comfycheck {job}: embedded stack of profile {loaded.path}: {exc}", file=sys.stderr)
+        return exitcodes.CANNOT_RUN
+    try:
+        return subprocess.run(cmd + rest).returncode
+    finally:
+        if owned and stack is not None:
+            stack.down()

@@ -15,6 +15,8 @@ from ..judge.measurements import Measurement
 from ..probes.gpu import Sample
 from .samples import Generation
 
+TEST = "load run"  # the test name a load run's figures carry
+
 ON_CPU = "not assessed: ComfyUI runs on the CPU (/system_stats lists no GPU)"
 CPU_NOTE = ("ComfyUI runs on the CPU (/system_stats lists no GPU): the VRAM targets are not assessed; the memory "
             "figures are the cpu device's")
@@ -181,7 +183,7 @@ def judge(targets: dict[str, Target], *, requested: int, generations: list[Gener
              "stability: standard deviation / mean of the executions with the model loaded",
              none_why="not assessed: fewer than 2 successful generations with the model loaded"),
         *[Measurement(f"first {label.removeprefix('one ')} after /free, model load included",
-                      _r(g.judged_s, "s"), "s", None, "load run",
+                      _r(g.judged_s, "s"), "s", None, TEST,
                       {"note": "the run's own /free unloaded the model: this generation loads it again, so it is "
                                "told apart and judged by no target (the warm ones are)"}) for g in cold],
         _row(t["vram_generation_pct"], peak.used_pct if peak else None, "peak VRAM during the run", none_why=no_gpu,
@@ -215,10 +217,10 @@ def _row(target: Target, value: float | None, what: str, none_why: str = "not me
     """A figure against its target; with `what_ran`, a figure of another workflow than the target is about:
     named by what ran and told, without the target."""
     if value is None:
-        return Measurement(what_ran or target.label, None, target.unit, target, "load run", {"note": what},
+        return Measurement(what_ran or target.label, None, target.unit, target, TEST, {"note": what},
                            not_assessed=none_why)
     if what_ran is not None:
-        return Measurement(what_ran, float(value), target.unit, None, "load run",
+        return Measurement(what_ran, float(value), target.unit, None, TEST,
                            {"note": f"{what}; not judged against '{target.key}' ({target.label} "
                                     f"{target.describe()}): this run drove another workflow"})
-    return Measurement(target.label, float(value), target.unit, target, "load run", {"note": what})
+    return Measurement(target.label, float(value), target.unit, target, TEST, {"note": what})

@@ -4,52 +4,38 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from ..config.units import GB
 from ..outputs.report import images, run_facts, run_page
 from ..probes.gpu import read_samples
 from .judge import LoadSummary
 from .samples import GENERATIONS_CSV, SAMPLES_CSV, Generation, write_generations
+from .timeline import timeline
 
 SUMMARY_JSON = "summary.json"
 PLOTS = ("timeline.png", "generations.png")
 
 
-def write_outputs(out: Path, summary: LoadSummary, generations: list[Generation]) -> None:
+def write_outputs(out: Path, summary: LoadSummary, generations: list[Generation], targets: dict | None = None) -> None:
+    """`targets`: the profile's, by key (the timeline draws them)."""
     out.mkdir(parents=True, exist_ok=True)
     summary.write(out / SUMMARY_JSON)
     write_generations(out / GENERATIONS_CSV, generations)
-    plots(out, summary, generations)
+    plots(out, summary, generations, targets)
     (out / "index.html").write_text(summary_html(summary))
 
 
-def plots(out: Path, summary: LoadSummary, generations: list[Generation]) -> None:
+def plots(out: Path, summary: LoadSummary, generations: list[Generation], targets: dict | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     samples = read_samples(out / SAMPLES_CSV) if (out / SAMPLES_CSV).is_file() else []
-    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
-    if samples:
-        t0 = float(samples[0]["t"])
-        xs = [float(s["t"]) - t0 for s in samples]
-        ax.plot(xs, [int(s["mem_used_bytes"]) / GB for s in samples], color="#3367d6", label="VRAM used (GB)")
-        total = int(samples[0]["mem_total_bytes"]) / GB
-        ax.axhline(total * 0.8, color="#d93025", linestyle="--", linewidth=1, label="80 % of total")
-        ax.set_ylim(0, total * 1.02)
-        temps = [(x, float(s["temp_c"])) for x, s in zip(xs, samples, strict=True) if s.get("temp_c")]
-        if temps:
-            ax2 = ax.twinx()
-            ax2.plot(*zip(*temps, strict=True), color="#e37400", label="temperature (°C)")
-            ax2.set_ylabel("°C")
-        ax.legend(loc="upper left", fontsize=8)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("GB")
     device = str(summary.device or "?").split(" (comfycheck")[0][:70]
-    ax.set_title(f"VRAM during the run ({summary.source}: {device})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / PLOTS[0])
-    plt.close(fig)
+    sampled = device if device.startswith(str(summary.source)) else f"{summary.source}: {device}"
+    timeline(plt, out / PLOTS[0], sampled, samples, generations, targets or {})
+    _generations_plot(plt, out, generations)
 
+
+def _generations_plot(plt, out: Path, generations: list[Generation]) -> None:
     fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
     ax.bar([g.n for g in generations], [g.wall_s for g in generations],
            color=["#34a853" if g.ok else "#d93025" for g in generations])

@@ -15,12 +15,14 @@ from ..config.profile import Profile
 from ..config.units import GB
 from ..history import versions
 from ..history.keeping import Kept, keep
+from ..judge.card import activity
 from ..judge.measurements import FAIL, overall_verdict
 from ..polling import DeadlineExceeded, wait_until
-from ..probes.gpu import NvmlSource, Sample, Sampler, SystemStatsSource, sampled_card
+from ..probes.gpu import NvmlSource, Sample, Sampler, SystemStatsSource, read_samples, sampled_card
 from ..probes.gpu_choice import choose_source
 from .judge import (
     CPU_NOTE,
+    TEST,
     AfterFree,
     IdleBaseline,
     LoadSummary,
@@ -87,7 +89,7 @@ class LoadRun:
     # --- during ---------------------------------------------------------------------------------
     def one_generation(self) -> Generation:
         gen_cold, self.cold_taken = not self.cold_taken, True  # the first submitted after /free runs first (FIFO)
-        t0 = time.perf_counter()
+        started, t0 = time.time(), time.perf_counter()
         try:
             result = self.client.run(make_unique(self.workflow), timeout=self.profile.comfyui.generation_timeout_s)
         except ComfyError as exc:
@@ -98,7 +100,7 @@ class LoadRun:
                              result.prompt_id, result.failure_message(),
                              execution / 1000 if execution is not None else None)
         gen.n = len(self.generations) + 1  # in the order they ended (several users run at once with -u N)
-        gen.cold = gen_cold
+        gen.cold, gen.started = gen_cold, started
         self.generations.append(gen)
         return gen
 
@@ -113,6 +115,9 @@ class LoadRun:
         rows = judge(self.profile.targets, requested=self.wanted, generations=self.generations, idle=idle,
                      peak=s.peak, max_temp=s.max_temp, after=after, on_gpu=on_gpu,
                      ran=describe(self.workflow, self.workflow_name))
+        spans = [(g.started, g.started + g.wall_s) for g in self.generations if g.started]
+        samples = read_samples(self.out / SAMPLES_CSV) if (self.out / SAMPLES_CSV).is_file() else []
+        rows += activity(samples, spans).rows("while generating", TEST)
         ok = sum(g.ok for g in self.generations)
         summary = LoadSummary(
             profile=self.profile.name, report_dir=str(self.out.resolve()), workflow=self.workflow_name,
@@ -126,7 +131,7 @@ class LoadRun:
             notes=self.notes + ([CPU_NOTE] if not on_gpu else []), measurements=rows,
             versions=versions.of_run(self.system_stats, gpu=sampled_card(self.source)),
             verdict=overall_verdict(rows), errors=[g.error for g in self.generations if not g.ok][:10])
-        write_outputs(self.out, summary, self.generations)
+        write_outputs(self.out, summary, self.generations, self.profile.targets)
         failed = summary.verdict == FAIL or summary.generations_failed
         self.kept = keep(self.history, summary.profile, "load", started=summary.started, finished=summary.finished,
                          verdict="failed" if failed else "passed", versions=summary.versions,

@@ -20,6 +20,7 @@ class Generation:
     error: str = ""
     exec_s: float | None = None  # ComfyUI's own execution_start -> terminal: the generation without its queue wait
     cold: bool = False  # the first after the run's own /free: it loads the model again (RAM or disk to the GPU)
+    started: float = 0.0  # wall clock (epoch s) when it was submitted: its span on the timeline, beside the samples
 
     @property
     def judged_s(self) -> float:

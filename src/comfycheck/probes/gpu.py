@@ -179,10 +179,10 @@ class NvmlSource:
                       _try(lambda: n.nvmlDeviceGetPowerUsage(h) / 1000.0))
 
 
-
 def sampled_card(source) -> str | None:
     """The card a run sampled, as NVML names it; None where it sampled /system_stats (or nothing)."""
     return source.gpu.name if isinstance(source, NvmlSource) else None
+
 
 class SystemStatsSource:
     """ComfyUI's own view (remote hosts, the embedded stack): VRAM only, no temperature."""
