@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from .. import ComfycheckError, exitcodes
 from ..config.paths import TESTS_DIR, new_report_dir
@@ -15,6 +16,16 @@ from ..rehearsal.runner import NvidiaSmiTrace, gpu_here, prepare
 from .jobs import pytest_command, run_pytest
 
 SEED_512 = "test_qwen_edit_generation_512"
+
+
+def _vram_figures(measurements: Path) -> dict[str, str]:
+    """The checks' own VRAM figures (NVML where it sees the card), to set beside nvidia-smi's trace."""
+    try:
+        rows = json.loads(measurements.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {m["name"]: f"{m['value']} {m['unit']}" if m.get("value") is not None else (m.get("not_assessed") or "-")
+            for m in rows if "VRAM" in m.get("name", "")}
 
 
 def rehearse(profile_arg: str | None, fill: str | None, rest: list[str]) -> int:
@@ -41,8 +52,11 @@ def rehearse(profile_arg: str | None, fill: str | None, rest: list[str]) -> int:
         code = run_pytest(cmd)
     finally:
         peaks = trace.stop()
+    nvml = _vram_figures(out / "measurements.json")
     (out / "rehearsal.json").write_text(json.dumps({"gpu": gpu, "profile": str(profile_path), "exit": code,
-                                                    "nvidia_smi_peaks": peaks}, indent=1))
+                                                    "nvidia_smi_peaks": peaks, "nvml_vram": nvml}, indent=1))
+    for name, figure in nvml.items():
+        print(f"  the checks (NVML, else /system_stats): {name}: {figure}")
     for card, peak in peaks.items():
         print(f"  nvidia-smi, {card}: peak {peak.get('memory.used [MiB]', 0):.0f} MiB used, "
               f"{peak.get('temperature.gpu', 0):.0f} °C, {peak.get('utilization.gpu [%]', 0):.0f} % busy, "
