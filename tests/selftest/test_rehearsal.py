@@ -66,10 +66,10 @@ def test_the_plumbing_generates_on_real_comfyui_from_the_kits_models_folder(comf
     assert found.detected == "SD15" and 1.0e9 < found.params < 1.1e9, found
     graph = load_workflow(workflow)
     path = make_profile(merge(own_ports(), {
-        "name": "rehearsal-plumbing", "forge": None,
+        "name": "rehearsal-plumbing",
         "comfyui": {"generation_workflow": CPU_WORKFLOW, "models_installed": True},
         "stack": {"comfyui": "real", "comfyui_dir": str(comfyui.directory), "comfyui_python": str(comfyui.python),
-                  "models_dir": str(models), "startup_timeout_s": 180}}))
+                  "models_dir": str(models), "startup_timeout_s": 180}}) | {"forge": None})  # no Forge: not tested
     data = tomllib.loads(path.read_text())
     data["comfyui"]["required_models"] = models_named(graph)
     path.write_text(tomli_w.dumps(data))
@@ -85,3 +85,16 @@ def test_the_plumbing_generates_on_real_comfyui_from_the_kits_models_folder(comf
             assert client.view(**image)[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         stack.down()
+
+
+def test_random_weights_are_random_and_still_the_model_they_stand_for(comfyui, tmp_path):
+    """The GPU rehearsal's fill (made on the card there; here on the CPU, the 254 MB VAE alone): real data, not a
+    hole, in the file's own dtype, which ComfyUI reads back as the Qwen-Image VAE."""
+    (vae,) = run_kit(comfyui, SEED_SET, fill="random", models=tmp_path, only=("vae",)).files
+    assert vae.detected == "WanVAE (Wan 2.1, 16 latent channels)", vae
+    path = tmp_path / "vae" / "qwen_image_vae.safetensors"
+    assert path.stat().st_blocks * 512 >= 0.9 * path.stat().st_size, "a sparse file, not random weights"
+    with open(path, "rb") as f:
+        f.seek(path.stat().st_size // 2)
+        middle = f.read(1 << 16)
+    assert len(set(middle)) > 200, "the data is not random"

@@ -46,14 +46,16 @@ class KitReport:
 
 
 def run_kit(comfyui: RealComfyUI, weight_set: str, *, fill: str = "meta", models: Path | None = None,
-            device: str = "cpu", validate: Path | None = None, build: bool = True, timeout: float = 900) -> KitReport:
-    """Run kit.py with ComfyUI's Python: build `weight_set` (`fill`: meta, zeros or random) into `models`, and
-    have ComfyUI validate the workflow `validate` against it."""
+            device: str = "cpu", validate: Path | None = None, build: bool = True, only: tuple[str, ...] = (),
+            timeout: float = 900) -> KitReport:
+    """Run kit.py with ComfyUI's Python: build `weight_set` (`fill`: meta, zeros or random; `only`: those model
+    folders' files) into `models`, and have ComfyUI validate the workflow `validate` against it."""
     cmd = [str(comfyui.python), str(KIT), "--comfyui", str(comfyui.directory), "--set", weight_set, "--fill", fill,
            "--device", device]
     cmd += ["--models", str(models)] if models is not None else []
     cmd += ["--validate", str(validate)] if validate is not None else []
     cmd += [] if build else ["--no-build"]
+    cmd += [arg for folder in only for arg in ("--only", folder)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:

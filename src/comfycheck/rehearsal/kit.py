@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="where random weights are made (cuda on a GPU box)")
     ap.add_argument("--validate", type=Path, help="an API-format workflow ComfyUI must accept against these files")
     ap.add_argument("--no-build", action="store_true", help="only --validate, against the files already in --models")
+    ap.add_argument("--only", action="append", default=[], metavar="FOLDER",
+                    help="build only the set's file in this models folder (vae, ...); repeatable")
     args = ap.parse_args(argv)
     if args.fill != "meta" and args.models is None:
         ap.error("--models is needed to write files (--fill zeros or random)")
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": f"cannot import ComfyUI from {args.comfyui}: {type(exc).__name__}: {exc}"}))
         return 2
     ok = True
-    for folder, name, builder, expected in [] if args.no_build else SETS[args.set]:
+    wanted = [f for f in SETS[args.set] if not args.only or f[0] in args.only]
+    for folder, name, builder, expected in [] if args.no_build else wanted:
         tensors = BUILDERS[builder](comfy)
         row = {"file": name, "folder": folder, "params": sum(math.prod(t.shape) for t in tensors.values()),
                "bytes": sum(math.prod(t.shape) * t.element_size() for t in tensors.values())}
@@ -226,17 +229,27 @@ def write_safetensors(path: Path, tensors: dict, fill: str, device: str) -> None
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
+    head = struct.pack("<Q", len(raw)) + raw
+    if _already(path, head, len(head) + offset):
+        return  # the same tensors, filled the same way, from an earlier run: 29 GB not made again
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
+        f.write(head)
         if fill == "random":
             for key, t in tensors.items():
                 f.write(_random_bytes(torch, key, t, device))
         else:
             f.truncate(8 + len(raw) + offset)  # sparse: the filesystem stores no data blocks for the hole
     os.replace(partial, path)
+
+
+def _already(path: Path, head: bytes, size: int) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return path.stat().st_size == size and f.read(len(head)) == head
+    except OSError:
+        return False
 
 
 def read_declared(torch, path: Path) -> dict:
