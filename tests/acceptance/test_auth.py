@@ -68,6 +68,14 @@ def test_public_websocket_refuses_other_credentials(profile, offered):
     answers = {spelling: websocket_answer(profile, offered_credentials(creds, offered), spelling)
                for spelling in SPELLINGS}
     through = let_through(answers, "/ws")
-    assert not through, (
-        f"{creds.describe()}: the WebSocket upgrade through {pub.url} {OFFERED[offered]} was not refused at "
-        f"{through}: the proxy guards HTTP but not that socket; apply the same authentication to /ws and /api/ws")
+    if not through:
+        return
+    # what HTTP answered the same credentials, asked again here: the fix differs when HTTP is open too
+    http_through = let_through({spelling: http_answer(profile, offered_credentials(creds, offered), spelling)
+                                for spelling in SPELLINGS}, "/system_stats")
+    cause = ("the proxy guards HTTP but not that socket; apply the same authentication to /ws and /api/ws"
+             if not http_through else
+             f"HTTP let them through as well ({http_through}): one cause for both, no authentication on these "
+             "locations at the proxy; apply it to every location, /ws and /api/ws included")
+    pytest.fail(f"{creds.describe()}: the WebSocket upgrade through {pub.url} {OFFERED[offered]} was not refused "
+                f"at {through}: {cause}", pytrace=False)

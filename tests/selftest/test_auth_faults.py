@@ -164,7 +164,9 @@ def test_a_proxy_that_asks_for_nothing_fails_the_refusal_checks(proxy_faults, ma
     result = run_pytest(AUTH, profile=mode.profile(make_profile), env=mode.env)
     assert_fails(result, HTTP_NONE, f'public.auth = "{mode.name}"', "answered without credentials: /system_stats "
                  "HTTP 200; /api/system_stats HTTP 200", "the proxy lets anyone through")
-    assert_fails(result, WS_NONE, "was not refused at /ws opened; /api/ws opened")
+    assert_fails(result, WS_NONE, "was not refused at /ws opened; /api/ws opened", "HTTP let them through as well",
+                 "one cause for both")
+    assert "guards HTTP but not that socket" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("mode", MODES, ids=IDS)

@@ -31,7 +31,8 @@ def test_a_proxy_without_a_limit_fails_and_the_burst_stops_at_twice_the_limit(pr
     result = run_pytest(RATE, f"--html={tmp_path / 'r.html'}", profile=make_profile(
         {"public": {"rate_limit_per_min": 10}}))
     assert_fails(result, RATE, "measured 21 requests, target <= 12",
-                 "all 21 POST /prompt of the burst got through: the proxy limits nothing", "limit_req_zone")
+                 "all 21 of a burst of 21 POST /prompt got through: the proxy's limit there, if it has one, is "
+                 "above 21", "limit_req_zone")
     assert _burst(tmp_path)["details"]["sent"] == 21
 
 
@@ -40,5 +41,7 @@ def test_a_limit_on_one_spelling_of_prompt_fails_naming_the_other(proxy_faults, 
     result = run_pytest(RATE, f"--html={tmp_path / 'r.html'}", profile=make_profile(
         {"public": {"rate_limit_per_min": 10}}))
     assert_fails(result, RATE, "measured 21 requests, target <= 12",
-                 "all 21 POST /api/prompt of the burst got through", "both spellings")
-    assert "POST /prompt got through, then the proxy answered HTTP 429" in _burst(tmp_path)["details"]["spellings"]
+                 "all 21 of a burst of 21 POST /api/prompt got through", "both spellings")
+    said = _burst(tmp_path)["details"]["spellings"]
+    assert "POST /prompt got through, then the proxy answered HTTP 429 to request" in said, said
+    assert "of a burst of at most 21" in said and "(burst of at most" not in said, said

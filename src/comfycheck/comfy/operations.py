@@ -169,6 +169,9 @@ class Operation:
     iis: str
 
 
+INTERNAL_LOGS = "/internal/logs"  # the one internal route to refuse (with /internal/logs/raw, .../subscribe)
+INTERNAL_LOGS_NGINX = f"location ^~ {INTERNAL_LOGS} {{ return 403; }}"
+
 OPERATIONS = [
     Operation("queue_edit", "clear or delete the queue (POST /queue)", queue_edit,
               "location ~ ^/(api/)?queue$ { limit_except GET { deny all; } ... }",
@@ -181,8 +184,9 @@ OPERATIONS = [
               "Request Filtering: deny URL sequence /interrupt"),
     Operation("free", "unload the models for everyone (POST /free)", free,
               "location ~ ^/(api/)?free$ { return 403; }", "Request Filtering: deny URL sequence /free"),
+    # the log only: the page itself reads /internal/folder_paths (its model library) on every visit after the first
     Operation("internal_logs", "read the server log (GET /internal/logs)", internal_logs,
-              "location ^~ /internal/ { return 403; }", "Request Filtering: deny URL sequence /internal/"),
+              INTERNAL_LOGS_NGINX, "Request Filtering: deny URL sequence /internal/logs"),
     Operation("userdata_write", "write or delete files on the server (/userdata)", userdata_write,
               "location ~ ^/(api/)?userdata/ { limit_except GET { deny all; } ... }",
               "URL Rewrite: {REQUEST_METHOD} not GET and URL ^(api/)?userdata/ -> 403"),
@@ -218,8 +222,7 @@ class PageRoute:
 
 # what a student's page loses on a deployment whose proxy refuses these operations, as the profile requires
 PAGE_ROUTES = (
-    PageRoute("internal_logs", ("/internal/",),
-              "what it reads from /internal/ (the model library's folder paths, the server log panel)"),
+    PageRoute("internal_logs", (INTERNAL_LOGS,), "the server log panel"),
     PageRoute("history_listing", ("/history$", "/api/history$"), "the queue panel's list of earlier prompts",
               ("GET",)),
     PageRoute("queue_edit", ("/queue", "/api/queue"), "the queue panel's clear and delete buttons", ("POST",)),

@@ -14,17 +14,20 @@ EMPTY_PROMPT: dict = {"prompt": {}}  # ComfyUI: 400, "Prompt has no outputs"; ne
 
 @dataclass(frozen=True)
 class Burst:
-    sent: int
+    sent: int  # requests sent when the burst stopped (at the first refusal, else all of it)
     accepted: int  # answered by ComfyUI before the proxy's first refusal
     refused_status: int | None  # the proxy's answer once the limit was reached; None: never
     spelling: str = ""  # "" (POST /prompt) or "/api" (POST /api/prompt)
+    bound: int = 0  # the burst's own bound: twice the profile's rate, plus one
 
     def describe(self) -> str:
+        """What was seen, no more: a proxy that let a whole burst through may still limit, above the burst."""
         path = f"POST {self.spelling}/prompt"
         if self.refused_status is None:
-            return f"all {self.sent} {path} of the burst got through: the proxy limits nothing there"
-        return (f"{self.accepted} {path} got through, then the proxy answered HTTP {self.refused_status} "
-                f"(burst of at most {self.sent})")
+            return (f"all {self.sent} of a burst of {self.bound or self.sent} {path} got through: the proxy's "
+                    f"limit there, if it has one, is above {self.sent}")
+        return (f"{self.accepted} {path} got through, then the proxy answered HTTP {self.refused_status} to "
+                f"request {self.sent} of a burst of at most {self.bound or self.sent}")
 
 
 def burst(profile: Profile, spelling: str = "") -> Burst:
@@ -39,6 +42,6 @@ def burst(profile: Profile, spelling: str = "") -> Burst:
         for sent in range(1, size + 1):
             status = user.request("POST", f"{spelling}/prompt", bare=True, json=EMPTY_PROMPT, expect=()).status_code
             if status in LIMITED:
-                return Burst(sent, accepted, status, spelling)
+                return Burst(sent, accepted, status, spelling, size)
             accepted += 1
-    return Burst(size, accepted, None, spelling)
+    return Burst(size, accepted, None, spelling, size)

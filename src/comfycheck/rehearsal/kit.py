@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         tensors = BUILDERS[builder](comfy)
         row = {"file": name, "folder": folder, "params": sum(math.prod(t.shape) for t in tensors.values()),
                "bytes": sum(math.prod(t.shape) * t.element_size() for t in tensors.values())}
-        if args.models is not None:  # what ComfyUI detects is then read back from the file written
+        if args.fill != "meta" and args.models is not None:  # ComfyUI then judges the file as written
             path = args.models / folder / name
             write_safetensors(path, tensors, args.fill, args.device)
             tensors = read_declared(comfy.torch, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..comfy.operations import INTERNAL_LOGS
 from .proxy_access import QUERY_COOKIE
 
 NJS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")
@@ -58,7 +59,7 @@ def render_refusals(refuse: set[str], prefix: Path, passed: str, prompts_per_min
     elif listing:
         location("~ ^/(api/)?history$", "if ($request_method = GET) { return 403; }")
     for key, match in (("interrupt", "~ ^/(api/)?interrupt$"), ("free", "~ ^/(api/)?free$"),
-                       ("internal_logs", "^~ /internal/"), ("jobs_cancel", "~ ^/(api/)+jobs/.*cancel$"),
+                       ("internal_logs", f"^~ {INTERNAL_LOGS}"), ("jobs_cancel", "~ ^/(api/)+jobs/.*cancel$"),
                        ("manager", "~ ^/(api/)?(manager|customnode|snapshot|externalmodel)/")):
         if key in refuse:
             refused(match)
