@@ -66,3 +66,15 @@ def test_a_proxy_that_drops_idle_sockets_in_the_queue_is_counted_with_the_fix(pr
     assert re.search(r"pass +class prompts lost \(submitted, never finished\): 0 prompts", out), (
         "a dropped socket must not lose its prompt: the student follows it in /history\n" + out)
     assert "raise its read timeout (nginx proxy_read_timeout" in (tmp_path / "class" / "summary.json").read_text()
+
+
+def test_prompts_still_queued_when_the_time_limit_comes_are_not_lost(fault_switch, profile, tmp_path):
+    """A class cut off by its time limit: the prompts ComfyUI still has queued are told as such, with the limit,
+    and "lost" stays 0 (it is for prompts ComfyUI no longer knows)."""
+    fault_switch.set(slow_generation_s=3.0)
+    done = class_run(profile.path, tmp_path, "--students", "4", "--prompts-each", "1", "--time-limit-s", "4")
+    out = done.stdout + done.stderr
+    assert re.search(r"pass +class prompts lost \(submitted, never finished\): 0 prompts", out), out
+    assert re.search(r"info +prompts the run stopped waiting for: [1-9] prompts", out), out
+    summary = (tmp_path / "class" / "summary.json").read_text()
+    assert re.search(r"still (queued|running) on \S+ when the run stopped \(time limit \(4 s\)\)", summary), summary

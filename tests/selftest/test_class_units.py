@@ -65,13 +65,20 @@ def test_a_lifo_server_is_named_unfair_with_both_ids():
     assert (m.value, m.verdict) == (2, "FAIL") and "not first come, first served" in m.fix
 
 
-def test_lost_and_never_submitted_prompts_are_counted_and_named():
+def test_lost_prompts_are_counted_and_named_apart_from_those_the_run_stopped_waiting_for():
+    """Lost: ComfyUI no longer knows it. A prompt still queued when the time limit came, or one never submitted
+    before it, is told apart (issue 37: a class cut off by its limit failed on 20 "lost" prompts)."""
     recs = served(2) + [PromptRecord("student-03", 1, "https://x", "c3", raw.LOST, prompt_id="p3",
-                                     error="prompt p3 did not finish within 60 s")]
-    rows, _ = figures(recs, requested=4)
+                                     error="prompt p3 did not finish within 60 s"),
+                        PromptRecord("student-04", 1, "https://x", "c4", raw.CUT_OFF, prompt_id="p4",
+                                     error="still queued on https://x when the run stopped (time limit (60 s))")]
+    rows, _ = figures(recs, requested=5)
     lost = rows["class prompts lost (submitted, never finished)"]
-    assert lost.value == 2 and "student-03 #1 p3: prompt p3 did not finish" in lost.fix
-    assert "1 never submitted before the run stopped" in lost.fix
+    assert lost.value == 1 and "student-03 #1 p3: prompt p3 did not finish" in lost.fix and "p4" not in lost.fix
+    waited = rows["prompts the run stopped waiting for"]
+    assert waited.value == 2 and waited.target is None, waited
+    assert "1 still queued or running on ComfyUI (not lost): student-04 #1 p4: still queued" in waited.details["note"]
+    assert "1 never submitted before the run stopped" in waited.details["note"]
 
 
 def test_the_capacity_line_reads_as_the_operator_plans():

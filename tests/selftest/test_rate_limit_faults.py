@@ -24,6 +24,7 @@ def test_a_limit_at_the_profiles_rate_passes_and_is_reported(proxy_faults, make_
     assert result.returncode == 0, result.stdout + result.stderr
     seen = _burst(tmp_path)
     assert seen["value"] <= 12 and seen["details"]["refused_with"] == 429 and seen["details"]["sent"] <= 21, seen
+    assert "s later it took one more" in seen["details"]["spellings"], seen  # refilling at the profile's rate
 
 
 def test_a_proxy_without_a_limit_fails_and_the_burst_stops_at_twice_the_limit(proxy_faults, make_profile, tmp_path):
@@ -45,3 +46,13 @@ def test_a_limit_on_one_spelling_of_prompt_fails_naming_the_other(proxy_faults, 
     said = _burst(tmp_path)["details"]["spellings"]
     assert "POST /prompt got through, then the proxy answered HTTP 429 to request" in said, said
     assert "of a burst of at most 21" in said and "(burst of at most" not in said, said
+
+
+def test_a_limit_far_below_the_profiles_rate_fails_on_its_refill(proxy_faults, make_profile, tmp_path):
+    """A proxy that limits each user to 3 prompts a minute where the profile says 10: the burst alone cannot tell
+    (what earlier prompts left in the bucket moves it), the one request 9 s after the refusal can."""
+    proxy_faults(rate_limit_per_min=3)
+    result = run_pytest(RATE, f"--html={tmp_path / 'r.html'}", profile=make_profile(
+        {"public": {"rate_limit_per_min": 10}}))
+    assert_fails(result, RATE, "s later it still refused one more", "less than two thirds of the profile's",
+                 "public.rate_limit_per_min = 10 a minute")

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..comfy.client import ComfyClient
 from ..comfy.errors import ComfyError
 from ..config.profile import Profile
-from .records import LOST, PromptRecord
+from .records import CUT_OFF, LOST, PromptRecord
 
 FLEET_JSON = "fleet.json"
 NO_AFFINITY = ("it finished on {url} (its /history), and the student's socket never heard of it: the balancer sent "
@@ -84,6 +84,25 @@ def locate(records: list[PromptRecord], fleet: list[str], clients: dict[str, Com
                         unknown.pop(entry[1]).served_by = url
         except ComfyError:
             continue
+
+
+def still_queued(records: list[PromptRecord], clients: dict[str, ComfyClient], stopped_by: str) -> None:
+    """A prompt the run gave up on that its backend still has queued or running was not lost: the run stopped
+    waiting for it (its time limit). "Lost" stays for what ComfyUI no longer knows."""
+    for url, client in clients.items():
+        mine = {r.prompt_id: r for r in records if r.status == LOST and r.prompt_id and r.served_by == url}
+        if not mine:
+            continue
+        try:
+            queue = client.queue()
+        except ComfyError:
+            continue  # a backend that does not answer holds nothing the run can tell
+        for where, key in (("running", "queue_running"), ("queued", "queue_pending")):
+            for entry in queue.get(key, []):
+                rec = mine.pop(entry[1], None) if len(entry) > 1 else None
+                if rec is not None:
+                    rec.status = CUT_OFF
+                    rec.error = f"still {where} on {url} when the run stopped ({stopped_by})"
 
 
 def answering(clients: dict[str, ComfyClient]) -> dict[str, str]:

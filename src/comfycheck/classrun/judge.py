@@ -17,7 +17,7 @@ from ..config.units import rounded
 from ..judge.card import activity
 from ..judge.measurements import Measurement
 from .fleet import Fleet
-from .records import LOST, PromptRecord, queue_ahead
+from .records import CUT_OFF, LOST, PromptRecord, queue_ahead
 
 TEST = "class run"
 
@@ -119,7 +119,8 @@ def judge(records: list[PromptRecord], targets: dict[str, Target], settings: Cla
     results = [r.result_s for r in ok if r.result_s is not None]
     within = sum(1 for r in ok if r.result_s is not None and r.result_s <= settings.result_within_s)
     lost = [r for r in records if r.status == LOST]
-    failed = [r for r in records if not r.ok and r.status != LOST]
+    cut = [r for r in records if r.status == CUT_OFF]  # not lost: the run stopped waiting for them
+    failed = [r for r in records if not r.ok and r.status not in (LOST, CUT_OFF)]
     missing = requested - len(records)  # never submitted: the run stopped (time limit) before their turn
     waits = [r.queue_wait_s for r in ok if r.queue_wait_s is not None]
     execs = [r.execution_s for r in ok if r.execution_s is not None]
@@ -130,14 +131,18 @@ def judge(records: list[PromptRecord], targets: dict[str, Target], settings: Cla
                 fix="the GPU cannot serve this class within the accepted wait: see the capacity line"),
         _judged(t["class_failures"], len(failed), "; ".join(f"{r.student} #{r.seq} {r.prompt_id}: {r.error}"
                                                            for r in failed[:5]) or "none"),
-        _judged(t["class_lost_prompts"], len(lost) + missing,
-                "; ".join([f"{r.student} #{r.seq} {r.prompt_id or '(no id)'}: {r.error}" for r in lost[:5]]
-                          + ([f"{missing} never submitted before the run stopped"] if missing else [])) or "none"),
+        _judged(t["class_lost_prompts"], len(lost),
+                "; ".join(f"{r.student} #{r.seq} {r.prompt_id or '(no id)'}: {r.error}" for r in lost[:5]) or "none"),
         _judged(t["class_ws_drops"], sum(r.ws_dropped for r in records),
                 "a student's socket closed under a waiting prompt",
                 fix="the proxy closes idle WebSockets while prompts wait in the queue: raise its read timeout "
                     "(nginx proxy_read_timeout, IIS ARR's proxy timeout) above the longest queue wait"),
     ]
+    if cut or missing:
+        told = [f"{len(cut)} still queued or running on ComfyUI (not lost): "
+                + "; ".join(f"{r.student} #{r.seq} {r.prompt_id}: {r.error}" for r in cut[:3])] if cut else []
+        told += [f"{missing} never submitted before the run stopped"] if missing else []
+        rows.append(_info("prompts the run stopped waiting for", len(cut) + missing, "prompts", "; ".join(told)))
     jumps = order_jumps(ok)
     rows.append(_judged(t["class_order_inversions"], len(jumps), "; ".join(j.describe() for j in jumps[:5]) or
                         "every prompt started in the order it was submitted",
@@ -207,7 +212,7 @@ def fleet_rows(records: list[PromptRecord], fleet: Fleet, target: Target) -> lis
         mine = groups.get(url, [])
         ok = [r for r in mine if r.ok]
         lost = sum(r.status == LOST for r in mine)
-        failed = len(mine) - len(ok) - lost
+        failed = len(mine) - len(ok) - lost - sum(r.status == CUT_OFF for r in mine)
         if lost or failed or url in fleet.down:
             why = [f"{lost} lost" if lost else "", f"{failed} failed" if failed else "",
                    f"not answering at the end ({fleet.down[url]})" if url in fleet.down else ""]

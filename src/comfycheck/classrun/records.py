@@ -11,7 +11,8 @@ from pathlib import Path
 
 PROMPTS_JSONL = "prompts.jsonl"
 DONE = "success"
-LOST = "lost"  # submitted, and never seen reaching a terminal state
+LOST = "lost"  # submitted, and never seen reaching a terminal state: ComfyUI no longer knows it
+CUT_OFF = "cut off"  # the run stopped waiting (its time limit) while ComfyUI still had it queued or running
 
 
 @dataclass

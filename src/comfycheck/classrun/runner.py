@@ -19,7 +19,7 @@ from ..load.samples import SAMPLES_CSV
 from ..probes.gpu import NvmlSource, Sampler, SystemStatsSource, read_samples, sampled_card
 from ..probes.gpu_choice import choose_source
 from . import records as raw
-from .fleet import Fleet, answering, backend_client, fleet_of, locate, student_address
+from .fleet import Fleet, answering, backend_client, fleet_of, locate, still_queued, student_address
 from .judge import TEST, judge, what_bounds
 from .records import PromptRecord
 from .report import ClassSummary, write_outputs
@@ -122,7 +122,9 @@ class ClassRun:
         down = answering(self.backends)
         Fleet(self.fleet, down).write(self.out)
         records = raw.read(self.out / raw.PROMPTS_JSONL)
-        locate(records, self.fleet, {u: c for u, c in self.backends.items() if u not in down})
+        answer = {u: c for u, c in self.backends.items() if u not in down}
+        locate(records, self.fleet, answer)
+        still_queued(records, answer, stopped_by)
         raw.rewrite(self.out / raw.PROMPTS_JSONL, records)  # which backend served each, kept with its record
         for client in self.backends.values():
             client.close()
