@@ -9,8 +9,10 @@ import time
 import pytest
 import tomli_w
 
+from comfycheck.comfy.client import ComfyClient
 from comfycheck.config.paths import PROJECT_ROOT
 from comfycheck.load.locust import class_command
+from comfycheck.polling import wait_until
 from tests.selftest.helpers import free_port
 
 pytestmark = pytest.mark.selftest
@@ -72,7 +74,14 @@ def test_prompts_still_queued_when_the_time_limit_comes_are_not_lost(fault_switc
     """A class cut off by its time limit: the prompts ComfyUI still has queued are told as such, with the limit,
     and "lost" stays 0 (it is for prompts ComfyUI no longer knows)."""
     fault_switch.set(slow_generation_s=3.0)
-    done = class_run(profile.path, tmp_path, "--students", "4", "--prompts-each", "1", "--time-limit-s", "4")
+    try:
+        done = class_run(profile.path, tmp_path, "--students", "4", "--prompts-each", "1", "--time-limit-s", "4")
+    finally:  # the session's stand-in is left as the next test expects it: its queue empty
+        fault_switch.set(slow_generation_s=0.0)
+        with ComfyClient.from_profile(profile) as comfy:
+            comfy.request("POST", "/queue", json={"clear": True})
+            comfy.interrupt()
+            wait_until(lambda: not any(comfy.queue().values()), timeout=30, interval=0.1, what="the queue empty")
     out = done.stdout + done.stderr
     assert re.search(r"pass +class prompts lost \(submitted, never finished\): 0 prompts", out), out
     assert re.search(r"info +prompts the run stopped waiting for: [1-9] prompts", out), out

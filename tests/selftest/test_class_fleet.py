@@ -108,7 +108,7 @@ def test_a_backend_stopped_mid_run_is_named_and_its_students_go_on_on_the_other(
         "the stopped backend's students were handed to the other one: " + repr(late))
 
 
-def test_a_backend_that_stalls_is_named_with_its_lost_prompts(fleet, tmp_path):
+def test_a_backend_that_stalls_is_named_with_the_prompts_it_still_holds(fleet, tmp_path):
     paths, backends, stack = fleet
     faults = FaultSwitch(stack.settings.control_url)  # the fleet's first backend has the fault switches
     faults.set(slow_generation_s=30)
@@ -123,11 +123,11 @@ def test_a_backend_that_stalls_is_named_with_its_lost_prompts(fleet, tmp_path):
     assert done.returncode == 1, out
     rows = json.loads((tmp_path / "class" / SUMMARY_JSON).read_text())["measurements"]
     note = next(m["note"] for m in rows if m["target"] == "class_backends_failing")
-    assert f"{backends[0]}: 0 of 3 prompts back; 3 lost" in note, note
+    assert f"{backends[0]}: 0 of 3 prompts back; 3 still queued or running when the run stopped" in note, note
     assert f"{backends[1]}: " not in note and "not answering" not in note, note
     recs = raw.read(tmp_path / "class" / raw.PROMPTS_JSONL)
     assert sorted((r.served_by, r.status) for r in recs) == sorted(
-        [(backends[0], raw.LOST)] * 3 + [(backends[1], "success")] * 3), recs
+        [(backends[0], raw.CUT_OFF)] * 3 + [(backends[1], "success")] * 3), recs  # not lost: it holds them
 
 
 def test_a_balancer_without_affinity_loses_prompts_and_is_named(fleet, tmp_path):

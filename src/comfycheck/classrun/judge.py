@@ -212,9 +212,12 @@ def fleet_rows(records: list[PromptRecord], fleet: Fleet, target: Target) -> lis
         mine = groups.get(url, [])
         ok = [r for r in mine if r.ok]
         lost = sum(r.status == LOST for r in mine)
-        failed = len(mine) - len(ok) - lost - sum(r.status == CUT_OFF for r in mine)
-        if lost or failed or url in fleet.down:
+        cut = sum(r.status == CUT_OFF for r in mine)
+        failed = len(mine) - len(ok) - lost - cut
+        stalled = cut if cut and not ok else 0  # it returned none: its queue stood still while the others served
+        if lost or failed or stalled or url in fleet.down:
             why = [f"{lost} lost" if lost else "", f"{failed} failed" if failed else "",
+                   f"{stalled} still queued or running when the run stopped (it returned none)" if stalled else "",
                    f"not answering at the end ({fleet.down[url]})" if url in fleet.down else ""]
             failing[url] = f"{len(ok)} of {len(mine)} prompts back; " + ", ".join(w for w in why if w)
         waits = [r.queue_wait_s for r in ok if r.queue_wait_s is not None]
